@@ -1,0 +1,145 @@
+"""Reads Crosswalk's configuration from environment variables.
+
+Every value is parsed by a small typed helper that fails at start-up with a message naming the
+variable and what it expected, so a typo in a deployment never turns into a confusing error later.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default) or default
+    if value not in choices:
+        allowed = ", ".join(choices)
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of: {allowed}.")
+    return value
+
+
+def secret_key(*, data_dir: Path, production: bool) -> str:
+    """SECRET_KEY from the environment; on the embedded default, generated once and kept.
+
+    Production must bring its own key so that every web and worker machine signs sessions alike.
+    """
+    key = env_str("SECRET_KEY")
+    if key:
+        if production and len(key) < 50:
+            raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters in production.")
+        return key
+    if production:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when CROSSWALK_ENV=production. "
+            "Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+        )
+    key_file = data_dir / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(64)
+    # Written with owner-only permissions: the key signs sessions and derives the secret box key.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def database_config(*, data_dir: Path) -> dict[str, object]:
+    """DATABASE_URL, or a SQLite file in the data folder tuned for a web and a worker process."""
+    import dj_database_url
+
+    url = env_str("DATABASE_URL")
+    if not url:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return sqlite_config(data_dir / "crosswalk.sqlite3")
+    try:
+        config = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {error}") from None
+    engine = str(config.get("ENGINE", ""))
+    if engine.endswith("sqlite3"):
+        return sqlite_config(Path(str(config["NAME"])))
+    if not engine.endswith("postgresql"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL uses {engine!r}; Crosswalk supports postgres:// and sqlite:// URLs."
+        )
+    return config
+
+
+def sqlite_config(path: Path) -> dict[str, object]:
+    # WAL lets the web process read while a worker writes; IMMEDIATE transactions and a busy
+    # timeout make concurrent writers wait for each other instead of failing with "locked".
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        "TEST": {"NAME": str(path.with_name(f"test_{path.name}"))},
+    }
+
+
+def broker_config(*, data_dir: Path) -> tuple[str, dict[str, object]]:
+    """CELERY_BROKER_URL, or kombu's filesystem transport, which needs no server."""
+    url = env_str("CELERY_BROKER_URL")
+    if url:
+        if url.split("://", 1)[0] not in {"redis", "rediss", "amqp", "pyamqp", "filesystem"}:
+            raise ImproperlyConfigured(
+                f"CELERY_BROKER_URL={url!r}: use redis://, amqp:// or filesystem://."
+            )
+        if not url.startswith("filesystem"):
+            return url, {"visibility_timeout": 3600, "socket_timeout": 30}
+    folder = Path(env_str("CROSSWALK_BROKER_DIR") or data_dir / "broker")
+    (folder / "queue").mkdir(parents=True, exist_ok=True)
+    (folder / "processed").mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+    }

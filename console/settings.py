@@ -1,0 +1,160 @@
+"""Django settings for Crosswalk: one module, configured only by environment variables.
+
+The embedded default (no variables set) runs on a SQLite file and a filesystem Celery broker in
+./data; production sets CROSSWALK_ENV=production, DATABASE_URL, CELERY_BROKER_URL and SECRET_KEY.
+See docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console import config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(config.env_str("CROSSWALK_DATA_DIR") or BASE_DIR / "data")
+
+CROSSWALK_ENV = config.env_choice(
+    "CROSSWALK_ENV", "development", ("development", "test", "production")
+)
+PRODUCTION = CROSSWALK_ENV == "production"
+
+SECRET_KEY = config.secret_key(data_dir=DATA_DIR, production=PRODUCTION)
+DEBUG = config.env_bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = config.env_list(
+    "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS = config.env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "django_htmx",
+    "template_partials",
+    "console",
+    "mappings",
+    "syncengine",
+    "syncengine.erps.sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = "console.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": config.database_config(data_dir=DATA_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "console:sync-log"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+
+# Sessions: short idle timeout for a finance tool; secure cookies whenever served over HTTPS.
+SESSION_COOKIE_AGE = config.env_int("SESSION_IDLE_SECONDS", 60 * 60 * 8, minimum=60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+X_FRAME_OPTIONS = "DENY"
+
+# E-mail: console output unless an SMTP host is configured.
+EMAIL_HOST = config.env_str("EMAIL_HOST")
+EMAIL_PORT = config.env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = config.env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = config.env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = config.env_bool("EMAIL_USE_TLS", default=True)
+DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", "crosswalk@localhost")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+
+# Celery: the database row is the truth about a sync record; a message is only a nudge.
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = config.broker_config(data_dir=DATA_DIR)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-sync-records": {
+        "task": "syncengine.tasks.sync_records_sweep",
+        "schedule": config.env_int("CROSSWALK_SWEEP_SECONDS", 15, minimum=1),
+    },
+}
+
+# Sync engine tuning.
+CROSSWALK_LEASE_SECONDS = config.env_int("CROSSWALK_LEASE_SECONDS", 120, minimum=5)
+# Off in unit tests, which post in the foreground; the e2e tests run real workers.
+CROSSWALK_NUDGE_WORKERS = config.env_bool("CROSSWALK_NUDGE_WORKERS", default=True)
+CROSSWALK_MAX_ATTEMPTS = config.env_int("CROSSWALK_MAX_ATTEMPTS", 8, minimum=1)
+CROSSWALK_MAX_PAYLOAD_BYTES = config.env_int("CROSSWALK_MAX_PAYLOAD_BYTES", 5_000_000, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = CROSSWALK_MAX_PAYLOAD_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": config.env_str("LOG_LEVEL", "INFO") or "INFO"},
+}

@@ -1,0 +1,66 @@
+"""The connector interface every ERP target implements, kept deliberately small.
+
+A connector turns a resolved posting plan into one ERP document, and finds that document again by
+the idempotency key it wrote into it. The engine decides when to call which; the connector never
+touches sync records. To add an ERP: a folder `syncengine/erps/<erp>/` with a `client.py` whose
+class implements `Connector`, registered in `syncengine.erps.registry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mappings.resolve import Catalog, InvoicePlan
+
+
+@dataclass(frozen=True)
+class ErpDocument:
+    id: str
+    number: str
+    url: str = ""
+
+
+class FailureCategory:
+    CONNECTION = "CONNECTION"
+    RATE_LIMIT = "RATE_LIMIT"
+    VALUE = "VALUE"
+    MISSING_REFERENCE = "MISSING_REFERENCE"
+    DUPLICATE = "DUPLICATE"
+    INTERNAL = "INTERNAL"
+
+
+class ConnectorError(Exception):
+    """An ERP call failed. `transient` errors are retried with backoff; the rest need a person.
+
+    `outcome_unknown` means the ERP may have committed (a timeout after sending): the next attempt
+    must look the document up before creating it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: str,
+        transient: bool,
+        outcome_unknown: bool = False,
+        retry_after_seconds: int | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.category = category
+        self.transient = transient
+        self.outcome_unknown = outcome_unknown
+        self.retry_after_seconds = retry_after_seconds
+
+
+class Connector(Protocol):
+    def catalog(self) -> Catalog: ...
+
+    def find_invoice(self, *, key: str) -> ErpDocument | None: ...
+
+    def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument: ...
+
+    def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
+        """The requests `post_invoice` would send, without sending them."""
+        ...

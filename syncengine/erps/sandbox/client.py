@@ -1,0 +1,200 @@
+"""The sandbox ledger as a connector: the reference implementation of `Connector`.
+
+It behaves like an ERP reached over the network would: each call is its own transaction (the
+engine never holds one across it), the idempotency key lands in the document's external document
+number, and `find_invoice` looks it up there.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.urls import reverse
+
+from mappings.resolve import Catalog, CatalogAccount, InvoicePlan
+from syncengine.erps.base import ConnectorError, ErpDocument, FailureCategory
+from syncengine.erps.sandbox.models import (
+    JournalEntry,
+    JournalLine,
+    LedgerAccount,
+    LedgerCustomer,
+    LedgerInvoice,
+    LedgerTaxCode,
+    NumberSeries,
+)
+from syncengine.models import Connection
+from syncengine.money import ZERO
+
+
+class SandboxLedger:
+    def __init__(self, *, connection: Connection):
+        self.connection = connection
+
+    def catalog(self) -> Catalog:
+        accounts = {
+            account.number: CatalogAccount(
+                number=account.number,
+                name=account.name,
+                active=account.active,
+                direct_posting=account.direct_posting,
+            )
+            for account in LedgerAccount.objects.filter(connection=self.connection)
+        }
+        tax_codes = {
+            tax.code: tax.rate
+            for tax in LedgerTaxCode.objects.filter(connection=self.connection, active=True)
+        }
+        return Catalog(accounts=accounts, tax_codes=tax_codes)
+
+    def find_invoice(self, *, key: str) -> ErpDocument | None:
+        invoice = LedgerInvoice.objects.filter(
+            connection=self.connection, external_document_number=key
+        ).first()
+        return self._document(invoice) if invoice else None
+
+    def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
+        try:
+            with transaction.atomic():
+                invoice = self._create_invoice(plan=plan, key=key)
+        except DatabaseError as error:
+            raise self._refusal(key, error) from error
+        return self._document(invoice)
+
+    def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "operation": "create customer if missing",
+                "customer": {"source_ref": plan.customer_ref, "name": plan.customer_name},
+            },
+            {
+                "operation": "create invoice and post its journal entry",
+                "external_document_number": key,
+                "posting_date": plan.posting_date.isoformat(),
+                "currency": plan.currency,
+                "amount": str(plan.total),
+                "lines": [
+                    {"account": account, "debit": str(debit), "credit": str(credit),
+                     "description": description, "tax_code": tax_code}
+                    for account, debit, credit, description, tax_code in _legs(plan)
+                ],
+            },
+        ]
+
+    def _create_invoice(self, *, plan: InvoicePlan, key: str) -> LedgerInvoice:
+        legs = _legs(plan)
+        if not legs:
+            raise ConnectorError(
+                "An invoice whose every amount is zero cannot be posted.",
+                category=FailureCategory.VALUE,
+                transient=False,
+            )
+        customer = self._customer(plan)
+        entry = JournalEntry.objects.create(
+            connection=self.connection,
+            number=_next_number(self.connection, "JE"),
+            posting_date=plan.posting_date,
+            memo=f"Invoice {plan.document_number} {plan.customer_name}"[:200],
+            external_document_number=key,
+        )
+        accounts = {
+            account.number: account
+            for account in LedgerAccount.objects.filter(
+                connection=self.connection, number__in={leg[0] for leg in legs}
+            )
+        }
+        JournalLine.objects.bulk_create(
+            JournalLine(
+                entry=entry,
+                account=accounts[number],
+                debit=debit,
+                credit=credit,
+                description=description[:200],
+                tax_code=tax_code,
+            )
+            for number, debit, credit, description, tax_code in legs
+        )
+        # The database checks the balance as the entry is posted (migration 0002).
+        entry.state = JournalEntry.State.POSTED
+        entry.save(update_fields=["state"])
+        return LedgerInvoice.objects.create(
+            connection=self.connection,
+            number=_next_number(self.connection, "SI"),
+            external_document_number=key,
+            customer=customer,
+            posting_date=plan.posting_date,
+            currency=plan.currency,
+            amount=plan.total,
+            journal_entry=entry,
+        )
+
+    def _customer(self, plan: InvoicePlan) -> LedgerCustomer:
+        customer = LedgerCustomer.objects.filter(
+            connection=self.connection, source_ref=plan.customer_ref
+        ).first()
+        if customer:
+            return customer
+        return LedgerCustomer.objects.create(
+            connection=self.connection,
+            number=_next_number(self.connection, "C"),
+            name=plan.customer_name,
+            source_ref=plan.customer_ref,
+        )
+
+    def _refusal(self, key: str, error: DatabaseError) -> ConnectorError:
+        if self.find_invoice(key=key):
+            return ConnectorError(
+                f"An invoice with external document number {key} already exists.",
+                category=FailureCategory.DUPLICATE,
+                transient=False,
+            )
+        if "does not balance" in str(error):
+            return ConnectorError(
+                f"The sandbox ledger refused an unbalanced entry: {error}",
+                category=FailureCategory.VALUE,
+                transient=False,
+            )
+        return ConnectorError(
+            f"The sandbox ledger could not save the invoice ({error}); it will be retried.",
+            category=FailureCategory.INTERNAL,
+            transient=True,
+        )
+
+    def _document(self, invoice: LedgerInvoice) -> ErpDocument:
+        url = reverse("console:ledger-invoice", args=[self.connection.slug, invoice.number])
+        return ErpDocument(id=str(invoice.pk), number=invoice.number, url=url)
+
+
+Leg = tuple[str, Decimal, Decimal, str, str]
+
+
+def _legs(plan: InvoicePlan) -> list[Leg]:
+    """Debit/credit legs of the plan; zero amounts are dropped, signs pick the side."""
+    legs: list[Leg] = []
+    receivable_description = f"Invoice {plan.document_number}"
+    legs.extend(_leg(plan.receivable_account, -plan.total, receivable_description, ""))
+    for line in plan.lines:
+        legs.extend(_leg(line.account, line.amount, line.description, line.tax_code))
+    return legs
+
+
+def _leg(account: str, credit_amount: Decimal, description: str, tax_code: str) -> list[Leg]:
+    if credit_amount > ZERO:
+        return [(account, ZERO, credit_amount, description, tax_code)]
+    if credit_amount < ZERO:
+        return [(account, -credit_amount, ZERO, description, tax_code)]
+    return []
+
+
+def _next_number(connection: Connection, prefix: str) -> str:
+    """The next number of a series per connection, e.g. SI-000042; never issued twice.
+
+    The series row is locked until the posting transaction ends, as an ERP's number series is.
+    """
+    series, _ = NumberSeries.objects.select_for_update().get_or_create(
+        connection=connection, prefix=prefix
+    )
+    series.last_value += 1
+    series.save(update_fields=["last_value"])
+    return f"{prefix}-{series.last_value:06d}"

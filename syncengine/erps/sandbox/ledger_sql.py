@@ -1,0 +1,143 @@
+"""The sandbox ledger's database rules (applied by migration 0002).
+
+1. A journal entry is created as a draft; it becomes POSTED only if it has at least two lines
+   and its debits equal its credits to the cent.
+2. A posted entry, and every line of it, can be neither changed nor deleted.
+"""
+
+ENTRY = "sandbox_journalentry"
+LINE = "sandbox_journalline"
+
+POSTGRES = [
+    f"""
+    CREATE OR REPLACE FUNCTION sandbox_entry_guard() RETURNS trigger AS $$
+    DECLARE
+        imbalance numeric;
+        line_count integer;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF NEW.state = 'POSTED' THEN
+                RAISE EXCEPTION 'journal entry %: entries are created as drafts', NEW.number;
+            END IF;
+            RETURN NEW;
+        END IF;
+        IF OLD.state = 'POSTED' THEN
+            RAISE EXCEPTION 'journal entry % is posted: % is not allowed', OLD.number, TG_OP;
+        END IF;
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        IF NEW.state = 'POSTED' THEN
+            SELECT COALESCE(SUM(debit) - SUM(credit), 0), COUNT(*)
+              INTO imbalance, line_count
+              FROM {LINE} WHERE entry_id = NEW.id;
+            IF line_count < 2 OR imbalance <> 0 THEN
+                RAISE EXCEPTION 'journal entry % does not balance: % lines, debits minus credits %',
+                    NEW.number, line_count, imbalance;
+            END IF;
+        END IF;
+        RETURN NEW;
+    END
+    $$ LANGUAGE plpgsql;
+    """,
+    f"""
+    CREATE TRIGGER sandbox_entry_guard BEFORE INSERT OR UPDATE OR DELETE ON {ENTRY}
+    FOR EACH ROW EXECUTE FUNCTION sandbox_entry_guard();
+    """,
+    f"""
+    CREATE OR REPLACE FUNCTION sandbox_line_guard() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') AND EXISTS (
+            SELECT 1 FROM {ENTRY} WHERE id = OLD.entry_id AND state = 'POSTED') THEN
+            RAISE EXCEPTION 'journal line % belongs to a posted entry: % is not allowed',
+                OLD.id, TG_OP;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') AND EXISTS (
+            SELECT 1 FROM {ENTRY} WHERE id = NEW.entry_id AND state = 'POSTED') THEN
+            RAISE EXCEPTION 'lines cannot be added to a posted journal entry';
+        END IF;
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+    END
+    $$ LANGUAGE plpgsql;
+    """,
+    f"""
+    CREATE TRIGGER sandbox_line_guard BEFORE INSERT OR UPDATE OR DELETE ON {LINE}
+    FOR EACH ROW EXECUTE FUNCTION sandbox_line_guard();
+    """,
+]
+
+POSTGRES_DROP = [
+    f"DROP TRIGGER IF EXISTS sandbox_entry_guard ON {ENTRY};",
+    "DROP FUNCTION IF EXISTS sandbox_entry_guard();",
+    f"DROP TRIGGER IF EXISTS sandbox_line_guard ON {LINE};",
+    "DROP FUNCTION IF EXISTS sandbox_line_guard();",
+]
+
+# SQLite stores these decimals with NUMERIC affinity; sums are rounded to the cent before the
+# comparison so binary fractions cannot make a balanced entry look unbalanced.
+_POSTED_ENTRY = f"(SELECT state FROM {ENTRY} WHERE id = {{row}}.entry_id) = 'POSTED'"
+
+SQLITE = [
+    f"""
+    CREATE TRIGGER sandbox_entry_created_draft BEFORE INSERT ON {ENTRY}
+    WHEN NEW.state = 'POSTED'
+    BEGIN SELECT RAISE(ABORT, 'journal entries are created as drafts'); END;
+    """,
+    f"""
+    CREATE TRIGGER sandbox_entry_posted_frozen BEFORE UPDATE ON {ENTRY}
+    WHEN OLD.state = 'POSTED'
+    BEGIN SELECT RAISE(ABORT, 'journal entry is posted: UPDATE is not allowed'); END;
+    """,
+    f"""
+    CREATE TRIGGER sandbox_entry_posted_kept BEFORE DELETE ON {ENTRY}
+    WHEN OLD.state = 'POSTED'
+    BEGIN SELECT RAISE(ABORT, 'journal entry is posted: DELETE is not allowed'); END;
+    """,
+    f"""
+    CREATE TRIGGER sandbox_entry_balances BEFORE UPDATE OF state ON {ENTRY}
+    WHEN NEW.state = 'POSTED' AND (
+        (SELECT COUNT(*) FROM {LINE} WHERE entry_id = NEW.id) < 2
+        OR (SELECT ROUND(COALESCE(SUM(debit), 0) - COALESCE(SUM(credit), 0), 2)
+            FROM {LINE} WHERE entry_id = NEW.id) <> 0
+    )
+    BEGIN SELECT RAISE(ABORT, 'journal entry does not balance'); END;
+    """,
+    f"""
+    CREATE TRIGGER sandbox_line_insert_open BEFORE INSERT ON {LINE}
+    WHEN {_POSTED_ENTRY.format(row="NEW")}
+    BEGIN SELECT RAISE(ABORT, 'lines cannot be added to a posted journal entry'); END;
+    """,
+    f"""
+    CREATE TRIGGER sandbox_line_update_open BEFORE UPDATE ON {LINE}
+    WHEN {_POSTED_ENTRY.format(row="OLD")} OR {_POSTED_ENTRY.format(row="NEW")}
+    BEGIN SELECT RAISE(ABORT, 'journal line belongs to a posted entry: UPDATE is not allowed');
+    END;
+    """,
+    f"""
+    CREATE TRIGGER sandbox_line_delete_open BEFORE DELETE ON {LINE}
+    WHEN {_POSTED_ENTRY.format(row="OLD")}
+    BEGIN SELECT RAISE(ABORT, 'journal line belongs to a posted entry: DELETE is not allowed');
+    END;
+    """,
+]
+
+SQLITE_DROP = [
+    "DROP TRIGGER IF EXISTS sandbox_entry_created_draft;",
+    "DROP TRIGGER IF EXISTS sandbox_entry_posted_frozen;",
+    "DROP TRIGGER IF EXISTS sandbox_entry_posted_kept;",
+    "DROP TRIGGER IF EXISTS sandbox_entry_balances;",
+    "DROP TRIGGER IF EXISTS sandbox_line_insert_open;",
+    "DROP TRIGGER IF EXISTS sandbox_line_update_open;",
+    "DROP TRIGGER IF EXISTS sandbox_line_delete_open;",
+]
+
+
+def forward(vendor: str) -> list[str]:
+    return POSTGRES if vendor == "postgresql" else SQLITE
+
+
+def backward(vendor: str) -> list[str]:
+    return POSTGRES_DROP if vendor == "postgresql" else SQLITE_DROP

@@ -1,0 +1,147 @@
+"""The sandbox ledger: a small but real double-entry ledger inside Crosswalk's own database.
+
+It is the embedded default target and the reference every real ERP connector is compared with.
+The database, not Python, guarantees its books: a journal entry can only become POSTED when its
+lines balance to the cent, and the lines of a posted entry can be neither changed nor removed
+(triggers in migration 0002, on PostgreSQL and SQLite alike). An external document number is
+unique per connection, so the sandbox itself refuses a second copy of any Crosswalk posting.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from syncengine.models import Connection
+from syncengine.money import DECIMAL_PLACES, MAX_DIGITS
+
+
+class AccountType(models.TextChoices):
+    ASSET = "ASSET", "Asset"
+    LIABILITY = "LIABILITY", "Liability"
+    EQUITY = "EQUITY", "Equity"
+    INCOME = "INCOME", "Income"
+    EXPENSE = "EXPENSE", "Expense"
+
+
+class LedgerAccount(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=20)
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=10, choices=AccountType.choices)
+    active = models.BooleanField(default=True)
+    direct_posting = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "number"], name="ledger_account_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"
+
+
+class LedgerTaxCode(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    code = models.CharField(max_length=20)
+    rate = models.DecimalField(max_digits=7, decimal_places=4, help_text="Percent, e.g. 7.2500")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "code"], name="ledger_tax_code")
+        ]
+
+
+class LedgerCustomer(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=20)
+    name = models.CharField(max_length=200)
+    source_ref = models.CharField(max_length=64, help_text="ServiceTrade company id.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "number"], name="ledger_customer_number"),
+            models.UniqueConstraint(fields=["connection", "source_ref"], name="ledger_customer_ref"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"
+
+
+class JournalEntry(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "DRAFT", "Draft"
+        POSTED = "POSTED", "Posted"
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=20)
+    posting_date = models.DateField()
+    memo = models.CharField(max_length=200, blank=True)
+    external_document_number = models.CharField(max_length=35, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "number"], name="journal_entry_number")
+        ]
+
+
+class JournalLine(models.Model):
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="+")
+    debit = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, default=0)
+    credit = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, default=0)
+    description = models.CharField(max_length=200, blank=True)
+    tax_code = models.CharField(max_length=20, blank=True)
+    dimensions = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            # Exactly one side carries a positive amount.
+            models.CheckConstraint(
+                condition=(Q(debit__gt=0) & Q(credit=0)) | (Q(credit__gt=0) & Q(debit=0)),
+                name="journal_line_one_side",
+            ),
+        ]
+
+
+class LedgerInvoice(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=20)
+    external_document_number = models.CharField(max_length=35)
+    customer = models.ForeignKey(LedgerCustomer, on_delete=models.PROTECT, related_name="invoices")
+    posting_date = models.DateField()
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    journal_entry = models.OneToOneField(
+        JournalEntry, on_delete=models.PROTECT, related_name="invoice"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "number"], name="ledger_invoice_number"),
+            models.UniqueConstraint(
+                fields=["connection", "external_document_number"],
+                name="ledger_invoice_external_number",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class NumberSeries(models.Model):
+    """Document number series (JE-, SI-, C-) per connection; locked while a number is drawn."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    prefix = models.CharField(max_length=5)
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "prefix"], name="number_series_prefix")
+        ]

@@ -1,0 +1,52 @@
+"""python manage.py ingest FILE... — accept ServiceTrade invoice JSON from files.
+
+Each file is kept as received; every invoice in it is accepted or rejected on its own. Rejections
+name the file, the invoice and the field; the exit status is 1 when anything was rejected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from tqdm import tqdm
+
+from syncengine import services
+from syncengine.management.commands._connections import connection_from_option
+from syncengine.models import SourceReceipt
+
+
+class Command(BaseCommand):
+    help = "Ingest ServiceTrade invoice JSON files ({\"data\": {...}} or a list page)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("files", nargs="+", type=Path)
+        parser.add_argument("--connection", help="Connection slug (default: the only one).")
+
+    def handle(self, *args: Any, files: list[Path], connection: str | None, **options: Any) -> None:
+        target = connection_from_option(connection)
+        missing = [str(path) for path in files if not path.is_file()]
+        if missing:
+            raise CommandError(f"Not a readable file: {', '.join(missing)}")
+        accepted = unchanged = rejected = 0
+        for path in tqdm(files, desc="Ingesting", unit="file", disable=len(files) < 2):
+            result = services.invoices_ingest(
+                connection=target,
+                body=path.read_bytes(),
+                channel=SourceReceipt.Channel.FILE,
+                origin=str(path),
+                now=timezone.now(),
+            )
+            accepted += len(result.accepted)
+            unchanged += result.unchanged
+            rejected += len(result.errors)
+            for error in result.errors:
+                self.stderr.write(f"{path}: {error}")
+        self.stdout.write(
+            f"{accepted} invoice(s) accepted, {unchanged} already up to date, "
+            f"{rejected} problem(s) found."
+        )
+        if rejected:
+            raise SystemExit(1)

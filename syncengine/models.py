@@ -1,0 +1,240 @@
+"""Connections, what the source sent, and the durable state of every posting.
+
+- `Connection`: one ServiceTrade account wired to one ERP target (the sandbox ledger by default).
+- `SourceReceipt`: every body received, byte for byte, before anything else happens to it.
+- `SourceDocument`: the latest accepted version of one source document, raw and canonical.
+- `SyncRecord`: one (connection, source document, operation) and its state; the row is the truth,
+  a Celery message is only a nudge to look at it.
+- `SyncEvent`: the append-only trail of every transition; the database refuses edits and deletes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+
+from syncengine.money import DECIMAL_PLACES, MAX_DIGITS
+
+
+def default_approved_statuses() -> list[str]:
+    # ServiceTrade's "ok" means ready for accounting; "pending_accounting" is the review queue
+    # some customers approve into. Configurable per connection.
+    return ["ok", "pending_accounting"]
+
+
+class Connection(models.Model):
+    class Target(models.TextChoices):
+        SANDBOX = "sandbox", "Sandbox ledger"
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    target = models.CharField(max_length=30, choices=Target.choices, default=Target.SANDBOX)
+    currency = models.CharField(max_length=3, default="USD")
+    time_zone = models.CharField(
+        max_length=50,
+        default="UTC",
+        help_text="Turns ServiceTrade's epoch timestamps into posting dates.",
+    )
+    approved_statuses = models.JSONField(default=default_approved_statuses)
+    # Only a hash is kept: the full hook URL is shown once, when the secret is generated.
+    webhook_secret_hash = models.CharField(max_length=64, blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="crosswalk_connections"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class DocumentKind(models.TextChoices):
+    INVOICE = "INVOICE", "Invoice"
+    TIMECARD = "TIMECARD", "Timecard"
+
+
+class SourceReceipt(models.Model):
+    """A body as it arrived, kept before it is parsed so that nothing is ever lost."""
+
+    class Channel(models.TextChoices):
+        FILE = "FILE", "File"
+        WEBHOOK = "WEBHOOK", "Webhook"
+        DEMO = "DEMO", "Demo loader"
+
+    class Outcome(models.TextChoices):
+        PENDING = "PENDING", "Not parsed yet"
+        ACCEPTED = "ACCEPTED", "Accepted"
+        PARTLY_ACCEPTED = "PARTLY_ACCEPTED", "Partly accepted"
+        REJECTED = "REJECTED", "Rejected"
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="receipts")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    origin = models.CharField(max_length=500, blank=True, help_text="File name or sender address.")
+    body = models.TextField()
+    body_bytes = models.PositiveBigIntegerField()
+    received_at = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.PENDING)
+    errors = models.JSONField(default=list, blank=True)
+
+
+class SourceDocument(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="documents")
+    kind = models.CharField(max_length=20, choices=DocumentKind.choices)
+    source_id = models.CharField(max_length=64)
+    # The number people know (invoice number); searched exactly and by substring.
+    number = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=40)
+    customer_name = models.CharField(max_length=200, blank=True)
+    total = models.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    canonical = models.JSONField(encoder=DjangoJSONEncoder)
+    content_hash = models.CharField(max_length=64)
+    receipt = models.ForeignKey(SourceReceipt, on_delete=models.PROTECT, related_name="documents")
+    first_received_at = models.DateTimeField()
+    last_received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "kind", "source_id"], name="source_document_unique_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.number}"
+
+
+class SyncState(models.TextChoices):
+    RECEIVED = "RECEIVED", "Received"
+    BLOCKED = "BLOCKED", "Blocked"
+    READY = "READY", "Ready"
+    POSTING = "POSTING", "Posting"
+    POSTED = "POSTED", "Posted"
+    RETRY_SCHEDULED = "RETRY_SCHEDULED", "Retry scheduled"
+    FAILED = "FAILED", "Failed"
+    UNCERTAIN = "UNCERTAIN", "Uncertain"
+    SKIPPED = "SKIPPED", "Skipped"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+# States a worker may pick up when due (see SyncRecordQuerySet.runnable).
+RUNNABLE_STATES = (SyncState.READY, SyncState.RETRY_SCHEDULED, SyncState.UNCERTAIN)
+
+
+class Operation(models.TextChoices):
+    CREATE = "CREATE", "Create"
+
+
+class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):
+    def runnable(self, now: datetime) -> SyncRecordQuerySet:
+        """Due work, plus postings whose worker died: an expired lease is settled by lookup."""
+        due = Q(state__in=RUNNABLE_STATES, next_attempt_at__lte=now)
+        abandoned = Q(state=SyncState.POSTING, lease_until__lt=now)
+        return self.filter(due | abandoned)
+
+    def matching(self, text: str) -> SyncRecordQuerySet:
+        """Records whose document number, ERP number or customer contains the text, or whose
+        total equals it when the text is an amount ("1,234.50" or "$1234.5")."""
+        text = text.strip()
+        condition = (
+            Q(document__number__icontains=text)
+            | Q(erp_document_number__icontains=text)
+            | Q(document__customer_name__icontains=text)
+        )
+        amount = _as_amount(text)
+        if amount is not None:
+            condition |= Q(document__total=amount)
+        return self.filter(condition)
+
+    def visible_to(self, user: Any) -> SyncRecordQuerySet:
+        if user.is_superuser:
+            return self
+        return self.filter(connection__members=user)
+
+
+def _as_amount(text: str) -> Decimal | None:
+    cleaned = text.replace(",", "").replace("$", "").strip()
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() and "." in cleaned else None
+
+
+class SyncRecord(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="records")
+    document = models.ForeignKey(SourceDocument, on_delete=models.PROTECT, related_name="records")
+    operation = models.CharField(max_length=20, choices=Operation.choices)
+    # Deterministic, written into the ERP document (external document number) and looked up
+    # there before any create whose earlier attempt may have landed.
+    idempotency_key = models.CharField(max_length=35)
+    state = models.CharField(max_length=20, choices=SyncState.choices, default=SyncState.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    erp_document_id = models.CharField(max_length=64, blank=True)
+    erp_document_number = models.CharField(max_length=64, blank=True)
+    failure_category = models.CharField(max_length=40, blank=True)
+    message = models.TextField(blank=True, help_text="Plain words: why it waits or failed.")
+    problems = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    plan = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    received_at = models.DateTimeField()
+    posted_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField()
+
+    objects = SyncRecordQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "idempotency_key"], name="sync_record_unique_key"
+            ),
+            models.UniqueConstraint(
+                fields=["document", "operation"], name="sync_record_one_per_operation"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state=SyncState.POSTED) | ~Q(erp_document_id=""),
+                name="sync_record_posted_has_erp_id",
+            ),
+        ]
+        indexes = [
+            # The sweeper and `sync --until-idle` look for due work by state and time.
+            models.Index(fields=["state", "next_attempt_at"], name="sync_record_due"),
+            # The sync log lists newest first within a connection (keyset on id).
+            models.Index(fields=["connection", "-id"], name="sync_record_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} → {self.connection} ({self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in {SyncState.POSTED, SyncState.SKIPPED, SyncState.CANCELLED}
+
+
+class SyncEvent(models.Model):
+    """One transition or attempt. Append-only: database triggers reject UPDATE and DELETE."""
+
+    record = models.ForeignKey(SyncRecord, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=150)
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20)
+    detail = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    class Meta:
+        indexes = [models.Index(fields=["record", "id"], name="sync_event_timeline")]

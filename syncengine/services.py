@@ -1,0 +1,589 @@
+"""Writes of the sync engine: ingest source documents, claim and post sync records, retry.
+
+The rules that keep postings single and nothing lost:
+- A sync record is unique per (connection, idempotency key); receiving a document again updates
+  the same row and never creates a second one.
+- A claim is a short transaction that moves the row to POSTING under a lease; the ERP is called
+  with no transaction open; the outcome is written in a second short transaction, and only by the
+  worker that still holds the lease.
+- Any attempt after the first looks the document up in the ERP by its key before creating it, so
+  a crash between "the ERP accepted it" and "we recorded it" ends in POSTED, not a duplicate.
+- Every transition writes exactly one `SyncEvent` in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from mappings.resolve import InvoicePlan, Problem, resolve_invoice
+from mappings.services import rules_snapshot
+from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
+from syncengine.erps.base import ConnectorError, ErpDocument, FailureCategory
+from syncengine.erps.registry import connector_for
+from syncengine.models import (
+    Connection,
+    DocumentKind,
+    Operation,
+    SourceDocument,
+    SourceReceipt,
+    SyncEvent,
+    SyncRecord,
+    SyncState,
+)
+from syncengine.sources import servicetrade
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = "system"
+VOID_STATUS = "void"
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 3600
+
+
+# --- ingestion --------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    receipt: SourceReceipt
+    accepted: list[SyncRecord] = field(default_factory=list)
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def invoices_ingest(
+    *, connection: Connection, body: bytes, channel: str, origin: str, now: datetime
+) -> IngestResult:
+    """Keep the body, then accept each invoice in it on its own.
+
+    A malformed invoice is reported (every problem, each naming its field) and the others in the
+    same body are still accepted. Never raises for bad input.
+    """
+    receipt = SourceReceipt.objects.create(
+        connection=connection,
+        channel=channel,
+        origin=origin[:500],
+        body=body.decode("utf-8", errors="replace"),
+        body_bytes=len(body),
+        received_at=now,
+    )
+    result = IngestResult(receipt=receipt)
+    try:
+        elements = servicetrade.split_invoices(servicetrade.loads(body))
+    except servicetrade.InvalidDocument as invalid:
+        result.errors.extend(invalid.errors)
+        elements = []
+    for index, element in enumerate(elements):
+        _ingest_one(connection, receipt, element, index, len(elements), now, result)
+    receipt.outcome = _receipt_outcome(result)
+    receipt.errors = result.errors
+    receipt.save(update_fields=["outcome", "errors"])
+    return result
+
+
+def _ingest_one(
+    connection: Connection,
+    receipt: SourceReceipt,
+    element: Any,
+    index: int,
+    count: int,
+    now: datetime,
+    result: IngestResult,
+) -> None:
+    try:
+        invoice = servicetrade.parse_invoice(
+            element, currency=connection.currency, time_zone=connection.time_zone
+        )
+    except servicetrade.InvalidDocument as invalid:
+        label = _element_label(element, index, count)
+        result.errors.extend(f"{label}{error}" for error in invalid.errors)
+        return
+    record, changed = invoice_accept(
+        connection=connection, receipt=receipt, payload=element, invoice=invoice, now=now
+    )
+    if changed:
+        result.accepted.append(record)
+    else:
+        result.unchanged += 1
+
+
+def _element_label(element: Any, index: int, count: int) -> str:
+    if count == 1:
+        return ""
+    number = element.get("invoiceNumber") if isinstance(element, dict) else None
+    return f"invoice {index + 1} of {count}" + (f" ({number})" if number else "") + ": "
+
+
+def _receipt_outcome(result: IngestResult) -> str:
+    if not result.errors:
+        return SourceReceipt.Outcome.ACCEPTED
+    if result.accepted or result.unchanged:
+        return SourceReceipt.Outcome.PARTLY_ACCEPTED
+    return SourceReceipt.Outcome.REJECTED
+
+
+def invoice_key(source_id: str) -> str:
+    """The idempotency key written into the ERP document; at most 35 characters (BC's limit)."""
+    key = f"ST-INV-{source_id}"
+    if len(key) <= 35:
+        return key
+    return "ST-INV-" + hashlib.sha256(source_id.encode()).hexdigest()[:28]
+
+
+@transaction.atomic
+def invoice_accept(
+    *,
+    connection: Connection,
+    receipt: SourceReceipt,
+    payload: Any,
+    invoice: Invoice,
+    now: datetime,
+) -> tuple[SyncRecord, bool]:
+    """Store one parsed invoice and bring its sync record up to date.
+
+    Returns the record and whether anything changed (False for an exact repeat delivery).
+    """
+    canonical = to_jsonable(invoice)
+    content_hash = hashlib.sha256(
+        json.dumps(canonical, sort_keys=True).encode()
+    ).hexdigest()
+    document = (
+        SourceDocument.objects.select_for_update()
+        .filter(connection=connection, kind=DocumentKind.INVOICE, source_id=invoice.source_id)
+        .first()
+    )
+    if document is not None and document.content_hash == content_hash:
+        document.last_received_at = now
+        document.save(update_fields=["last_received_at"])
+        return SyncRecord.objects.get(document=document, operation=Operation.CREATE), False
+    previous = document.canonical if document is not None else None
+    document = _document_save(document, connection, receipt, payload, invoice, canonical,
+                              content_hash, now)
+    record = SyncRecord.objects.select_for_update().filter(
+        document=document, operation=Operation.CREATE
+    ).first()
+    if record is None:
+        record = _record_create(connection, document, invoice, now)
+    else:
+        _record_source_changed(record, invoice, previous, canonical, now)
+    return record, True
+
+
+def _document_save(
+    document: SourceDocument | None,
+    connection: Connection,
+    receipt: SourceReceipt,
+    payload: Any,
+    invoice: Invoice,
+    canonical: dict[str, Any],
+    content_hash: str,
+    now: datetime,
+) -> SourceDocument:
+    if document is None:
+        document = SourceDocument(
+            connection=connection,
+            kind=DocumentKind.INVOICE,
+            source_id=invoice.source_id,
+            first_received_at=now,
+        )
+    document.number = invoice.number
+    document.status = invoice.status
+    document.customer_name = invoice.customer.name[:200]
+    document.total = invoice.total
+    document.payload = payload
+    document.canonical = canonical
+    document.content_hash = content_hash
+    document.receipt = receipt
+    document.last_received_at = now
+    document.save()
+    return document
+
+
+def _record_create(
+    connection: Connection, document: SourceDocument, invoice: Invoice, now: datetime
+) -> SyncRecord:
+    state, message = _state_for_status(connection, invoice.status)
+    record = SyncRecord.objects.create(
+        connection=connection,
+        document=document,
+        operation=Operation.CREATE,
+        idempotency_key=invoice_key(invoice.source_id),
+        state=state,
+        message=message,
+        next_attempt_at=now if state == SyncState.READY else None,
+        received_at=now,
+        state_changed_at=now,
+    )
+    _event(record, "", state, actor=SYSTEM, now=now,
+           detail=message or f"Received invoice {invoice.number}.")
+    _nudge_if_ready(record)
+    return record
+
+
+def _state_for_status(connection: Connection, status: str) -> tuple[str, str]:
+    if status == VOID_STATUS:
+        return SyncState.SKIPPED, "Voided in ServiceTrade before it was posted: nothing to post."
+    if status not in connection.approved_statuses:
+        approved = ", ".join(connection.approved_statuses)
+        return (
+            SyncState.SKIPPED,
+            f"Status {status!r} is not approved for posting (approved: {approved}).",
+        )
+    return SyncState.READY, ""
+
+
+# States in which a record has not reached the ERP and may be re-evaluated from new source data.
+_NOT_YET_SENT = {
+    SyncState.RECEIVED, SyncState.BLOCKED, SyncState.READY, SyncState.RETRY_SCHEDULED,
+    SyncState.FAILED, SyncState.SKIPPED,
+}
+
+
+def _record_source_changed(
+    record: SyncRecord,
+    invoice: Invoice,
+    previous: dict[str, Any] | None,
+    canonical: dict[str, Any],
+    now: datetime,
+) -> None:
+    diff = _diff(previous or {}, canonical)
+    if record.state in _NOT_YET_SENT:
+        state, message = _state_for_status(record.connection, invoice.status)
+        _transition(record, state, actor=SYSTEM, now=now,
+                    detail=message or "Changed in ServiceTrade before posting; will post the new version.",
+                    data={"changes": diff}, message=message, problems=[],
+                    next_attempt_at=now if state == SyncState.READY else None)
+        _nudge_if_ready(record)
+        return
+    # Already sent (or cancelled): never re-post and never drop silently; a person decides.
+    detail = (
+        "Voided in ServiceTrade after it was posted: an offsetting credit memo is needed."
+        if invoice.status == VOID_STATUS
+        else "Changed in ServiceTrade after it was posted: review the differences."
+    )
+    _event(record, record.state, record.state, actor=SYSTEM, now=now, detail=detail,
+           data={"changes": diff})
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = sorted(set(before) | set(after))
+    return [
+        {"field": key, "before": before.get(key), "after": after.get(key)}
+        for key in keys
+        if before.get(key) != after.get(key)
+    ]
+
+
+# --- transitions and events -------------------------------------------------------------------
+
+
+def _event(
+    record: SyncRecord,
+    from_state: str,
+    to_state: str,
+    *,
+    actor: str,
+    now: datetime,
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+) -> SyncEvent:
+    return SyncEvent.objects.create(
+        record=record,
+        at=now,
+        actor=actor,
+        from_state=from_state,
+        to_state=to_state,
+        detail=detail,
+        data=json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder)),
+    )
+
+
+def _transition(
+    record: SyncRecord,
+    to_state: str,
+    *,
+    actor: str,
+    now: datetime,
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    from_state = record.state
+    record.state = to_state
+    record.state_changed_at = now
+    for name, value in fields.items():
+        setattr(record, name, value)
+    record.save()
+    _event(record, from_state, to_state, actor=actor, now=now, detail=detail, data=data)
+
+
+def _nudge_if_ready(record: SyncRecord) -> None:
+    if record.state == SyncState.READY:
+        sync_record_nudge(record_id=record.pk)
+
+
+def sync_record_nudge(*, record_id: int) -> None:
+    """After commit, wake a worker for this record. A lost message only delays it: the sweeper
+    finds every due record in the database."""
+    if not settings.CROSSWALK_NUDGE_WORKERS:
+        return
+    from syncengine.tasks import sync_record_post as sync_record_post_task
+
+    transaction.on_commit(
+        lambda: sync_record_post_task.apply_async(kwargs={"record_id": record_id}), robust=True
+    )
+
+
+# --- posting ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    record_id: int
+    token: str
+    lookup_first: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    erp_document: ErpDocument | None = None
+    found_by_lookup: bool = False
+    plan: InvoicePlan | None = None
+    problems: tuple[Problem, ...] = ()
+    error: ConnectorError | None = None
+
+
+def sync_record_post(
+    *, record_id: int | None = None, now: Callable[[], datetime], actor: str = "worker"
+) -> SyncRecord | None:
+    """Claim one due record (this one, or the most overdue) and post it. None if nothing was due.
+
+    Never raises for an ERP or data problem: the outcome is written on the record.
+    """
+    claim = _claim(record_id=record_id, now=now(), actor=actor)
+    if claim is None:
+        return None
+    outcome = _attempt(claim)
+    return _finish(claim, outcome, now=now(), actor=actor)
+
+
+def _claim(*, record_id: int | None, now: datetime, actor: str) -> Claim | None:
+    with transaction.atomic():
+        due = SyncRecord.objects.runnable(now).select_for_update(skip_locked=True)
+        if record_id is not None:
+            due = due.filter(pk=record_id)
+        record = due.order_by("next_attempt_at", "id").first()
+        if record is None:
+            return None
+        abandoned = record.state == SyncState.POSTING
+        lookup_first = record.attempts > 0
+        token = uuid.uuid4().hex
+        detail = f"Attempt {record.attempts + 1}" + (
+            " after the previous worker stopped: checking the ERP first."
+            if abandoned
+            else (": checking the ERP first." if lookup_first else ".")
+        )
+        _transition(
+            record, SyncState.POSTING, actor=actor, now=now, detail=detail,
+            attempts=record.attempts + 1, lease_token=token,
+            lease_until=now + timedelta(seconds=settings.CROSSWALK_LEASE_SECONDS),
+        )
+        return Claim(record_id=record.pk, token=token, lookup_first=lookup_first)
+
+
+def _attempt(claim: Claim) -> Outcome:
+    """Talk to the ERP. Runs with no transaction open and no row locked."""
+    record = SyncRecord.objects.select_related("connection", "document").get(pk=claim.record_id)
+    connector = connector_for(record.connection)
+    try:
+        if claim.lookup_first:
+            existing = connector.find_invoice(key=record.idempotency_key)
+            if existing is not None:
+                return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
+        invoice = invoice_from_dict(record.document.canonical)
+        plan = resolve_invoice(invoice, rules_snapshot(connection=record.connection),
+                               connector.catalog())
+        if isinstance(plan, list):
+            return Outcome(SyncState.BLOCKED, problems=tuple(plan))
+        document = connector.post_invoice(plan=plan, key=record.idempotency_key)
+        return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+    except ConnectorError as error:
+        if error.category == FailureCategory.DUPLICATE:
+            existing = connector.find_invoice(key=record.idempotency_key)
+            if existing is not None:
+                return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
+        return Outcome(SyncState.FAILED, error=error)
+    except Exception as error:  # a bug must stop this record, not the worker or the others
+        logger.exception("Unexpected error posting sync record %s", claim.record_id)
+        return Outcome(
+            SyncState.FAILED,
+            error=ConnectorError(
+                f"Unexpected error: {type(error).__name__}: {error}",
+                category=FailureCategory.INTERNAL,
+                transient=False,
+            ),
+        )
+
+
+def _finish(claim: Claim, outcome: Outcome, *, now: datetime, actor: str) -> SyncRecord | None:
+    with transaction.atomic():
+        record = SyncRecord.objects.select_for_update().get(pk=claim.record_id)
+        if record.state != SyncState.POSTING or record.lease_token != claim.token:
+            # Our lease expired and another worker took over; it settles the record by lookup.
+            logger.warning("Lost the lease on sync record %s; leaving it to its new owner",
+                           record.pk)
+            return record
+        if outcome.state == SyncState.POSTED:
+            _finish_posted(record, outcome, now=now, actor=actor)
+        elif outcome.state == SyncState.BLOCKED:
+            _finish_blocked(record, outcome, now=now, actor=actor)
+        else:
+            assert outcome.error is not None
+            _finish_failed(record, outcome.error, now=now, actor=actor)
+        return record
+
+
+_LEASE_CLEARED = {"lease_until": None, "lease_token": ""}
+
+
+def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str) -> None:
+    document = outcome.erp_document
+    assert document is not None
+    how = "found in the ERP by its key" if outcome.found_by_lookup else "posted"
+    _transition(
+        record, SyncState.POSTED, actor=actor, now=now,
+        detail=f"{how.capitalize()}: ERP document {document.number}.",
+        data={"erp_document": to_jsonable(document), "found_by_lookup": outcome.found_by_lookup,
+              "plan": to_jsonable(outcome.plan) if outcome.plan else None},
+        erp_document_id=document.id, erp_document_number=document.number, posted_at=now,
+        next_attempt_at=None, failure_category="", message="", problems=[],
+        plan=to_jsonable(outcome.plan) if outcome.plan else record.plan, **_LEASE_CLEARED,
+    )
+
+
+def _finish_blocked(record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str) -> None:
+    problems = [to_jsonable(problem) for problem in outcome.problems]
+    summary = " ".join(problem.message for problem in outcome.problems)
+    _transition(
+        record, SyncState.BLOCKED, actor=actor, now=now, detail=summary,
+        data={"problems": problems}, problems=problems, message=summary,
+        failure_category=outcome.problems[0].code, next_attempt_at=None, **_LEASE_CLEARED,
+    )
+
+
+def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, actor: str) -> None:
+    common = {"failure_category": error.category, "message": error.message, **_LEASE_CLEARED}
+    data = {"category": error.category, "transient": error.transient,
+            "outcome_unknown": error.outcome_unknown}
+    if error.transient and record.attempts < settings.CROSSWALK_MAX_ATTEMPTS:
+        delay = retry_delay_seconds(attempts=record.attempts,
+                                    retry_after=error.retry_after_seconds)
+        state = SyncState.UNCERTAIN if error.outcome_unknown else SyncState.RETRY_SCHEDULED
+        _transition(record, state, actor=actor, now=now,
+                    detail=f"{error.message} Next attempt in {delay} s.", data=data,
+                    next_attempt_at=now + timedelta(seconds=delay), **common)
+        return
+    if error.transient:
+        data["gave_up_after_attempts"] = record.attempts
+    _transition(record, SyncState.FAILED, actor=actor, now=now, detail=error.message, data=data,
+                next_attempt_at=None, **common)
+
+
+def retry_delay_seconds(*, attempts: int, retry_after: int | None) -> int:
+    """Exponential backoff with ±20 % jitter, never sooner than the ERP's Retry-After."""
+    backoff = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS)
+    jittered = int(backoff * random.uniform(0.8, 1.2))
+    return max(jittered, retry_after or 0, 1)
+
+
+def sync_run_until_idle(
+    *, now: Callable[[], datetime], on_record: Callable[[SyncRecord], None] | None = None
+) -> int:
+    """Post every due record in this process; return how many attempts were made."""
+    attempts = 0
+    while (record := sync_record_post(now=now, actor="sync --until-idle")) is not None:
+        attempts += 1
+        if on_record:
+            on_record(record)
+    return attempts
+
+
+def sync_records_sweep(*, now: datetime, limit: int = 500) -> int:
+    """Nudge workers for every due record: the recovery path for lost messages and dead workers."""
+    due_ids = list(
+        SyncRecord.objects.runnable(now).order_by("next_attempt_at").values_list("pk", flat=True)[
+            :limit
+        ]
+    )
+    from syncengine.tasks import sync_record_post as sync_record_post_task
+
+    for record_id in due_ids:
+        sync_record_post_task.apply_async(kwargs={"record_id": record_id})
+    return len(due_ids)
+
+
+@transaction.atomic
+def sync_record_retry(*, record: SyncRecord, actor: str, now: datetime) -> SyncRecord:
+    """Send a blocked or failed record again, re-coded with the rules in force now.
+
+    Raises ValueError for a record that is not blocked or failed.
+    """
+    record = SyncRecord.objects.select_for_update().get(pk=record.pk)
+    if record.state not in {SyncState.BLOCKED, SyncState.FAILED}:
+        raise ValueError(f"Only blocked or failed records can be retried; this one is "
+                         f"{record.get_state_display().lower()}.")
+    _transition(record, SyncState.READY, actor=actor, now=now, detail="Retry requested.",
+                next_attempt_at=now, failure_category="", message="", problems=[])
+    _nudge_if_ready(record)
+    return record
+
+
+@transaction.atomic
+def timecard_store(
+    *, connection: Connection, receipt: SourceReceipt, payload: dict[str, Any], now: datetime
+) -> SourceDocument:
+    """Keep an approved timecard as a source document; its posting flow arrives with issue #4."""
+    data = payload["data"]
+    canonical_hash = hashlib.sha256(
+        json.dumps(data, sort_keys=True, cls=DjangoJSONEncoder).encode()
+    ).hexdigest()
+    document, _ = SourceDocument.objects.update_or_create(
+        connection=connection,
+        kind=DocumentKind.TIMECARD,
+        source_id=str(data["id"]),
+        defaults={
+            "number": str(data["id"]),
+            "status": str(data.get("status", "")),
+            "customer_name": str(data.get("technician", ""))[:200],
+            "payload": payload,
+            "canonical": data,
+            "content_hash": canonical_hash,
+            "receipt": receipt,
+            "last_received_at": now,
+        },
+        create_defaults={
+            "number": str(data["id"]),
+            "status": str(data.get("status", "")),
+            "customer_name": str(data.get("technician", ""))[:200],
+            "payload": payload,
+            "canonical": data,
+            "content_hash": canonical_hash,
+            "receipt": receipt,
+            "first_received_at": now,
+            "last_received_at": now,
+        },
+    )
+    return document

@@ -1,0 +1,24 @@
+"""Celery tasks: thin wrappers that load ids and call one service each.
+
+A task message is only a nudge. `sync_record_post` claims the record in the database and does
+nothing if another worker already has it or it is not due; `sync_records_sweep` (beat) re-drives
+whatever a lost message or a killed worker left behind.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from syncengine import services
+
+
+@shared_task(queue="celery", ignore_result=True, acks_late=True, time_limit=300,
+             soft_time_limit=240)
+def sync_record_post(*, record_id: int) -> None:
+    services.sync_record_post(record_id=record_id, now=timezone.now)
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=60)
+def sync_records_sweep() -> None:
+    services.sync_records_sweep(now=timezone.now())
