@@ -80,7 +80,9 @@ class SourceReceipt(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="receipts")
     channel = models.CharField(max_length=10, choices=Channel.choices)
     origin = models.CharField(max_length=500, blank=True, help_text="File name or sender address.")
+    # UTF-8 text as received; a body that is not UTF-8 is kept byte for byte as base64.
     body = models.TextField()
+    body_is_base64 = models.BooleanField(default=False)
     body_bytes = models.PositiveBigIntegerField()
     received_at = models.DateTimeField()
     outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.PENDING)

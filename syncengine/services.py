@@ -13,6 +13,7 @@ The rules that keep postings single and nothing lost:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -71,11 +72,16 @@ def invoices_ingest(
     A malformed invoice is reported (every problem, each naming its field) and the others in the
     same body are still accepted. Never raises for bad input.
     """
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
     receipt = SourceReceipt.objects.create(
         connection=connection,
         channel=channel,
         origin=origin[:500],
-        body=body.decode("utf-8", errors="replace"),
+        body=text,
+        body_is_base64=is_base64,
         body_bytes=len(body),
         received_at=now,
     )

@@ -4,6 +4,6 @@ from syncengine.dbguards import append_only
 
 
 class Migration(migrations.Migration):
-    dependencies = [("syncengine", "0001_initial")]
+    dependencies = [("syncengine", "0002_receipt_body_base64")]
 
     operations = [append_only("syncengine_syncevent")]

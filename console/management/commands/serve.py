@@ -1,0 +1,63 @@
+"""python manage.py serve — the web console, a Celery worker and beat, stopped together by Ctrl-C.
+
+What `make run` starts on the embedded defaults; production runs gunicorn, workers and one beat
+as separate services instead (docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from console import demo
+
+
+class Command(BaseCommand):
+    help = "Run the console, one Celery worker and the beat scheduler until Ctrl-C."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+        parser.add_argument("--concurrency", type=int, default=2)
+
+    def handle(self, *args: Any, addr: str, concurrency: int, **options: Any) -> None:
+        python = sys.executable
+        commands = {
+            "web": [python, "manage.py", "runserver", addr, "--noreload"],
+            "worker": [python, "-m", "celery", "-A", "console", "worker", "--loglevel", "INFO",
+                       "--concurrency", str(concurrency), "--without-mingle", "--without-gossip"],
+            "beat": [python, "-m", "celery", "-A", "console", "beat", "--loglevel", "INFO",
+                     "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+        }
+        processes = {name: subprocess.Popen(command) for name, command in commands.items()}
+        self.stdout.write(self.style.SUCCESS(
+            f"Crosswalk is running on http://{addr}/ — log in as admin, finance or ar with "
+            f"password {demo.DEMO_PASSWORD!r} (demo data). Press Ctrl-C to stop everything."
+        ))
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        try:
+            while all(process.poll() is None for process in processes.values()):
+                time.sleep(0.5)
+            dead = [name for name, process in processes.items() if process.poll() is not None]
+            self.stderr.write(f"{', '.join(dead)} stopped; stopping the rest.")
+        except KeyboardInterrupt:
+            self.stdout.write("Stopping…")
+        finally:
+            _stop_all(list(processes.values()))
+
+
+def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,117 @@
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+
+from syncengine import services
+from syncengine.models import SourceDocument, SourceReceipt, SyncEvent, SyncRecord, SyncState
+from tests.conftest import NOW, envelope, ingest, invoice_data
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_approved_invoice_is_kept_raw_and_becomes_a_ready_sync_record(connection):
+    body = envelope()
+    result = ingest(connection, body)
+    assert result.errors == []
+    receipt = SourceReceipt.objects.get()
+    assert receipt.body == body.decode()
+    assert receipt.outcome == SourceReceipt.Outcome.ACCEPTED
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.READY
+    assert record.idempotency_key == "ST-INV-4242"
+    assert record.document.number == "10482"
+    assert str(record.document.total) == "414.74"
+    assert list(record.events.values_list("from_state", "to_state")) == [("", "READY")]
+
+
+def test_receiving_the_same_invoice_twice_changes_nothing(connection):
+    ingest(connection, envelope())
+    again = ingest(connection, envelope(), now=NOW + timedelta(minutes=5))
+    assert again.unchanged == 1 and again.accepted == []
+    assert SyncRecord.objects.count() == 1
+    assert SyncEvent.objects.count() == 1
+    assert SourceReceipt.objects.count() == 2  # every delivery is still kept
+
+
+def test_one_malformed_invoice_in_a_list_page_does_not_block_the_others(connection):
+    good = invoice_data(id=1, invoiceNumber="A-1")
+    bad = invoice_data(id=2, invoiceNumber="A-2")
+    bad["items"][1]["price"] = "12,50"
+    also_good = invoice_data(id=3, invoiceNumber="A-3")
+    body = json.dumps({"data": {"invoices": [good, bad, also_good]}}).encode()
+    result = ingest(connection, body)
+    assert result.errors == [
+        'invoice 2 of 3 (A-2): data.items[1].price: expected a number, got "12,50"'
+    ]
+    assert sorted(SourceDocument.objects.values_list("number", flat=True)) == ["A-1", "A-3"]
+    assert result.receipt.outcome == SourceReceipt.Outcome.PARTLY_ACCEPTED
+    assert result.receipt.errors == result.errors
+
+
+def test_a_body_that_is_not_json_is_kept_and_rejected(connection):
+    result = ingest(connection, b"\xff\xfe garbage")
+    assert result.receipt.outcome == SourceReceipt.Outcome.REJECTED
+    assert result.errors[0].startswith("body: not valid JSON")
+    receipt = SourceReceipt.objects.get()
+    assert receipt.body_is_base64
+    assert base64.b64decode(receipt.body) == b"\xff\xfe garbage"
+    assert SyncRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        ("internal_review", "Status 'internal_review' is not approved for posting"),
+        ("void", "Voided in ServiceTrade before it was posted"),
+    ],
+)
+def test_unapproved_and_voided_invoices_are_skipped_with_the_reason(connection, status, message):
+    ingest(connection, envelope(status=status))
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.SKIPPED
+    assert record.message.startswith(message)
+
+
+def test_which_statuses_count_as_approved_is_set_per_connection(connection):
+    connection.approved_statuses = ["internal_review"]
+    connection.save()
+    ingest(connection, envelope(status="internal_review"))
+    assert SyncRecord.objects.get().state == SyncState.READY
+
+
+def test_an_invoice_approved_later_becomes_ready(connection):
+    ingest(connection, envelope(status="internal_review"))
+    ingest(connection, envelope(status="ok"), now=NOW + timedelta(hours=1))
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.READY
+    changes = record.events.last().data["changes"]
+    assert {"field": "status", "before": "internal_review", "after": "ok"} in changes
+
+
+def test_a_change_after_posting_is_flagged_and_never_posted_again(connection):
+    ingest(connection, envelope())
+    services.sync_run_until_idle(now=lambda: NOW)
+    ingest(connection, envelope(taxRate=7.5), now=NOW + timedelta(days=1))
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.POSTED
+    last = record.events.last()
+    assert last.detail.startswith("Changed in ServiceTrade after it was posted")
+    assert {change["field"] for change in last.data["changes"]} >= {"tax_rate", "tax_amount"}
+    assert services.sync_run_until_idle(now=lambda: NOW + timedelta(days=1)) == 0
+
+
+def test_a_void_after_posting_is_flagged_for_a_credit_memo(connection):
+    ingest(connection, envelope())
+    services.sync_run_until_idle(now=lambda: NOW)
+    ingest(connection, envelope(status="void"), now=NOW + timedelta(days=1))
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.POSTED
+    assert "offsetting credit memo is needed" in record.events.last().detail
+
+
+def test_long_source_ids_still_give_a_key_that_fits_the_erp_field():
+    key = services.invoice_key("x" * 64)
+    assert len(key) == 35 and key.startswith("ST-INV-")
+    assert key == services.invoice_key("x" * 64)

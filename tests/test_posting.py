@@ -1,0 +1,249 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+
+from mappings import services as mapping_services
+from mappings.models import ValueMap
+from syncengine import services
+from syncengine.canonical import invoice_from_dict
+from syncengine.erps.base import ConnectorError, FailureCategory
+from syncengine.erps.sandbox.client import SandboxLedger
+from syncengine.erps.sandbox.models import JournalLine, LedgerInvoice
+from syncengine.models import SyncEvent, SyncRecord, SyncState
+from tests.conftest import NOW, envelope, ingest
+
+pytestmark = pytest.mark.django_db
+
+
+def post_due(at=NOW):
+    return services.sync_run_until_idle(now=lambda: at)
+
+
+def test_an_approved_invoice_posts_as_a_balanced_ar_invoice_for_its_exact_total(connection):
+    ingest(connection, envelope())
+    assert post_due() == 1
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.POSTED
+    invoice = LedgerInvoice.objects.get()
+    assert (record.erp_document_number, record.erp_document_id) == (invoice.number, str(invoice.pk))
+    assert invoice.external_document_number == "ST-INV-4242"
+    assert invoice.amount == Decimal("414.74")
+    lines = JournalLine.objects.filter(entry=invoice.journal_entry)
+    totals = lines.aggregate(debit=Sum("debit"), credit=Sum("credit"))
+    assert totals == {"debit": Decimal("414.74"), "credit": Decimal("414.74")}
+    assert lines.get(account__number="1200").debit == Decimal("414.74")
+    assert lines.get(account__number="2300").tax_code == "NC-7.25"
+    assert str(invoice.posting_date) == "2025-11-20"
+
+
+def test_the_posting_plan_records_why_each_account_was_chosen(connection):
+    ingest(connection, envelope())
+    post_due()
+    plan = SyncRecord.objects.get().plan
+    reasons = [line["reason"] for line in plan["lines"]]
+    assert reasons[0] == "revenue account 4010 from the service-line map (HVAC)"
+    assert reasons[-1] == "tax code NC-7.25 and account 2300 from the tax-rate map (7.25%)"
+
+
+def test_a_mixed_sign_invoice_debits_revenue_for_its_negative_line(connection):
+    items = [
+        {"id": 1, "itemType": "labor", "quantity": "2", "price": "100.00"},
+        {"id": 2, "itemType": "other", "quantity": "1", "price": "-35.00", "description": "Discount"},
+    ]
+    ingest(connection, envelope(items=items, taxRate=0))
+    post_due()
+    lines = JournalLine.objects.filter(account__number="4010").order_by("id")
+    assert [(line.debit, line.credit) for line in lines] == [
+        (Decimal("0.00"), Decimal("200.00")),
+        (Decimal("35.00"), Decimal("0.00")),
+    ]
+    assert LedgerInvoice.objects.get().amount == Decimal("165.00")
+
+
+def test_an_unmapped_service_line_blocks_the_record_with_every_problem_listed(connection):
+    items = [
+        {"id": 1, "itemType": "labor", "quantity": "1", "price": "80",
+         "serviceLine": {"name": "Backflow Testing"}},
+        {"id": 2, "itemType": "part", "quantity": "1", "price": "80",
+         "serviceLine": {"name": "Elevators"}},
+    ]
+    ingest(connection, envelope(items=items, taxRate="6.75"))
+    post_due()
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.BLOCKED
+    assert [problem["code"] for problem in record.problems] == [
+        "UNMAPPED_SERVICE_LINE", "UNMAPPED_SERVICE_LINE", "UNMAPPED_TAX_RATE"
+    ]
+    assert "'Backflow Testing'" in record.message and "'Elevators'" in record.message
+    assert LedgerInvoice.objects.count() == 0
+
+
+def test_a_blocked_record_posts_after_the_mapping_is_added_and_it_is_retried(connection):
+    items = [{"id": 1, "itemType": "labor", "quantity": "1", "price": "80",
+              "serviceLine": {"name": "Backflow Testing"}}]
+    ingest(connection, envelope(items=items))
+    post_due()
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.BLOCKED
+    mapping_services.value_map_set(
+        connection=connection, kind=ValueMap.Kind.SERVICE_LINE_REVENUE,
+        source_value="backflow  TESTING", target_account="4060",
+    )
+    services.sync_record_retry(record=record, actor="user:admin", now=NOW)
+    post_due()
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED
+    assert [event.actor for event in record.events.order_by("id")][-3:] == [
+        "user:admin", "sync --until-idle", "sync --until-idle"
+    ]
+
+
+def test_an_inactive_revenue_account_blocks_instead_of_posting(connection):
+    from syncengine.erps.sandbox.models import LedgerAccount
+
+    LedgerAccount.objects.filter(number="4010").update(active=False)
+    ingest(connection, envelope())
+    post_due()
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.BLOCKED
+    assert record.problems[0]["message"] == "The revenue account 4010 is inactive."
+
+
+def test_a_crash_after_the_erp_accepted_the_invoice_never_creates_a_second_one(connection):
+    """The worker posts, then dies before recording it; the lease expires and a new attempt
+    finds the invoice by its key instead of posting again."""
+    ingest(connection, envelope())
+    claim = services._claim(record_id=None, now=NOW, actor="worker-1")
+    record = SyncRecord.objects.get()
+    from mappings.resolve import resolve_invoice
+    from mappings.services import rules_snapshot
+
+    ledger = SandboxLedger(connection=connection)
+    plan = resolve_invoice(invoice_from_dict(record.document.canonical),
+                           rules_snapshot(connection=connection), ledger.catalog())
+    ledger.post_invoice(plan=plan, key=record.idempotency_key)  # ERP committed; worker dies
+    assert claim is not None
+    assert post_due(NOW + timedelta(seconds=30)) == 0  # lease still held: nothing runnable
+    assert post_due(NOW + timedelta(minutes=5)) == 1
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED
+    assert LedgerInvoice.objects.count() == 1
+    assert record.events.last().data["found_by_lookup"] is True
+
+
+def test_the_worker_that_lost_its_lease_does_not_overwrite_the_new_owner(connection):
+    ingest(connection, envelope())
+    stale = services._claim(record_id=None, now=NOW, actor="worker-1")
+    post_due(NOW + timedelta(minutes=5))  # worker-2 takes over and posts
+    outcome = services.Outcome(SyncState.FAILED, error=ConnectorError(
+        "late timeout", category=FailureCategory.CONNECTION, transient=True))
+    services._finish(stale, outcome, now=NOW + timedelta(minutes=6), actor="worker-1")
+    assert SyncRecord.objects.get().state == SyncState.POSTED
+
+
+@pytest.fixture
+def failing_post(monkeypatch):
+    def install(error):
+        def post_invoice(self, *, plan, key):
+            raise error
+        monkeypatch.setattr(SandboxLedger, "post_invoice", post_invoice)
+    return install
+
+
+def test_a_transient_failure_is_retried_later_with_backoff(connection, failing_post):
+    failing_post(ConnectorError("ERP busy", category=FailureCategory.RATE_LIMIT, transient=True,
+                                retry_after_seconds=90))
+    ingest(connection, envelope())
+    post_due()
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.RETRY_SCHEDULED
+    assert record.next_attempt_at - NOW >= timedelta(seconds=90)
+    assert post_due() == 0  # not due yet
+
+
+def test_an_erp_timeout_leaves_the_record_uncertain_and_the_next_attempt_looks_it_up(
+    connection, failing_post, monkeypatch
+):
+    failing_post(ConnectorError("timed out", category=FailureCategory.CONNECTION,
+                                transient=True, outcome_unknown=True))
+    ingest(connection, envelope())
+    post_due()
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.UNCERTAIN
+    looked_up = []
+    original_find = SandboxLedger.find_invoice
+    monkeypatch.setattr(SandboxLedger, "find_invoice",
+                        lambda self, *, key: looked_up.append(key) or original_find(self, key=key))
+    post_due(NOW + timedelta(hours=2))
+    assert looked_up == ["ST-INV-4242"]
+
+
+def test_a_permanent_failure_stops_the_record_and_is_not_retried(connection, failing_post):
+    failing_post(ConnectorError("Customer is blocked", category=FailureCategory.VALUE,
+                                transient=False))
+    ingest(connection, envelope())
+    post_due()
+    record = SyncRecord.objects.get()
+    assert (record.state, record.failure_category) == (SyncState.FAILED, "VALUE")
+    assert record.message == "Customer is blocked"
+    assert post_due(NOW + timedelta(days=1)) == 0
+
+
+def test_transient_failures_give_up_after_the_attempt_limit(connection, failing_post, settings):
+    settings.CROSSWALK_MAX_ATTEMPTS = 3
+    failing_post(ConnectorError("503", category=FailureCategory.CONNECTION, transient=True))
+    ingest(connection, envelope())
+    at = NOW
+    for _ in range(5):
+        post_due(at)
+        at += timedelta(days=1)
+    record = SyncRecord.objects.get()
+    assert (record.state, record.attempts) == (SyncState.FAILED, 3)
+    assert record.events.last().data["gave_up_after_attempts"] == 3
+
+
+def test_an_unexpected_bug_fails_one_record_and_the_others_still_post(connection, monkeypatch):
+    ingest(connection, envelope(id=1, invoiceNumber="BUG"))
+    ingest(connection, envelope(id=2, invoiceNumber="FINE"))
+    original = SandboxLedger.post_invoice
+
+    def post_invoice(self, *, plan, key):
+        if plan.document_number == "BUG":
+            raise ZeroDivisionError("boom")
+        return original(self, plan=plan, key=key)
+
+    monkeypatch.setattr(SandboxLedger, "post_invoice", post_invoice)
+    post_due()
+    states = dict(SyncRecord.objects.values_list("document__number", "state"))
+    assert states == {"BUG": SyncState.FAILED, "FINE": SyncState.POSTED}
+
+
+def test_every_transition_writes_exactly_one_event(connection):
+    ingest(connection, envelope())
+    post_due()
+    record = SyncRecord.objects.get()
+    transitions = list(record.events.order_by("id").values_list("from_state", "to_state"))
+    assert transitions == [("", "READY"), ("READY", "POSTING"), ("POSTING", "POSTED")]
+
+
+@pytest.mark.parametrize(("attempts", "low", "high"), [(1, 24, 36), (3, 96, 144), (20, 2880, 4320)])
+def test_backoff_grows_exponentially_with_jitter_up_to_a_cap(attempts, low, high):
+    delays = {services.retry_delay_seconds(attempts=attempts, retry_after=None) for _ in range(50)}
+    assert all(low <= delay <= high for delay in delays)
+    assert services.retry_delay_seconds(attempts=1, retry_after=600) == 600
+
+
+def test_the_sweeper_nudges_every_due_record(connection, monkeypatch):
+    ingest(connection, envelope(id=1, invoiceNumber="1"))
+    ingest(connection, envelope(id=2, invoiceNumber="2"))
+    sent = []
+    from syncengine import tasks
+
+    monkeypatch.setattr(tasks.sync_record_post, "apply_async", lambda kwargs: sent.append(kwargs))
+    assert services.sync_records_sweep(now=NOW) == 2
+    assert sorted(item["record_id"] for item in sent) == sorted(
+        SyncRecord.objects.values_list("pk", flat=True)
+    )
+    assert SyncEvent.objects.count() == 2  # sweeping changes no state
