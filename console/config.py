@@ -137,9 +137,12 @@ def broker_config(*, data_dir: Path) -> tuple[str, dict[str, object]]:
     folder = Path(env_str("CROSSWALK_BROKER_DIR") or data_dir / "broker")
     (folder / "queue").mkdir(parents=True, exist_ok=True)
     (folder / "processed").mkdir(parents=True, exist_ok=True)
+    (folder / "control").mkdir(parents=True, exist_ok=True)
     return "filesystem://", {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        # Celery's remote-control mailboxes; without this they land in the working directory.
+        "control_folder": str(folder / "control"),
         "store_processed": False,
     }

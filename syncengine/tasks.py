@@ -19,6 +19,6 @@ def sync_record_post(*, record_id: int) -> None:
     services.sync_record_post(record_id=record_id, now=timezone.now)
 
 
-@shared_task(queue="celery", ignore_result=True, time_limit=60)
+@shared_task(queue="celery", ignore_result=True, time_limit=60, soft_time_limit=50)
 def sync_records_sweep() -> None:
     services.sync_records_sweep(now=timezone.now())
