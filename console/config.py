@@ -80,7 +80,7 @@ def secret_key(*, data_dir: Path, production: bool) -> str:
         return key_file.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(64)
-    # Written with owner-only permissions: the key signs sessions and derives the secret box key.
+    # Written with owner-only permissions: the key signs sessions and password-reset links.
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key)

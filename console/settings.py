@@ -137,7 +137,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Sync engine tuning.
-CROSSWALK_LEASE_SECONDS = config.env_int("CROSSWALK_LEASE_SECONDS", 120, minimum=5)
+# A lease outlives the task's hard time limit, so no second worker takes a record that a live
+# worker is still posting.
+CROSSWALK_LEASE_SECONDS = config.env_int("CROSSWALK_LEASE_SECONDS", 360, minimum=5)
 # Off in unit tests, which post in the foreground; the e2e tests run real workers.
 CROSSWALK_NUDGE_WORKERS = config.env_bool("CROSSWALK_NUDGE_WORKERS", default=True)
 CROSSWALK_MAX_ATTEMPTS = config.env_int("CROSSWALK_MAX_ATTEMPTS", 8, minimum=1)
@@ -154,7 +156,19 @@ REST_FRAMEWORK = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_hook_secrets": {"()": "console.logging.RedactHookSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_hook_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": config.env_str("LOG_LEVEL", "INFO") or "INFO"},
+    # Django's request and development-server loggers print paths, hook secrets included.
+    "loggers": {
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

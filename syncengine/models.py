@@ -184,11 +184,15 @@ class SyncRecord(models.Model):
     idempotency_key = models.CharField(max_length=35)
     state = models.CharField(max_length=20, choices=SyncState.choices, default=SyncState.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
+    # `attempts` at the last manual retry: automatic retries count from here.
+    attempts_before_retry = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_token = models.CharField(max_length=32, blank=True)
     erp_document_id = models.CharField(max_length=64, blank=True)
     erp_document_number = models.CharField(max_length=64, blank=True)
+    # A deep link to the document in the ERP, as the connector builds it.
+    erp_document_url = models.CharField(max_length=500, blank=True)
     failure_category = models.CharField(max_length=40, blank=True)
     message = models.TextField(blank=True, help_text="Plain words: why it waits or failed.")
     problems = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)

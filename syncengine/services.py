@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import random
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from mappings.resolve import InvoicePlan, Problem, resolve_invoice
 from mappings.services import rules_snapshot
@@ -116,9 +117,16 @@ def _ingest_one(
         label = _element_label(element, index, count)
         result.errors.extend(f"{label}{error}" for error in invalid.errors)
         return
-    record, changed = invoice_accept(
-        connection=connection, receipt=receipt, payload=element, invoice=invoice, now=now
-    )
+    try:
+        record, changed = invoice_accept(
+            connection=connection, receipt=receipt, payload=element, invoice=invoice, now=now
+        )
+    except IntegrityError:
+        # The same new invoice arrived twice at once and the other delivery created it first;
+        # accepting again now finds that row.
+        record, changed = invoice_accept(
+            connection=connection, receipt=receipt, payload=element, invoice=invoice, now=now
+        )
     if changed:
         result.accepted.append(record)
     else:
@@ -241,7 +249,7 @@ def _record_create(
 def _state_for_status(connection: Connection, status: str) -> tuple[str, str]:
     if status == VOID_STATUS:
         return SyncState.SKIPPED, "Voided in ServiceTrade before it was posted: nothing to post."
-    if status not in connection.approved_statuses:
+    if status not in {approved.lower() for approved in connection.approved_statuses}:
         approved = ", ".join(connection.approved_statuses)
         return (
             SyncState.SKIPPED,
@@ -273,11 +281,12 @@ def _record_source_changed(
                     next_attempt_at=now if state == SyncState.READY else None)
         _nudge_if_ready(record)
         return
-    # Already sent (or cancelled): never re-post and never drop silently; a person decides.
+    # Sent or being sent: never re-post and never drop silently; a person decides.
+    when = "after it was posted" if record.state == SyncState.POSTED else "while it was being sent"
     detail = (
-        "Voided in ServiceTrade after it was posted: an offsetting credit memo is needed."
+        f"Voided in ServiceTrade {when}: an offsetting credit memo is needed."
         if invoice.status == VOID_STATUS
-        else "Changed in ServiceTrade after it was posted: review the differences."
+        else f"Changed in ServiceTrade {when}: review the differences."
     )
     _event(record, record.state, record.state, actor=SYSTEM, now=now, detail=detail,
            data={"changes": diff})
@@ -395,6 +404,15 @@ def _claim(*, record_id: int | None, now: datetime, actor: str) -> Claim | None:
         if record is None:
             return None
         abandoned = record.state == SyncState.POSTING
+        if abandoned and _attempts_left(record) <= 0:
+            _transition(
+                record, SyncState.FAILED, actor=actor, now=now,
+                detail=f"The worker stopped during each of the last {record.attempts} attempts. "
+                "Check the worker logs, then retry; the retry looks the invoice up first.",
+                failure_category=FailureCategory.INTERNAL, next_attempt_at=None,
+                message="Workers stopped while posting this record.", **_LEASE_CLEARED,
+            )
+            return None
         lookup_first = record.attempts > 0
         token = uuid.uuid4().hex
         detail = f"Attempt {record.attempts + 1}" + (
@@ -412,6 +430,21 @@ def _claim(*, record_id: int | None, now: datetime, actor: str) -> Claim | None:
 
 def _attempt(claim: Claim) -> Outcome:
     """Talk to the ERP. Runs with no transaction open and no row locked."""
+    try:
+        return _post_or_find(claim)
+    except Exception as error:  # a bug must stop this record, not the worker or the others
+        logger.exception("Unexpected error posting sync record %s", claim.record_id)
+        return Outcome(
+            SyncState.FAILED,
+            error=ConnectorError(
+                f"Unexpected error: {type(error).__name__}: {error}",
+                category=FailureCategory.INTERNAL,
+                transient=False,
+            ),
+        )
+
+
+def _post_or_find(claim: Claim) -> Outcome:
     record = SyncRecord.objects.select_related("connection", "document").get(pk=claim.record_id)
     connector = connector_for(record.connection)
     try:
@@ -432,16 +465,6 @@ def _attempt(claim: Claim) -> Outcome:
             if existing is not None:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
         return Outcome(SyncState.FAILED, error=error)
-    except Exception as error:  # a bug must stop this record, not the worker or the others
-        logger.exception("Unexpected error posting sync record %s", claim.record_id)
-        return Outcome(
-            SyncState.FAILED,
-            error=ConnectorError(
-                f"Unexpected error: {type(error).__name__}: {error}",
-                category=FailureCategory.INTERNAL,
-                transient=False,
-            ),
-        )
 
 
 def _finish(claim: Claim, outcome: Outcome, *, now: datetime, actor: str) -> SyncRecord | None:
@@ -468,13 +491,14 @@ _LEASE_CLEARED = {"lease_until": None, "lease_token": ""}
 def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str) -> None:
     document = outcome.erp_document
     assert document is not None
-    how = "found in the ERP by its key" if outcome.found_by_lookup else "posted"
+    how = "Found in the ERP by its key" if outcome.found_by_lookup else "Posted"
     _transition(
         record, SyncState.POSTED, actor=actor, now=now,
-        detail=f"{how.capitalize()}: ERP document {document.number}.",
+        detail=f"{how}: ERP document {document.number}.",
         data={"erp_document": to_jsonable(document), "found_by_lookup": outcome.found_by_lookup,
               "plan": to_jsonable(outcome.plan) if outcome.plan else None},
-        erp_document_id=document.id, erp_document_number=document.number, posted_at=now,
+        erp_document_id=document.id, erp_document_number=document.number,
+        erp_document_url=document.url, posted_at=now,
         next_attempt_at=None, failure_category="", message="", problems=[],
         plan=to_jsonable(outcome.plan) if outcome.plan else record.plan, **_LEASE_CLEARED,
     )
@@ -490,11 +514,16 @@ def _finish_blocked(record: SyncRecord, outcome: Outcome, *, now: datetime, acto
     )
 
 
+def _attempts_left(record: SyncRecord) -> int:
+    """Automatic attempts left since the record was last retried by hand."""
+    return settings.CROSSWALK_MAX_ATTEMPTS - (record.attempts - record.attempts_before_retry)
+
+
 def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, actor: str) -> None:
     common = {"failure_category": error.category, "message": error.message, **_LEASE_CLEARED}
     data = {"category": error.category, "transient": error.transient,
             "outcome_unknown": error.outcome_unknown}
-    if error.transient and record.attempts < settings.CROSSWALK_MAX_ATTEMPTS:
+    if error.transient and _attempts_left(record) > 0:
         delay = retry_delay_seconds(attempts=record.attempts,
                                     retry_after=error.retry_after_seconds)
         state = SyncState.UNCERTAIN if error.outcome_unknown else SyncState.RETRY_SCHEDULED
@@ -503,7 +532,7 @@ def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, 
                     next_attempt_at=now + timedelta(seconds=delay), **common)
         return
     if error.transient:
-        data["gave_up_after_attempts"] = record.attempts
+        data["gave_up_after_attempts"] = record.attempts - record.attempts_before_retry
     _transition(record, SyncState.FAILED, actor=actor, now=now, detail=error.message, data=data,
                 next_attempt_at=None, **common)
 
@@ -552,9 +581,18 @@ def sync_record_retry(*, record: SyncRecord, actor: str, now: datetime) -> SyncR
         raise ValueError(f"Only blocked or failed records can be retried; this one is "
                          f"{record.get_state_display().lower()}.")
     _transition(record, SyncState.READY, actor=actor, now=now, detail="Retry requested.",
-                next_attempt_at=now, failure_category="", message="", problems=[])
+                next_attempt_at=now, failure_category="", message="", problems=[],
+                attempts_before_retry=record.attempts)
     _nudge_if_ready(record)
     return record
+
+
+def connection_webhook_secret_rotate(*, connection: Connection) -> str:
+    """A new hook secret for the connection; returned once, only its hash is kept."""
+    secret = secrets.token_urlsafe(32)
+    connection.webhook_secret_hash = Connection.hash_secret(secret)
+    connection.save(update_fields=["webhook_secret_hash"])
+    return secret
 
 
 @transaction.atomic

@@ -23,6 +23,7 @@ from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 
 from syncengine import services
+from syncengine.erps.sandbox import export as export_module
 from syncengine.erps.sandbox.export import (
     beancount_account,
     ledger_export_beancount,
@@ -469,6 +470,16 @@ def test_export_query_count_does_not_grow_with_the_number_of_entries(fmt):
     add_invoices(2, 40)
 
     assert queries_for_export() == few
+
+
+def test_entries_spread_over_several_chunks_keep_their_own_lines(demo, monkeypatch):
+    # Lines are prefetched per chunk; a chunk boundary must not shift lines between entries.
+    monkeypatch.setattr(export_module, "CHUNK_SIZE", 2)
+    chunked = ledger_export_json(connection=demo)
+    monkeypatch.setattr(export_module, "CHUNK_SIZE", 1000)
+
+    assert chunked == ledger_export_json(connection=demo)
+    assert [len(entry["lines"]) for entry in chunked["entries"]] == [3, 4, 2]
 
 
 # --- the command ------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def test_a_crash_after_the_erp_accepted_the_invoice_never_creates_a_second_one(c
     ledger.post_invoice(plan=plan, key=record.idempotency_key)  # ERP committed; worker dies
     assert claim is not None
     assert post_due(NOW + timedelta(seconds=30)) == 0  # lease still held: nothing runnable
-    assert post_due(NOW + timedelta(minutes=5)) == 1
+    assert post_due(NOW + timedelta(minutes=10)) == 1
     record.refresh_from_db()
     assert record.state == SyncState.POSTED
     assert LedgerInvoice.objects.count() == 1
@@ -136,10 +136,10 @@ def test_a_crash_after_the_erp_accepted_the_invoice_never_creates_a_second_one(c
 def test_the_worker_that_lost_its_lease_does_not_overwrite_the_new_owner(connection):
     ingest(connection, envelope())
     stale = services._claim(record_id=None, now=NOW, actor="worker-1")
-    post_due(NOW + timedelta(minutes=5))  # worker-2 takes over and posts
+    post_due(NOW + timedelta(minutes=10))  # worker-2 takes over and posts
     outcome = services.Outcome(SyncState.FAILED, error=ConnectorError(
         "late timeout", category=FailureCategory.CONNECTION, transient=True))
-    services._finish(stale, outcome, now=NOW + timedelta(minutes=6), actor="worker-1")
+    services._finish(stale, outcome, now=NOW + timedelta(minutes=11), actor="worker-1")
     assert SyncRecord.objects.get().state == SyncState.POSTED
 
 
@@ -202,6 +202,33 @@ def test_transient_failures_give_up_after_the_attempt_limit(connection, failing_
     record = SyncRecord.objects.get()
     assert (record.state, record.attempts) == (SyncState.FAILED, 3)
     assert record.events.last().data["gave_up_after_attempts"] == 3
+    services.sync_record_retry(record=record, actor="user:admin", now=at)
+    post_due(at)
+    record.refresh_from_db()
+    assert record.state == SyncState.RETRY_SCHEDULED  # a manual retry earns fresh attempts
+
+
+def test_a_record_whose_worker_keeps_dying_fails_instead_of_looping(connection, settings):
+    settings.CROSSWALK_MAX_ATTEMPTS = 2
+    ingest(connection, envelope())
+    at = NOW
+    for _ in range(2):  # each claim's worker dies: the lease simply expires
+        assert services._claim(record_id=None, now=at, actor="worker") is not None
+        at += timedelta(hours=1)
+    assert services._claim(record_id=None, now=at, actor="worker") is None
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.FAILED
+    assert "worker stopped during each of the last 2 attempts" in record.events.last().detail
+
+
+def test_an_unknown_target_fails_the_record_instead_of_leaving_it_posting(connection):
+    connection.target = "mystery-erp"
+    connection.save()
+    ingest(connection, envelope())
+    post_due()
+    record = SyncRecord.objects.get()
+    assert (record.state, record.failure_category) == (SyncState.FAILED, "INTERNAL")
+    assert "No connector for target 'mystery-erp'" in record.message
 
 
 def test_an_unexpected_bug_fails_one_record_and_the_others_still_post(connection, monkeypatch):

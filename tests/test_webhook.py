@@ -64,3 +64,38 @@ def test_an_oversized_body_is_refused_with_413(client, hook_url, settings):
 
 def test_only_post_is_allowed(client, hook_url):
     assert client.get(hook_url).status_code == 405
+
+
+def test_the_hook_secret_never_reaches_the_logs(client, hook_url, caplog):
+    import logging
+
+    from console.logging import RedactHookSecrets
+
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        post(client, hook_url, b'{"data": {"id": 1}}')  # a 400 is logged with its path
+    assert caplog.records, "Django logs the rejected request"
+    for record in caplog.records:
+        RedactHookSecrets().filter(record)
+        assert SECRET not in record.getMessage()
+        assert "/hooks/servicetrade/demo/[redacted]" in record.getMessage()
+    for name in ("django.request", "django.server"):
+        ours = [h for h in logging.getLogger(name).handlers if type(h) is logging.StreamHandler]
+        assert ours and all(
+            any(isinstance(f, RedactHookSecrets) for f in handler.filters) for handler in ours
+        ), f"{name} writes through the redacting handler"
+
+
+def test_a_new_hook_url_works_and_replaces_the_old_one(client, connection):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("webhook_secret", "--base-url", "https://cw.example.com", stdout=out,
+                 stderr=StringIO())
+    first = out.getvalue().strip()
+    assert first.startswith("https://cw.example.com/hooks/servicetrade/demo/")
+    path = first.removeprefix("https://cw.example.com")
+    assert post(client, path, envelope()).status_code == 202
+    call_command("webhook_secret", stdout=StringIO(), stderr=StringIO())
+    assert post(client, path, envelope()).status_code == 404

@@ -2,7 +2,8 @@
 
 Creates the demo connection (sandbox ledger, chart of accounts, tax codes, posting rules), the
 demo users admin / finance / ar, and ingests generated ServiceTrade invoices and timecards.
-Running it again with the same seed changes nothing.
+Running it again with the same seed creates no duplicates: repeated invoices are recognised
+as unchanged (each run's delivery is still kept as a receipt, as every delivery is).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandParser
 
 from console import demo
@@ -35,10 +36,14 @@ class Command(BaseCommand):
                      "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
         processes = {name: subprocess.Popen(command) for name, command in commands.items()}
-        self.stdout.write(self.style.SUCCESS(
-            f"Crosswalk is running on http://{addr}/ — log in as admin, finance or ar with "
-            f"password {demo.DEMO_PASSWORD!r} (demo data). Press Ctrl-C to stop everything."
-        ))
+        self.stdout.write(self.style.SUCCESS(f"Crosswalk is running on http://{addr}/"))
+        demo_users = [name for name, _ in demo.DEMO_USERS
+                      if User.objects.filter(username=name).exists()]
+        if demo_users:
+            self.stdout.write(
+                f"Demo logins: {', '.join(demo_users)} — password {demo.DEMO_PASSWORD!r}"
+            )
+        self.stdout.write("Press Ctrl-C to stop the console, the worker and beat.")
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
             while all(process.poll() is None for process in processes.values()):
