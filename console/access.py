@@ -48,9 +48,7 @@ def records_for(user: Any) -> QuerySet[SyncRecord]:
 
 
 def get_record_for_user(user: Any, pk: int) -> SyncRecord:
-    record = (
-        records_for(user).select_related("connection", "document").filter(pk=pk).first()
-    )
+    record = records_for(user).select_related("connection", "document").filter(pk=pk).first()
     if record is None:
         raise Http404("No such sync record.")
     return record

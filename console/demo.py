@@ -58,22 +58,73 @@ STATE_TAX = {
     "GA": Decimal("7.00"),
     "TN": Decimal("9.25"),
 }
-OFFICES = [("1", "Raleigh", "NC"), ("2", "Charlotte", "NC"), ("3", "Richmond", "VA"),
-           ("4", "Atlanta", "GA"), ("5", "Nashville", "TN")]
-CITIES = {"NC": ["Raleigh", "Durham", "Charlotte", "Cary"], "SC": ["Columbia", "Greenville"],
-          "VA": ["Richmond", "Norfolk"], "GA": ["Atlanta", "Marietta"],
-          "TN": ["Nashville", "Franklin"]}
+OFFICES = [
+    ("1", "Raleigh", "NC"),
+    ("2", "Charlotte", "NC"),
+    ("3", "Richmond", "VA"),
+    ("4", "Atlanta", "GA"),
+    ("5", "Nashville", "TN"),
+]
+CITIES = {
+    "NC": ["Raleigh", "Durham", "Charlotte", "Cary"],
+    "SC": ["Columbia", "Greenville"],
+    "VA": ["Richmond", "Norfolk"],
+    "GA": ["Atlanta", "Marietta"],
+    "TN": ["Nashville", "Franklin"],
+}
 JOB_TYPES = ["repair", "inspection", "installation", "preventive_maintenance", "emergency"]
-NAME_FIRST = ["Blue Ridge", "Piedmont", "Harbor", "Summit", "Oak Street", "Riverside", "Capital",
-              "Magnolia", "Pinecrest", "Granite", "Crescent", "Lakeside", "Cedar", "Beacon"]
-NAME_SECOND = ["Foods", "Medical Group", "Hotels", "Schools", "Properties", "Logistics",
-               "Dental", "Senior Living", "Grocers", "Fitness", "Bakery", "Brewing"]
-TECHNICIANS = ["Maria Lopez", "James Carter", "Aisha Khan", "Tom Becker", "Luis Ortega",
-               "Priya Natarajan", "Sam O'Neil", "Grace Kim"]
-PARTS = [("Condenser fan motor", "189.00"), ("Sprinkler head, pendant", "12.40"),
-         ("Smoke detector", "46.75"), ("Ball valve 3/4in", "23.10"), ("Filter set", "38.00"),
-         ("Hood cleaning degreaser", "64.00"), ("Thermostat", "129.99"), ("Pipe fitting", "4.35"),
-         ("Backflow test kit parts", "52.20"), ("Refrigerant R-410A, lb", "31.80")]
+NAME_FIRST = [
+    "Blue Ridge",
+    "Piedmont",
+    "Harbor",
+    "Summit",
+    "Oak Street",
+    "Riverside",
+    "Capital",
+    "Magnolia",
+    "Pinecrest",
+    "Granite",
+    "Crescent",
+    "Lakeside",
+    "Cedar",
+    "Beacon",
+]
+NAME_SECOND = [
+    "Foods",
+    "Medical Group",
+    "Hotels",
+    "Schools",
+    "Properties",
+    "Logistics",
+    "Dental",
+    "Senior Living",
+    "Grocers",
+    "Fitness",
+    "Bakery",
+    "Brewing",
+]
+TECHNICIANS = [
+    "Maria Lopez",
+    "James Carter",
+    "Aisha Khan",
+    "Tom Becker",
+    "Luis Ortega",
+    "Priya Natarajan",
+    "Sam O'Neil",
+    "Grace Kim",
+]
+PARTS = [
+    ("Condenser fan motor", "189.00"),
+    ("Sprinkler head, pendant", "12.40"),
+    ("Smoke detector", "46.75"),
+    ("Ball valve 3/4in", "23.10"),
+    ("Filter set", "38.00"),
+    ("Hood cleaning degreaser", "64.00"),
+    ("Thermostat", "129.99"),
+    ("Pipe fitting", "4.35"),
+    ("Backflow test kit parts", "52.20"),
+    ("Refrigerant R-410A, lb", "31.80"),
+]
 LABOR_RATES = [Decimal("95.00"), Decimal("110.00"), Decimal("125.00"), Decimal("142.50")]
 TRIP_CHARGE = Decimal("49.00")
 
@@ -94,14 +145,19 @@ def demo_connection_setup() -> Connection:
             connection=connection, code=f"{state}-{rate}", defaults={"rate": rate}
         )
         mapping_services.value_map_set(
-            connection=connection, kind=ValueMap.Kind.TAX_RATE, source_value=str(rate),
-            target_code=_tax_code_for_rate(rate), target_account="2300",
+            connection=connection,
+            kind=ValueMap.Kind.TAX_RATE,
+            source_value=str(rate),
+            target_code=_tax_code_for_rate(rate),
+            target_account="2300",
         )
     for service_line, account in SERVICE_LINES.items():
         if account:
             mapping_services.value_map_set(
-                connection=connection, kind=ValueMap.Kind.SERVICE_LINE_REVENUE,
-                source_value=service_line, target_account=account,
+                connection=connection,
+                kind=ValueMap.Kind.SERVICE_LINE_REVENUE,
+                source_value=service_line,
+                target_account=account,
             )
     mapping_services.posting_defaults_set(connection=connection, receivable_account="1200")
     _demo_users(connection)
@@ -150,8 +206,12 @@ def _location(rng: random.Random, company_index: int, number: int) -> dict[str, 
     return {
         "id": 90000 + company_index * 10 + number,
         "name": f"{city} site {number + 1}",
-        "address": {"street": f"{rng.randint(10, 9999)} {rng.choice(['Main', 'Oak', 'Elm', 'Park'])} St",
-                    "city": city, "state": state, "postalCode": f"{rng.randint(10000, 99999)}"},
+        "address": {
+            "street": f"{rng.randint(10, 9999)} {rng.choice(['Main', 'Oak', 'Elm', 'Park'])} St",
+            "city": city,
+            "state": state,
+            "postalCode": f"{rng.randint(10000, 99999)}",
+        },
     }
 
 
@@ -184,10 +244,15 @@ def _invoice(rng: random.Random, index: int, company: Company) -> dict[str, Any]
         "partial": rng.random() < 0.05,
         "customer": {"id": company.id, "name": company.name},
         "location": location,
-        "job": {"id": 700000 + index, "number": f"J-{20000 + index}",
-                "type": rng.choice(JOB_TYPES),
-                "serviceLine": {"id": list(SERVICE_LINES).index(service_line) + 1,
-                                "name": service_line}},
+        "job": {
+            "id": 700000 + index,
+            "number": f"J-{20000 + index}",
+            "type": rng.choice(JOB_TYPES),
+            "serviceLine": {
+                "id": list(SERVICE_LINES).index(service_line) + 1,
+                "name": service_line,
+            },
+        },
         "office": {"id": office_id, "name": office_name},
         "assignedUser": {"name": rng.choice(TECHNICIANS)},
         "items": items,
@@ -204,19 +269,32 @@ def _items(rng: random.Random, service_line: str, *, mixed_sign: bool) -> list[d
     items.append(_item(len(items), f"{service_line} labor", "labor", hours, rate, taxable=False))
     for _ in range(rng.randint(0, 4)):
         name, price = rng.choice(PARTS)
-        items.append(_item(len(items), name, "part", Decimal(rng.randint(1, 6)), Decimal(price),
-                           taxable=True))
+        items.append(
+            _item(
+                len(items), name, "part", Decimal(rng.randint(1, 6)), Decimal(price), taxable=True
+            )
+        )
     if rng.random() < 0.4:
-        items.append(_item(len(items), "Trip charge", "other", Decimal(1), TRIP_CHARGE,
-                           taxable=False))
+        items.append(
+            _item(len(items), "Trip charge", "other", Decimal(1), TRIP_CHARGE, taxable=False)
+        )
     if mixed_sign:
-        items.append(_item(len(items), "Service agreement discount", "other", Decimal(1),
-                           Decimal("-35.00"), taxable=False))
+        items.append(
+            _item(
+                len(items),
+                "Service agreement discount",
+                "other",
+                Decimal(1),
+                Decimal("-35.00"),
+                taxable=False,
+            )
+        )
     return items
 
 
-def _item(index: int, name: str, item_type: str, quantity: Decimal, price: Decimal, *,
-          taxable: bool) -> dict[str, Any]:
+def _item(
+    index: int, name: str, item_type: str, quantity: Decimal, price: Decimal, *, taxable: bool
+) -> dict[str, Any]:
     return {
         "id": index + 1,
         "description": name,
@@ -235,12 +313,20 @@ def demo_timecards(*, seed: int, weeks: int = 2) -> Iterator[dict[str, Any]]:
         start = ANCHOR_DATE - timedelta(days=ANCHOR_DATE.weekday() + 7 * (week + 1))
         for tech_index, name in enumerate(TECHNICIANS):
             entries = [
-                {"date": (start + timedelta(days=day)).isoformat(),
-                 "jobNumber": f"J-{20000 + rng.randint(0, 199)}",
-                 "laborType": rng.choices(["standard", "overtime", "pto"], [85, 10, 5])[0],
-                 "hours": str(Decimal(rng.randint(16, 40)) / 4)}
+                {
+                    "date": (start + timedelta(days=day)).isoformat(),
+                    "jobNumber": f"J-{20000 + rng.randint(0, 199)}",
+                    "laborType": rng.choices(["standard", "overtime", "pto"], [85, 10, 5])[0],
+                    "hours": str(Decimal(rng.randint(16, 40)) / 4),
+                }
                 for day in range(5)
             ]
-            yield {"data": {"id": f"TC-{week}-{tech_index}", "technician": name,
-                            "weekStarting": start.isoformat(), "status": "approved",
-                            "entries": entries}}
+            yield {
+                "data": {
+                    "id": f"TC-{week}-{tech_index}",
+                    "technician": name,
+                    "weekStarting": start.isoformat(),
+                    "status": "approved",
+                    "entries": entries,
+                }
+            }

@@ -5,7 +5,6 @@ from django.views.generic import RedirectView
 
 from console import views
 
-
 console_patterns = [
     path("", RedirectView.as_view(pattern_name="console:sync-log"), name="home"),
     path("sync/", views.sync_log, name="sync-log"),

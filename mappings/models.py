@@ -58,3 +58,6 @@ class PostingDefaults(models.Model):
     revenue_account = models.CharField(
         max_length=20, blank=True, help_text="Used when no service-line map matches; blank blocks."
     )
+
+    def __str__(self) -> str:
+        return f"Posting defaults of {self.connection}"

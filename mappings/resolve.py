@@ -81,7 +81,9 @@ class Problem:
     source_value: str = ""
 
 
-def resolve_invoice(invoice: Invoice, rules: Rules, catalog: Catalog) -> InvoicePlan | list[Problem]:
+def resolve_invoice(
+    invoice: Invoice, rules: Rules, catalog: Catalog
+) -> InvoicePlan | list[Problem]:
     problems: list[Problem] = []
     receivable = _check_account(rules.receivable_account, "receivable account", catalog, problems)
     lines = [_revenue_line(line, rules, catalog, problems) for line in invoice.lines]
@@ -116,7 +118,10 @@ def _revenue_line(
         reason = f"revenue account {account} from the service-line map ({line.service_line})"
     elif rules.default_revenue_account:
         account = rules.default_revenue_account
-        reason = f"revenue account {account} from the connection default (no map for {line.service_line})"
+        reason = (
+            f"revenue account {account} from the connection default"
+            f" (no map for {line.service_line})"
+        )
     else:
         problems.append(
             Problem(
@@ -138,7 +143,9 @@ def _revenue_line(
     )
 
 
-def _tax_line(invoice: Invoice, rules: Rules, catalog: Catalog, problems: list[Problem]) -> PlanLine | None:
+def _tax_line(
+    invoice: Invoice, rules: Rules, catalog: Catalog, problems: list[Problem]
+) -> PlanLine | None:
     key = normalise_source_value(ValueMap.Kind.TAX_RATE, str(invoice.tax_rate))
     target = rules.tax_rates.get(key)
     if target is None:
@@ -160,7 +167,9 @@ def _tax_line(invoice: Invoice, rules: Rules, catalog: Catalog, problems: list[P
         account=target.account,
         amount=invoice.tax_amount,
         description=f"Sales tax {key}%",
-        reason=f"tax code {target.code} and account {target.account} from the tax-rate map ({key}%)",
+        reason=(
+            f"tax code {target.code} and account {target.account} from the tax-rate map ({key}%)"
+        ),
         tax_code=target.code,
     )
 

@@ -1,4 +1,7 @@
-"""Reads and writes of the skeleton crosswalk. Issue #3 adds drafts, versions and the audit trail."""
+"""Reads and writes of the skeleton crosswalk.
+
+Issue #3 adds drafts, versions and the audit trail.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,12 @@ def rules_snapshot(*, connection: Connection) -> Rules:
 
 @transaction.atomic
 def value_map_set(
-    *, connection: Connection, kind: str, source_value: str, target_account: str, target_code: str = ""
+    *,
+    connection: Connection,
+    kind: str,
+    source_value: str,
+    target_account: str,
+    target_code: str = "",
 ) -> ValueMap:
     row, _ = ValueMap.objects.update_or_create(
         connection=connection,

@@ -88,6 +88,9 @@ class SourceReceipt(models.Model):
     outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.PENDING)
     errors = models.JSONField(default=list, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} receipt {self.pk} ({self.get_outcome_display()})"
+
 
 class SourceDocument(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="documents")
@@ -244,3 +247,6 @@ class SyncEvent(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["record", "id"], name="sync_event_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.from_state or '∅'} → {self.to_state} by {self.actor}"

@@ -170,9 +170,7 @@ def invoice_accept(
     Returns the record and whether anything changed (False for an exact repeat delivery).
     """
     canonical = to_jsonable(invoice)
-    content_hash = hashlib.sha256(
-        json.dumps(canonical, sort_keys=True).encode()
-    ).hexdigest()
+    content_hash = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
     document = (
         SourceDocument.objects.select_for_update()
         .filter(connection=connection, kind=DocumentKind.INVOICE, source_id=invoice.source_id)
@@ -183,11 +181,14 @@ def invoice_accept(
         document.save(update_fields=["last_received_at"])
         return SyncRecord.objects.get(document=document, operation=Operation.CREATE), False
     previous = document.canonical if document is not None else None
-    document = _document_save(document, connection, receipt, payload, invoice, canonical,
-                              content_hash, now)
-    record = SyncRecord.objects.select_for_update().filter(
-        document=document, operation=Operation.CREATE
-    ).first()
+    document = _document_save(
+        document, connection, receipt, payload, invoice, canonical, content_hash, now
+    )
+    record = (
+        SyncRecord.objects.select_for_update()
+        .filter(document=document, operation=Operation.CREATE)
+        .first()
+    )
     if record is None:
         record = _record_create(connection, document, invoice, now)
     else:
@@ -240,8 +241,14 @@ def _record_create(
         received_at=now,
         state_changed_at=now,
     )
-    _event(record, "", state, actor=SYSTEM, now=now,
-           detail=message or f"Received invoice {invoice.number}.")
+    _event(
+        record,
+        "",
+        state,
+        actor=SYSTEM,
+        now=now,
+        detail=message or f"Received invoice {invoice.number}.",
+    )
     _nudge_if_ready(record)
     return record
 
@@ -260,8 +267,12 @@ def _state_for_status(connection: Connection, status: str) -> tuple[str, str]:
 
 # States in which a record has not reached the ERP and may be re-evaluated from new source data.
 _NOT_YET_SENT = {
-    SyncState.RECEIVED, SyncState.BLOCKED, SyncState.READY, SyncState.RETRY_SCHEDULED,
-    SyncState.FAILED, SyncState.SKIPPED,
+    SyncState.RECEIVED,
+    SyncState.BLOCKED,
+    SyncState.READY,
+    SyncState.RETRY_SCHEDULED,
+    SyncState.FAILED,
+    SyncState.SKIPPED,
 }
 
 
@@ -275,10 +286,17 @@ def _record_source_changed(
     diff = _diff(previous or {}, canonical)
     if record.state in _NOT_YET_SENT:
         state, message = _state_for_status(record.connection, invoice.status)
-        _transition(record, state, actor=SYSTEM, now=now,
-                    detail=message or "Changed in ServiceTrade before posting; will post the new version.",
-                    data={"changes": diff}, message=message, problems=[],
-                    next_attempt_at=now if state == SyncState.READY else None)
+        _transition(
+            record,
+            state,
+            actor=SYSTEM,
+            now=now,
+            detail=message or "Changed in ServiceTrade before posting; will post the new version.",
+            data={"changes": diff},
+            message=message,
+            problems=[],
+            next_attempt_at=now if state == SyncState.READY else None,
+        )
         _nudge_if_ready(record)
         return
     # Sent or being sent: never re-post and never drop silently; a person decides.
@@ -288,8 +306,15 @@ def _record_source_changed(
         if invoice.status == VOID_STATUS
         else f"Changed in ServiceTrade {when}: review the differences."
     )
-    _event(record, record.state, record.state, actor=SYSTEM, now=now, detail=detail,
-           data={"changes": diff})
+    _event(
+        record,
+        record.state,
+        record.state,
+        actor=SYSTEM,
+        now=now,
+        detail=detail,
+        data={"changes": diff},
+    )
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
@@ -406,11 +431,16 @@ def _claim(*, record_id: int | None, now: datetime, actor: str) -> Claim | None:
         abandoned = record.state == SyncState.POSTING
         if abandoned and _attempts_left(record) <= 0:
             _transition(
-                record, SyncState.FAILED, actor=actor, now=now,
+                record,
+                SyncState.FAILED,
+                actor=actor,
+                now=now,
                 detail=f"The worker stopped during each of the last {record.attempts} attempts. "
                 "Check the worker logs, then retry; the retry looks the invoice up first.",
-                failure_category=FailureCategory.INTERNAL, next_attempt_at=None,
-                message="Workers stopped while posting this record.", **_LEASE_CLEARED,
+                failure_category=FailureCategory.INTERNAL,
+                next_attempt_at=None,
+                message="Workers stopped while posting this record.",
+                **_LEASE_CLEARED,
             )
             return None
         lookup_first = record.attempts > 0
@@ -421,8 +451,13 @@ def _claim(*, record_id: int | None, now: datetime, actor: str) -> Claim | None:
             else (": checking the ERP first." if lookup_first else ".")
         )
         _transition(
-            record, SyncState.POSTING, actor=actor, now=now, detail=detail,
-            attempts=record.attempts + 1, lease_token=token,
+            record,
+            SyncState.POSTING,
+            actor=actor,
+            now=now,
+            detail=detail,
+            attempts=record.attempts + 1,
+            lease_token=token,
             lease_until=now + timedelta(seconds=settings.CROSSWALK_LEASE_SECONDS),
         )
         return Claim(record_id=record.pk, token=token, lookup_first=lookup_first)
@@ -453,8 +488,9 @@ def _post_or_find(claim: Claim) -> Outcome:
             if existing is not None:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
         invoice = invoice_from_dict(record.document.canonical)
-        plan = resolve_invoice(invoice, rules_snapshot(connection=record.connection),
-                               connector.catalog())
+        plan = resolve_invoice(
+            invoice, rules_snapshot(connection=record.connection), connector.catalog()
+        )
         if isinstance(plan, list):
             return Outcome(SyncState.BLOCKED, problems=tuple(plan))
         document = connector.post_invoice(plan=plan, key=record.idempotency_key)
@@ -472,8 +508,9 @@ def _finish(claim: Claim, outcome: Outcome, *, now: datetime, actor: str) -> Syn
         record = SyncRecord.objects.select_for_update().get(pk=claim.record_id)
         if record.state != SyncState.POSTING or record.lease_token != claim.token:
             # Our lease expired and another worker took over; it settles the record by lookup.
-            logger.warning("Lost the lease on sync record %s; leaving it to its new owner",
-                           record.pk)
+            logger.warning(
+                "Lost the lease on sync record %s; leaving it to its new owner", record.pk
+            )
             return record
         if outcome.state == SyncState.POSTED:
             _finish_posted(record, outcome, now=now, actor=actor)
@@ -493,14 +530,26 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
     assert document is not None
     how = "Found in the ERP by its key" if outcome.found_by_lookup else "Posted"
     _transition(
-        record, SyncState.POSTED, actor=actor, now=now,
+        record,
+        SyncState.POSTED,
+        actor=actor,
+        now=now,
         detail=f"{how}: ERP document {document.number}.",
-        data={"erp_document": to_jsonable(document), "found_by_lookup": outcome.found_by_lookup,
-              "plan": to_jsonable(outcome.plan) if outcome.plan else None},
-        erp_document_id=document.id, erp_document_number=document.number,
-        erp_document_url=document.url, posted_at=now,
-        next_attempt_at=None, failure_category="", message="", problems=[],
-        plan=to_jsonable(outcome.plan) if outcome.plan else record.plan, **_LEASE_CLEARED,
+        data={
+            "erp_document": to_jsonable(document),
+            "found_by_lookup": outcome.found_by_lookup,
+            "plan": to_jsonable(outcome.plan) if outcome.plan else None,
+        },
+        erp_document_id=document.id,
+        erp_document_number=document.number,
+        erp_document_url=document.url,
+        posted_at=now,
+        next_attempt_at=None,
+        failure_category="",
+        message="",
+        problems=[],
+        plan=to_jsonable(outcome.plan) if outcome.plan else record.plan,
+        **_LEASE_CLEARED,
     )
 
 
@@ -508,9 +557,17 @@ def _finish_blocked(record: SyncRecord, outcome: Outcome, *, now: datetime, acto
     problems = [to_jsonable(problem) for problem in outcome.problems]
     summary = " ".join(problem.message for problem in outcome.problems)
     _transition(
-        record, SyncState.BLOCKED, actor=actor, now=now, detail=summary,
-        data={"problems": problems}, problems=problems, message=summary,
-        failure_category=outcome.problems[0].code, next_attempt_at=None, **_LEASE_CLEARED,
+        record,
+        SyncState.BLOCKED,
+        actor=actor,
+        now=now,
+        detail=summary,
+        data={"problems": problems},
+        problems=problems,
+        message=summary,
+        failure_category=outcome.problems[0].code,
+        next_attempt_at=None,
+        **_LEASE_CLEARED,
     )
 
 
@@ -521,20 +578,37 @@ def _attempts_left(record: SyncRecord) -> int:
 
 def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, actor: str) -> None:
     common = {"failure_category": error.category, "message": error.message, **_LEASE_CLEARED}
-    data = {"category": error.category, "transient": error.transient,
-            "outcome_unknown": error.outcome_unknown}
+    data = {
+        "category": error.category,
+        "transient": error.transient,
+        "outcome_unknown": error.outcome_unknown,
+    }
     if error.transient and _attempts_left(record) > 0:
-        delay = retry_delay_seconds(attempts=record.attempts,
-                                    retry_after=error.retry_after_seconds)
+        delay = retry_delay_seconds(attempts=record.attempts, retry_after=error.retry_after_seconds)
         state = SyncState.UNCERTAIN if error.outcome_unknown else SyncState.RETRY_SCHEDULED
-        _transition(record, state, actor=actor, now=now,
-                    detail=f"{error.message} Next attempt in {delay} s.", data=data,
-                    next_attempt_at=now + timedelta(seconds=delay), **common)
+        _transition(
+            record,
+            state,
+            actor=actor,
+            now=now,
+            detail=f"{error.message} Next attempt in {delay} s.",
+            data=data,
+            next_attempt_at=now + timedelta(seconds=delay),
+            **common,
+        )
         return
     if error.transient:
         data["gave_up_after_attempts"] = record.attempts - record.attempts_before_retry
-    _transition(record, SyncState.FAILED, actor=actor, now=now, detail=error.message, data=data,
-                next_attempt_at=None, **common)
+    _transition(
+        record,
+        SyncState.FAILED,
+        actor=actor,
+        now=now,
+        detail=error.message,
+        data=data,
+        next_attempt_at=None,
+        **common,
+    )
 
 
 def retry_delay_seconds(*, attempts: int, retry_after: int | None) -> int:
@@ -559,9 +633,9 @@ def sync_run_until_idle(
 def sync_records_sweep(*, now: datetime, limit: int = 500) -> int:
     """Nudge workers for every due record: the recovery path for lost messages and dead workers."""
     due_ids = list(
-        SyncRecord.objects.runnable(now).order_by("next_attempt_at").values_list("pk", flat=True)[
-            :limit
-        ]
+        SyncRecord.objects.runnable(now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
     )
     from syncengine.tasks import sync_record_post as sync_record_post_task
 
@@ -578,11 +652,22 @@ def sync_record_retry(*, record: SyncRecord, actor: str, now: datetime) -> SyncR
     """
     record = SyncRecord.objects.select_for_update().get(pk=record.pk)
     if record.state not in {SyncState.BLOCKED, SyncState.FAILED}:
-        raise ValueError(f"Only blocked or failed records can be retried; this one is "
-                         f"{record.get_state_display().lower()}.")
-    _transition(record, SyncState.READY, actor=actor, now=now, detail="Retry requested.",
-                next_attempt_at=now, failure_category="", message="", problems=[],
-                attempts_before_retry=record.attempts)
+        raise ValueError(
+            f"Only blocked or failed records can be retried; this one is "
+            f"{record.get_state_display().lower()}."
+        )
+    _transition(
+        record,
+        SyncState.READY,
+        actor=actor,
+        now=now,
+        detail="Retry requested.",
+        next_attempt_at=now,
+        failure_category="",
+        message="",
+        problems=[],
+        attempts_before_retry=record.attempts,
+    )
     _nudge_if_ready(record)
     return record
 

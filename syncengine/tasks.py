@@ -13,8 +13,9 @@ from django.utils import timezone
 from syncengine import services
 
 
-@shared_task(queue="celery", ignore_result=True, acks_late=True, time_limit=300,
-             soft_time_limit=240)
+@shared_task(
+    queue="celery", ignore_result=True, acks_late=True, time_limit=300, soft_time_limit=240
+)
 def sync_record_post(*, record_id: int) -> None:
     services.sync_record_post(record_id=record_id, now=timezone.now)
 

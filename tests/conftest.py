@@ -26,7 +26,12 @@ BASE_INVOICE: dict[str, Any] = {
     "location": {
         "id": 9001,
         "name": "Harbor Foods #12",
-        "address": {"street": "12 Main St", "city": "Raleigh", "state": "NC", "postalCode": "27601"},
+        "address": {
+            "street": "12 Main St",
+            "city": "Raleigh",
+            "state": "NC",
+            "postalCode": "27601",
+        },
     },
     "job": {
         "id": 7001,
@@ -36,12 +41,30 @@ BASE_INVOICE: dict[str, Any] = {
     },
     "office": {"id": 1, "name": "Raleigh"},
     "items": [
-        {"id": 1, "description": "HVAC labor", "itemType": "labor", "quantity": 2.5,
-         "price": 110.00, "taxable": False},
-        {"id": 2, "description": "Thermostat", "itemType": "part", "quantity": 1,
-         "price": 129.99, "taxable": True},
-        {"id": 3, "description": "Filter set", "itemType": "part", "quantity": 3,
-         "price": 0.10, "taxable": True},
+        {
+            "id": 1,
+            "description": "HVAC labor",
+            "itemType": "labor",
+            "quantity": 2.5,
+            "price": 110.00,
+            "taxable": False,
+        },
+        {
+            "id": 2,
+            "description": "Thermostat",
+            "itemType": "part",
+            "quantity": 1,
+            "price": 129.99,
+            "taxable": True,
+        },
+        {
+            "id": 3,
+            "description": "Filter set",
+            "itemType": "part",
+            "quantity": 3,
+            "price": 0.10,
+            "taxable": True,
+        },
     ],
     "taxRate": 7.25,
 }
@@ -73,6 +96,9 @@ def envelope(**changes: Any) -> bytes:
 
 def ingest(connection: Connection, body: bytes, now: datetime = NOW) -> services.IngestResult:
     return services.invoices_ingest(
-        connection=connection, body=body, channel=SourceReceipt.Channel.FILE,
-        origin="test", now=now,
+        connection=connection,
+        body=body,
+        channel=SourceReceipt.Channel.FILE,
+        origin="test",
+        now=now,
     )

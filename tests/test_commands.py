@@ -48,8 +48,15 @@ def test_ingest_explains_a_missing_connection_or_file(db, tmp_path):
 
 def test_sync_until_idle_posts_everything_due_and_says_what_happened(connection, tmp_path):
     path = tmp_path / "page.json"
-    items = [{"id": 1, "itemType": "labor", "quantity": "1", "price": "50",
-              "serviceLine": {"name": "Backflow Testing"}}]
+    items = [
+        {
+            "id": 1,
+            "itemType": "labor",
+            "quantity": "1",
+            "price": "50",
+            "serviceLine": {"name": "Backflow Testing"},
+        }
+    ]
     page = [invoice_data(id=1), invoice_data(id=2, items=items)]
     path.write_text(json.dumps({"data": {"invoices": page}}))
     run("ingest", str(path))

@@ -71,7 +71,8 @@ def test_a_bad_setting_stops_start_up_with_a_clear_message(tmp_path):
     import sys
 
     env = {**os.environ, "CROSSWALK_DATA_DIR": str(tmp_path), "CROSSWALK_ENV": "staging"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True
+    )
     assert result.returncode != 0
     assert "CROSSWALK_ENV='staging' is not one of: development, test, production" in result.stderr

@@ -36,8 +36,11 @@ def other_connection(db):
 
 
 def test_every_page_sends_anonymous_visitors_to_the_login_page(client, posted):
-    for url in [reverse("console:sync-log"), reverse("console:search"),
-                reverse("console:record-detail", args=[posted.pk])]:
+    for url in [
+        reverse("console:sync-log"),
+        reverse("console:search"),
+        reverse("console:record-detail", args=[posted.pk]),
+    ]:
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/login/")
@@ -53,8 +56,9 @@ def test_the_sync_log_lists_the_posted_record_with_its_erp_number(client, connec
 
 def test_the_sync_log_answers_htmx_with_only_its_rows(client, connection, posted):
     client.force_login(user_with(Role.AR, connection))
-    response = client.get(reverse("console:sync-log"), {"state": "POSTED"},
-                          headers={"HX-Request": "true"})
+    response = client.get(
+        reverse("console:sync-log"), {"state": "POSTED"}, headers={"HX-Request": "true"}
+    )
     page = response.content.decode()
     assert 'id="rows"' in page and "<html" not in page
     assert "10482" in page
@@ -62,7 +66,9 @@ def test_the_sync_log_answers_htmx_with_only_its_rows(client, connection, posted
 
 def test_the_sync_log_filters_by_state_and_text(client, connection, posted):
     client.force_login(user_with(Role.AR, connection))
-    assert "10482" not in client.get(reverse("console:sync-log"), {"state": "FAILED"}).content.decode()
+    assert (
+        "10482" not in client.get(reverse("console:sync-log"), {"state": "FAILED"}).content.decode()
+    )
     assert "10482" in client.get(reverse("console:sync-log"), {"q": "Harbor"}).content.decode()
 
 
@@ -98,8 +104,15 @@ def test_search_finds_by_part_of_the_number_customer_or_amount(client, connectio
 
 
 def test_search_explains_a_blocked_invoice_in_plain_words(client, connection):
-    items = [{"id": 1, "itemType": "labor", "quantity": "1", "price": "80",
-              "serviceLine": {"name": "Backflow Testing"}}]
+    items = [
+        {
+            "id": 1,
+            "itemType": "labor",
+            "quantity": "1",
+            "price": "80",
+            "serviceLine": {"name": "Backflow Testing"},
+        }
+    ]
     ingest(connection, envelope(items=items))
     services.sync_run_until_idle(now=lambda: NOW)
     client.force_login(user_with(Role.AR, connection))
@@ -129,7 +142,9 @@ def test_the_record_page_shows_the_plan_reasons_and_the_timeline(client, connect
     page = response.content.decode()
     assert "from the service-line map (HVAC)" in page
     assert [event.to_state for event in response.context["events"]] == [
-        "READY", "POSTING", "POSTED"
+        "READY",
+        "POSTING",
+        "POSTED",
     ]
 
 
@@ -142,8 +157,15 @@ def test_the_ledger_page_shows_the_posted_invoice(client, connection, posted):
 
 @pytest.fixture
 def blocked(connection):
-    items = [{"id": 1, "itemType": "labor", "quantity": "1", "price": "80",
-              "serviceLine": {"name": "Backflow Testing"}}]
+    items = [
+        {
+            "id": 1,
+            "itemType": "labor",
+            "quantity": "1",
+            "price": "80",
+            "serviceLine": {"name": "Backflow Testing"},
+        }
+    ]
     ingest(connection, envelope(items=items))
     services.sync_run_until_idle(now=lambda: NOW)
     return SyncRecord.objects.get()
@@ -173,9 +195,14 @@ def test_retry_is_post_only_and_refuses_a_posted_record(client, connection, post
 
 def test_the_retry_button_is_offered_to_admins_on_blocked_records_only(client, connection, blocked):
     client.force_login(user_with(Role.FINANCE, connection, name="fin"))
-    assert client.get(reverse("console:record-detail", args=[blocked.pk])).context["can_retry"] is False
+    assert (
+        client.get(reverse("console:record-detail", args=[blocked.pk])).context["can_retry"]
+        is False
+    )
     client.force_login(user_with(Role.ADMIN, connection, name="adm"))
-    assert client.get(reverse("console:record-detail", args=[blocked.pk])).context["can_retry"] is True
+    assert (
+        client.get(reverse("console:record-detail", args=[blocked.pk])).context["can_retry"] is True
+    )
 
 
 def test_the_login_page_logs_a_demo_user_in(client, connection):

@@ -4,11 +4,12 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection as db, transaction
+from django.db import DatabaseError, transaction
+from django.db import connection as db
 
+from syncengine import services
 from syncengine.erps.sandbox.models import JournalEntry, JournalLine, LedgerAccount
 from syncengine.models import SyncEvent, SyncRecord
-from syncengine import services
 from tests.conftest import envelope, ingest
 
 pytestmark = pytest.mark.django_db
@@ -16,12 +17,15 @@ pytestmark = pytest.mark.django_db
 
 def draft_entry(connection, *amounts):
     """A draft entry with lines given as (account number, debit, credit)."""
-    entry = JournalEntry.objects.create(connection=connection, number="JE-T1",
-                                        posting_date=date(2026, 11, 1))
+    entry = JournalEntry.objects.create(
+        connection=connection, number="JE-T1", posting_date=date(2026, 11, 1)
+    )
     for number, debit, credit in amounts:
         JournalLine.objects.create(
-            entry=entry, account=LedgerAccount.objects.get(connection=connection, number=number),
-            debit=Decimal(debit), credit=Decimal(credit),
+            entry=entry,
+            account=LedgerAccount.objects.get(connection=connection, number=number),
+            debit=Decimal(debit),
+            credit=Decimal(credit),
         )
     return entry
 
@@ -37,8 +41,9 @@ def refused(action):
 
 
 def test_a_balanced_entry_posts_even_when_its_cents_would_not_add_up_in_floating_point(connection):
-    entry = draft_entry(connection, ("1200", "0.30", "0"), ("4010", "0", "0.10"),
-                        ("4010", "0", "0.20"))
+    entry = draft_entry(
+        connection, ("1200", "0.30", "0"), ("4010", "0", "0.10"), ("4010", "0", "0.20")
+    )
     post(entry)
     assert JournalEntry.objects.get(pk=entry.pk).state == JournalEntry.State.POSTED
 
@@ -55,9 +60,14 @@ def test_the_database_refuses_an_entry_with_a_single_line(connection):
 
 
 def test_an_entry_cannot_be_created_already_posted(connection):
-    refused(lambda: JournalEntry.objects.create(
-        connection=connection, number="JE-X", posting_date=date(2026, 11, 1),
-        state=JournalEntry.State.POSTED))
+    refused(
+        lambda: JournalEntry.objects.create(
+            connection=connection,
+            number="JE-X",
+            posting_date=date(2026, 11, 1),
+            state=JournalEntry.State.POSTED,
+        )
+    )
 
 
 def test_lines_of_a_posted_entry_cannot_be_changed_added_or_removed(connection):
@@ -66,8 +76,11 @@ def test_lines_of_a_posted_entry_cannot_be_changed_added_or_removed(connection):
     line = entry.lines.first()
     refused(lambda: JournalLine.objects.filter(pk=line.pk).update(debit=Decimal("60.00")))
     refused(lambda: JournalLine.objects.filter(pk=line.pk).delete())
-    refused(lambda: JournalLine.objects.create(
-        entry=entry, account=line.account, debit=Decimal("1.00"), credit=Decimal("0")))
+    refused(
+        lambda: JournalLine.objects.create(
+            entry=entry, account=line.account, debit=Decimal("1.00"), credit=Decimal("0")
+        )
+    )
     refused(lambda: JournalEntry.objects.filter(pk=entry.pk).update(memo="edited"))
     refused(lambda: JournalEntry.objects.filter(pk=entry.pk).delete())
 
@@ -76,8 +89,11 @@ def test_a_journal_line_must_have_exactly_one_positive_side(connection):
     entry = draft_entry(connection)
     account = LedgerAccount.objects.get(connection=connection, number="1200")
     for debit, credit in [("0", "0"), ("5", "5"), ("-5", "0")]:
-        refused(lambda d=debit, c=credit: JournalLine.objects.create(
-            entry=entry, account=account, debit=Decimal(d), credit=Decimal(c)))
+        refused(
+            lambda d=debit, c=credit: JournalLine.objects.create(
+                entry=entry, account=account, debit=Decimal(d), credit=Decimal(c)
+            )
+        )
 
 
 def test_sync_events_cannot_be_edited_or_deleted_by_the_application(connection):

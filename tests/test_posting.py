@@ -50,7 +50,13 @@ def test_the_posting_plan_records_why_each_account_was_chosen(connection):
 def test_a_mixed_sign_invoice_debits_revenue_for_its_negative_line(connection):
     items = [
         {"id": 1, "itemType": "labor", "quantity": "2", "price": "100.00"},
-        {"id": 2, "itemType": "other", "quantity": "1", "price": "-35.00", "description": "Discount"},
+        {
+            "id": 2,
+            "itemType": "other",
+            "quantity": "1",
+            "price": "-35.00",
+            "description": "Discount",
+        },
     ]
     ingest(connection, envelope(items=items, taxRate=0))
     post_due()
@@ -64,39 +70,62 @@ def test_a_mixed_sign_invoice_debits_revenue_for_its_negative_line(connection):
 
 def test_an_unmapped_service_line_blocks_the_record_with_every_problem_listed(connection):
     items = [
-        {"id": 1, "itemType": "labor", "quantity": "1", "price": "80",
-         "serviceLine": {"name": "Backflow Testing"}},
-        {"id": 2, "itemType": "part", "quantity": "1", "price": "80",
-         "serviceLine": {"name": "Elevators"}},
+        {
+            "id": 1,
+            "itemType": "labor",
+            "quantity": "1",
+            "price": "80",
+            "serviceLine": {"name": "Backflow Testing"},
+        },
+        {
+            "id": 2,
+            "itemType": "part",
+            "quantity": "1",
+            "price": "80",
+            "serviceLine": {"name": "Elevators"},
+        },
     ]
     ingest(connection, envelope(items=items, taxRate="6.75"))
     post_due()
     record = SyncRecord.objects.get()
     assert record.state == SyncState.BLOCKED
     assert [problem["code"] for problem in record.problems] == [
-        "UNMAPPED_SERVICE_LINE", "UNMAPPED_SERVICE_LINE", "UNMAPPED_TAX_RATE"
+        "UNMAPPED_SERVICE_LINE",
+        "UNMAPPED_SERVICE_LINE",
+        "UNMAPPED_TAX_RATE",
     ]
     assert "'Backflow Testing'" in record.message and "'Elevators'" in record.message
     assert LedgerInvoice.objects.count() == 0
 
 
 def test_a_blocked_record_posts_after_the_mapping_is_added_and_it_is_retried(connection):
-    items = [{"id": 1, "itemType": "labor", "quantity": "1", "price": "80",
-              "serviceLine": {"name": "Backflow Testing"}}]
+    items = [
+        {
+            "id": 1,
+            "itemType": "labor",
+            "quantity": "1",
+            "price": "80",
+            "serviceLine": {"name": "Backflow Testing"},
+        }
+    ]
     ingest(connection, envelope(items=items))
     post_due()
     record = SyncRecord.objects.get()
     assert record.state == SyncState.BLOCKED
     mapping_services.value_map_set(
-        connection=connection, kind=ValueMap.Kind.SERVICE_LINE_REVENUE,
-        source_value="backflow  TESTING", target_account="4060",
+        connection=connection,
+        kind=ValueMap.Kind.SERVICE_LINE_REVENUE,
+        source_value="backflow  TESTING",
+        target_account="4060",
     )
     services.sync_record_retry(record=record, actor="user:admin", now=NOW)
     post_due()
     record.refresh_from_db()
     assert record.state == SyncState.POSTED
     assert [event.actor for event in record.events.order_by("id")][-3:] == [
-        "user:admin", "sync --until-idle", "sync --until-idle"
+        "user:admin",
+        "sync --until-idle",
+        "sync --until-idle",
     ]
 
 
@@ -121,8 +150,11 @@ def test_a_crash_after_the_erp_accepted_the_invoice_never_creates_a_second_one(c
     from mappings.services import rules_snapshot
 
     ledger = SandboxLedger(connection=connection)
-    plan = resolve_invoice(invoice_from_dict(record.document.canonical),
-                           rules_snapshot(connection=connection), ledger.catalog())
+    plan = resolve_invoice(
+        invoice_from_dict(record.document.canonical),
+        rules_snapshot(connection=connection),
+        ledger.catalog(),
+    )
     ledger.post_invoice(plan=plan, key=record.idempotency_key)  # ERP committed; worker dies
     assert claim is not None
     assert post_due(NOW + timedelta(seconds=30)) == 0  # lease still held: nothing runnable
@@ -137,8 +169,10 @@ def test_the_worker_that_lost_its_lease_does_not_overwrite_the_new_owner(connect
     ingest(connection, envelope())
     stale = services._claim(record_id=None, now=NOW, actor="worker-1")
     post_due(NOW + timedelta(minutes=10))  # worker-2 takes over and posts
-    outcome = services.Outcome(SyncState.FAILED, error=ConnectorError(
-        "late timeout", category=FailureCategory.CONNECTION, transient=True))
+    outcome = services.Outcome(
+        SyncState.FAILED,
+        error=ConnectorError("late timeout", category=FailureCategory.CONNECTION, transient=True),
+    )
     services._finish(stale, outcome, now=NOW + timedelta(minutes=11), actor="worker-1")
     assert SyncRecord.objects.get().state == SyncState.POSTED
 
@@ -148,13 +182,18 @@ def failing_post(monkeypatch):
     def install(error):
         def post_invoice(self, *, plan, key):
             raise error
+
         monkeypatch.setattr(SandboxLedger, "post_invoice", post_invoice)
+
     return install
 
 
 def test_a_transient_failure_is_retried_later_with_backoff(connection, failing_post):
-    failing_post(ConnectorError("ERP busy", category=FailureCategory.RATE_LIMIT, transient=True,
-                                retry_after_seconds=90))
+    failing_post(
+        ConnectorError(
+            "ERP busy", category=FailureCategory.RATE_LIMIT, transient=True, retry_after_seconds=90
+        )
+    )
     ingest(connection, envelope())
     post_due()
     record = SyncRecord.objects.get()
@@ -166,23 +205,30 @@ def test_a_transient_failure_is_retried_later_with_backoff(connection, failing_p
 def test_an_erp_timeout_leaves_the_record_uncertain_and_the_next_attempt_looks_it_up(
     connection, failing_post, monkeypatch
 ):
-    failing_post(ConnectorError("timed out", category=FailureCategory.CONNECTION,
-                                transient=True, outcome_unknown=True))
+    failing_post(
+        ConnectorError(
+            "timed out", category=FailureCategory.CONNECTION, transient=True, outcome_unknown=True
+        )
+    )
     ingest(connection, envelope())
     post_due()
     record = SyncRecord.objects.get()
     assert record.state == SyncState.UNCERTAIN
     looked_up = []
     original_find = SandboxLedger.find_invoice
-    monkeypatch.setattr(SandboxLedger, "find_invoice",
-                        lambda self, *, key: looked_up.append(key) or original_find(self, key=key))
+    monkeypatch.setattr(
+        SandboxLedger,
+        "find_invoice",
+        lambda self, *, key: looked_up.append(key) or original_find(self, key=key),
+    )
     post_due(NOW + timedelta(hours=2))
     assert looked_up == ["ST-INV-4242"]
 
 
 def test_a_permanent_failure_stops_the_record_and_is_not_retried(connection, failing_post):
-    failing_post(ConnectorError("Customer is blocked", category=FailureCategory.VALUE,
-                                transient=False))
+    failing_post(
+        ConnectorError("Customer is blocked", category=FailureCategory.VALUE, transient=False)
+    )
     ingest(connection, envelope())
     post_due()
     record = SyncRecord.objects.get()

@@ -44,8 +44,9 @@ def test_a_fully_mapped_invoice_resolves_to_a_plan_that_ties_to_its_total():
 
 
 def test_the_connection_default_catches_unmapped_service_lines_and_says_so():
-    rules = Rules(receivable_account="1200", default_revenue_account="4090",
-                  tax_rates=RULES.tax_rates)
+    rules = Rules(
+        receivable_account="1200", default_revenue_account="4090", tax_rates=RULES.tax_rates
+    )
     plan = resolve_invoice(invoice(), rules, CATALOG)
     assert plan.lines[0].reason == (
         "revenue account 4090 from the connection default (no map for HVAC)"
@@ -53,8 +54,11 @@ def test_the_connection_default_catches_unmapped_service_lines_and_says_so():
 
 
 def test_accounts_that_do_not_accept_postings_or_do_not_exist_are_problems():
-    rules = Rules(receivable_account="4999", service_line_revenue={"hvac": TargetValue("", "9999")},
-                  tax_rates={"7.25": TargetValue("XX", "2300")})
+    rules = Rules(
+        receivable_account="4999",
+        service_line_revenue={"hvac": TargetValue("", "9999")},
+        tax_rates={"7.25": TargetValue("XX", "2300")},
+    )
     problems = resolve_invoice(invoice(), rules, CATALOG)
     assert [problem.message for problem in problems] == [
         "The receivable account 4999 does not accept postings.",
@@ -74,8 +78,13 @@ amounts = st.decimals(min_value=Decimal("-999.99"), max_value=Decimal("9999.99")
 @given(st.lists(st.tuples(amounts, st.booleans()), min_size=1, max_size=12))
 def test_resolution_always_gives_a_plan_or_problems_and_plans_always_tie_out(lines):
     items = [
-        {"id": index, "itemType": "part" if taxable else "labor", "quantity": "1",
-         "price": str(price), "taxable": taxable}
+        {
+            "id": index,
+            "itemType": "part" if taxable else "labor",
+            "quantity": "1",
+            "price": str(price),
+            "taxable": taxable,
+        }
         for index, (price, taxable) in enumerate(lines)
     ]
     document = invoice(items=items)

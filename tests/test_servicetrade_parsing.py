@@ -16,7 +16,9 @@ def test_a_servicetrade_invoice_becomes_a_canonical_invoice_with_decimal_money()
     invoice = parse(envelope())
     assert invoice.number == "10482"
     assert [line.amount for line in invoice.lines] == [
-        Decimal("275.00"), Decimal("129.99"), Decimal("0.30")
+        Decimal("275.00"),
+        Decimal("129.99"),
+        Decimal("0.30"),
     ]
     assert all(isinstance(line.quantity, Decimal) for line in invoice.lines)
     assert invoice.lines_total == Decimal("405.29")

@@ -23,8 +23,12 @@ def post(client, url, body, content_type="application/json"):
 def test_a_valid_invoice_is_stored_and_accepted(client, hook_url):
     response = post(client, hook_url, envelope())
     assert response.status_code == 202
-    assert response.json() == {"receipt": SourceReceipt.objects.get().pk, "accepted": 1,
-                               "unchanged": 0, "errors": []}
+    assert response.json() == {
+        "receipt": SourceReceipt.objects.get().pk,
+        "accepted": 1,
+        "unchanged": 0,
+        "errors": [],
+    }
     assert SyncRecord.objects.count() == 1
 
 
@@ -91,8 +95,9 @@ def test_a_new_hook_url_works_and_replaces_the_old_one(client, connection):
     from django.core.management import call_command
 
     out = StringIO()
-    call_command("webhook_secret", "--base-url", "https://cw.example.com", stdout=out,
-                 stderr=StringIO())
+    call_command(
+        "webhook_secret", "--base-url", "https://cw.example.com", stdout=out, stderr=StringIO()
+    )
     first = out.getvalue().strip()
     assert first.startswith("https://cw.example.com/hooks/servicetrade/demo/")
     path = first.removeprefix("https://cw.example.com")

@@ -5,36 +5,83 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('syncengine', '0001_initial'),
+        ("syncengine", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PostingDefaults',
+            name="PostingDefaults",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('receivable_account', models.CharField(max_length=20)),
-                ('revenue_account', models.CharField(blank=True, help_text='Used when no service-line map matches; blank blocks.', max_length=20)),
-                ('connection', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='posting_defaults', to='syncengine.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("receivable_account", models.CharField(max_length=20)),
+                (
+                    "revenue_account",
+                    models.CharField(
+                        blank=True,
+                        help_text="Used when no service-line map matches; blank blocks.",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "connection",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="posting_defaults",
+                        to="syncengine.connection",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ValueMap',
+            name="ValueMap",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('SERVICE_LINE_REVENUE', 'Service line → revenue account'), ('TAX_RATE', 'Tax rate → tax code and liability account')], max_length=30)),
-                ('source_value', models.CharField(max_length=100)),
-                ('source_label', models.CharField(help_text='The value as people write it.', max_length=100)),
-                ('target_code', models.CharField(blank=True, max_length=20)),
-                ('target_account', models.CharField(max_length=20)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='value_maps', to='syncengine.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("SERVICE_LINE_REVENUE", "Service line → revenue account"),
+                            ("TAX_RATE", "Tax rate → tax code and liability account"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("source_value", models.CharField(max_length=100)),
+                (
+                    "source_label",
+                    models.CharField(help_text="The value as people write it.", max_length=100),
+                ),
+                ("target_code", models.CharField(blank=True, max_length=20)),
+                ("target_account", models.CharField(max_length=20)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="value_maps",
+                        to="syncengine.connection",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('connection', 'kind', 'source_value'), name='value_map_unique_source')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("connection", "kind", "source_value"),
+                        name="value_map_unique_source",
+                    )
+                ],
             },
         ),
     ]

@@ -2,13 +2,13 @@
 
 import django.core.serializers.json
 import django.db.models.deletion
-import syncengine.models
 from django.conf import settings
 from django.db import migrations, models
 
+import syncengine.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,116 +17,297 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Connection',
+            name="Connection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('slug', models.SlugField(unique=True)),
-                ('target', models.CharField(choices=[('sandbox', 'Sandbox ledger')], default='sandbox', max_length=30)),
-                ('currency', models.CharField(default='USD', max_length=3)),
-                ('time_zone', models.CharField(default='UTC', help_text="Turns ServiceTrade's epoch timestamps into posting dates.", max_length=50)),
-                ('approved_statuses', models.JSONField(default=syncengine.models.default_approved_statuses)),
-                ('webhook_secret_hash', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('members', models.ManyToManyField(blank=True, related_name='crosswalk_connections', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("slug", models.SlugField(unique=True)),
+                (
+                    "target",
+                    models.CharField(
+                        choices=[("sandbox", "Sandbox ledger")], default="sandbox", max_length=30
+                    ),
+                ),
+                ("currency", models.CharField(default="USD", max_length=3)),
+                (
+                    "time_zone",
+                    models.CharField(
+                        default="UTC",
+                        help_text="Turns ServiceTrade's epoch timestamps into posting dates.",
+                        max_length=50,
+                    ),
+                ),
+                (
+                    "approved_statuses",
+                    models.JSONField(default=syncengine.models.default_approved_statuses),
+                ),
+                ("webhook_secret_hash", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="crosswalk_connections",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SourceReceipt',
+            name="SourceReceipt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('FILE', 'File'), ('WEBHOOK', 'Webhook'), ('DEMO', 'Demo loader')], max_length=10)),
-                ('origin', models.CharField(blank=True, help_text='File name or sender address.', max_length=500)),
-                ('body', models.TextField()),
-                ('body_bytes', models.PositiveBigIntegerField()),
-                ('received_at', models.DateTimeField()),
-                ('outcome', models.CharField(choices=[('PENDING', 'Not parsed yet'), ('ACCEPTED', 'Accepted'), ('PARTLY_ACCEPTED', 'Partly accepted'), ('REJECTED', 'Rejected')], default='PENDING', max_length=20)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='receipts', to='syncengine.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("FILE", "File"), ("WEBHOOK", "Webhook"), ("DEMO", "Demo loader")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "origin",
+                    models.CharField(
+                        blank=True, help_text="File name or sender address.", max_length=500
+                    ),
+                ),
+                ("body", models.TextField()),
+                ("body_bytes", models.PositiveBigIntegerField()),
+                ("received_at", models.DateTimeField()),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("PENDING", "Not parsed yet"),
+                            ("ACCEPTED", "Accepted"),
+                            ("PARTLY_ACCEPTED", "Partly accepted"),
+                            ("REJECTED", "Rejected"),
+                        ],
+                        default="PENDING",
+                        max_length=20,
+                    ),
+                ),
+                ("errors", models.JSONField(blank=True, default=list)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="receipts",
+                        to="syncengine.connection",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SourceDocument',
+            name="SourceDocument",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('INVOICE', 'Invoice'), ('TIMECARD', 'Timecard')], max_length=20)),
-                ('source_id', models.CharField(max_length=64)),
-                ('number', models.CharField(db_index=True, max_length=64)),
-                ('status', models.CharField(max_length=40)),
-                ('customer_name', models.CharField(blank=True, max_length=200)),
-                ('total', models.DecimalField(blank=True, decimal_places=2, max_digits=20, null=True)),
-                ('payload', models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('canonical', models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('content_hash', models.CharField(max_length=64)),
-                ('first_received_at', models.DateTimeField()),
-                ('last_received_at', models.DateTimeField()),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='documents', to='syncengine.connection')),
-                ('receipt', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='documents', to='syncengine.sourcereceipt')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("INVOICE", "Invoice"), ("TIMECARD", "Timecard")], max_length=20
+                    ),
+                ),
+                ("source_id", models.CharField(max_length=64)),
+                ("number", models.CharField(db_index=True, max_length=64)),
+                ("status", models.CharField(max_length=40)),
+                ("customer_name", models.CharField(blank=True, max_length=200)),
+                (
+                    "total",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=20, null=True),
+                ),
+                (
+                    "payload",
+                    models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder),
+                ),
+                (
+                    "canonical",
+                    models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder),
+                ),
+                ("content_hash", models.CharField(max_length=64)),
+                ("first_received_at", models.DateTimeField()),
+                ("last_received_at", models.DateTimeField()),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="documents",
+                        to="syncengine.connection",
+                    ),
+                ),
+                (
+                    "receipt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="documents",
+                        to="syncengine.sourcereceipt",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SyncRecord',
+            name="SyncRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('operation', models.CharField(choices=[('CREATE', 'Create')], max_length=20)),
-                ('idempotency_key', models.CharField(max_length=35)),
-                ('state', models.CharField(choices=[('RECEIVED', 'Received'), ('BLOCKED', 'Blocked'), ('READY', 'Ready'), ('POSTING', 'Posting'), ('POSTED', 'Posted'), ('RETRY_SCHEDULED', 'Retry scheduled'), ('FAILED', 'Failed'), ('UNCERTAIN', 'Uncertain'), ('SKIPPED', 'Skipped'), ('CANCELLED', 'Cancelled')], default='RECEIVED', max_length=20)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('lease_token', models.CharField(blank=True, max_length=32)),
-                ('erp_document_id', models.CharField(blank=True, max_length=64)),
-                ('erp_document_number', models.CharField(blank=True, max_length=64)),
-                ('failure_category', models.CharField(blank=True, max_length=40)),
-                ('message', models.TextField(blank=True, help_text='Plain words: why it waits or failed.')),
-                ('problems', models.JSONField(blank=True, default=list, encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('plan', models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True)),
-                ('received_at', models.DateTimeField()),
-                ('posted_at', models.DateTimeField(blank=True, null=True)),
-                ('state_changed_at', models.DateTimeField()),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='records', to='syncengine.connection')),
-                ('document', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='records', to='syncengine.sourcedocument')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("operation", models.CharField(choices=[("CREATE", "Create")], max_length=20)),
+                ("idempotency_key", models.CharField(max_length=35)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("RECEIVED", "Received"),
+                            ("BLOCKED", "Blocked"),
+                            ("READY", "Ready"),
+                            ("POSTING", "Posting"),
+                            ("POSTED", "Posted"),
+                            ("RETRY_SCHEDULED", "Retry scheduled"),
+                            ("FAILED", "Failed"),
+                            ("UNCERTAIN", "Uncertain"),
+                            ("SKIPPED", "Skipped"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        default="RECEIVED",
+                        max_length=20,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("lease_token", models.CharField(blank=True, max_length=32)),
+                ("erp_document_id", models.CharField(blank=True, max_length=64)),
+                ("erp_document_number", models.CharField(blank=True, max_length=64)),
+                ("failure_category", models.CharField(blank=True, max_length=40)),
+                (
+                    "message",
+                    models.TextField(blank=True, help_text="Plain words: why it waits or failed."),
+                ),
+                (
+                    "problems",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                    ),
+                ),
+                (
+                    "plan",
+                    models.JSONField(
+                        blank=True,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        null=True,
+                    ),
+                ),
+                ("received_at", models.DateTimeField()),
+                ("posted_at", models.DateTimeField(blank=True, null=True)),
+                ("state_changed_at", models.DateTimeField()),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="records",
+                        to="syncengine.connection",
+                    ),
+                ),
+                (
+                    "document",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="records",
+                        to="syncengine.sourcedocument",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SyncEvent',
+            name="SyncEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('actor', models.CharField(max_length=150)),
-                ('from_state', models.CharField(blank=True, max_length=20)),
-                ('to_state', models.CharField(max_length=20)),
-                ('detail', models.TextField(blank=True)),
-                ('data', models.JSONField(blank=True, default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('record', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='syncengine.syncrecord')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("actor", models.CharField(max_length=150)),
+                ("from_state", models.CharField(blank=True, max_length=20)),
+                ("to_state", models.CharField(max_length=20)),
+                ("detail", models.TextField(blank=True)),
+                (
+                    "data",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                    ),
+                ),
+                (
+                    "record",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="syncengine.syncrecord",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='sourcedocument',
-            constraint=models.UniqueConstraint(fields=('connection', 'kind', 'source_id'), name='source_document_unique_id'),
+            model_name="sourcedocument",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "kind", "source_id"), name="source_document_unique_id"
+            ),
         ),
         migrations.AddIndex(
-            model_name='syncrecord',
-            index=models.Index(fields=['state', 'next_attempt_at'], name='sync_record_due'),
+            model_name="syncrecord",
+            index=models.Index(fields=["state", "next_attempt_at"], name="sync_record_due"),
         ),
         migrations.AddIndex(
-            model_name='syncrecord',
-            index=models.Index(fields=['connection', '-id'], name='sync_record_log'),
+            model_name="syncrecord",
+            index=models.Index(fields=["connection", "-id"], name="sync_record_log"),
         ),
         migrations.AddConstraint(
-            model_name='syncrecord',
-            constraint=models.UniqueConstraint(fields=('connection', 'idempotency_key'), name='sync_record_unique_key'),
+            model_name="syncrecord",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "idempotency_key"), name="sync_record_unique_key"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='syncrecord',
-            constraint=models.UniqueConstraint(fields=('document', 'operation'), name='sync_record_one_per_operation'),
+            model_name="syncrecord",
+            constraint=models.UniqueConstraint(
+                fields=("document", "operation"), name="sync_record_one_per_operation"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='syncrecord',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('state', 'POSTED'), _negated=True), models.Q(('erp_document_id', ''), _negated=True), _connector='OR'), name='sync_record_posted_has_erp_id'),
+            model_name="syncrecord",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("state", "POSTED"), _negated=True),
+                    models.Q(("erp_document_id", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="sync_record_posted_has_erp_id",
+            ),
         ),
         migrations.AddIndex(
-            model_name='syncevent',
-            index=models.Index(fields=['record', 'id'], name='sync_event_timeline'),
+            model_name="syncevent",
+            index=models.Index(fields=["record", "id"], name="sync_event_timeline"),
         ),
     ]

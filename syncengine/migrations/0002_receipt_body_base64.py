@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('syncengine', '0001_initial'),
+        ("syncengine", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sourcereceipt',
-            name='body_is_base64',
+            model_name="sourcereceipt",
+            name="body_is_base64",
             field=models.BooleanField(default=False),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('syncengine', '0003_sync_event_append_only'),
+        ("syncengine", "0003_sync_event_append_only"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='syncrecord',
-            name='erp_document_url',
+            model_name="syncrecord",
+            name="erp_document_url",
             field=models.CharField(blank=True, max_length=500),
         ),
     ]

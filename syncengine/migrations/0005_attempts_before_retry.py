@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('syncengine', '0004_erp_document_url'),
+        ("syncengine", "0004_erp_document_url"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='syncrecord',
-            name='attempts_before_retry',
+            model_name="syncrecord",
+            name="attempts_before_retry",
             field=models.PositiveIntegerField(default=0),
         ),
     ]

@@ -24,7 +24,7 @@ class InvalidDocument(ValueError):
 
 
 def loads(body: bytes | str) -> Any:
-    """JSON with every non-integer number read as Decimal, so no amount ever passes through float."""
+    """JSON with every non-integer number read as Decimal: no amount passes through float."""
     try:
         return json.loads(body, parse_float=Decimal)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -40,7 +40,7 @@ def split_invoices(envelope: Any) -> list[Any]:
         return list(data["invoices"])
     if isinstance(data, dict):
         return [data]
-    raise InvalidDocument(["data: expected an invoice object or {\"invoices\": [...]}"])
+    raise InvalidDocument(['data: expected an invoice object or {"invoices": [...]}'])
 
 
 class _Reader:

@@ -35,8 +35,12 @@ class Stack:
 
     def manage(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **env},
-            capture_output=True, text=True, timeout=300,
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if result.returncode != 0:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
@@ -100,10 +104,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack.manage("load_demo", "--invoices", "0", "--timecard-weeks", "0")
     logs = tmp / "logs"
     logs.mkdir()
-    worker = [sys.executable, "-m", "celery", "-A", "console", "worker", "--beat",
-              "--schedule", str(tmp / "beat-schedule"), "--concurrency", "2",
-              "--without-mingle", "--without-gossip", "--loglevel", "INFO",
-              "--hostname", "e2e@%h"]
+    worker = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "console",
+        "worker",
+        "--beat",
+        "--schedule",
+        str(tmp / "beat-schedule"),
+        "--concurrency",
+        "2",
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        "e2e@%h",
+    ]
     web = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
     for name, command in (("worker", worker), ("web", web)):
         log = (logs / f"{name}.log").open("wb")
@@ -137,9 +156,15 @@ def browser() -> Iterator[object]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()

@@ -35,7 +35,9 @@ def search_until_posted(page, number: str, timeout: float = 90) -> None:
         if page.locator(".erp-link").count() > 0:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"{number} was not posted within {timeout} s:\n{page.inner_text('main')}")
+            raise AssertionError(
+                f"{number} was not posted within {timeout} s:\n{page.inner_text('main')}"
+            )
         time.sleep(1)
 
 

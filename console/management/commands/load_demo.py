@@ -31,18 +31,22 @@ class Command(BaseCommand):
         parser.add_argument("--invoices", type=int, default=200)
         parser.add_argument("--timecard-weeks", type=int, default=2)
 
-    def handle(self, *args: Any, seed: int, invoices: int, timecard_weeks: int,
-               **options: Any) -> None:
+    def handle(
+        self, *args: Any, seed: int, invoices: int, timecard_weeks: int, **options: Any
+    ) -> None:
         connection = demo.demo_connection_setup()
         accepted = unchanged = 0
         generated = demo.demo_invoices(seed=seed, count=invoices)
-        with tqdm(total=invoices, desc="Demo invoices", unit="invoice",
-                  disable=invoices < 1000) as bar:
+        with tqdm(
+            total=invoices, desc="Demo invoices", unit="invoice", disable=invoices < 1000
+        ) as bar:
             while batch := list(itertools.islice(generated, BATCH)):
                 body = json.dumps({"data": {"invoices": [item["data"] for item in batch]}})
                 result = services.invoices_ingest(
-                    connection=connection, body=body.encode(),
-                    channel=SourceReceipt.Channel.DEMO, origin=f"load_demo --seed {seed}",
+                    connection=connection,
+                    body=body.encode(),
+                    channel=SourceReceipt.Channel.DEMO,
+                    origin=f"load_demo --seed {seed}",
                     now=timezone.now(),
                 )
                 accepted += len(result.accepted)
@@ -66,9 +70,12 @@ class Command(BaseCommand):
             return 0
         now = timezone.now()
         receipt = SourceReceipt.objects.create(
-            connection=connection, channel=SourceReceipt.Channel.DEMO,
-            origin=f"load_demo --seed {seed} (timecards)", body=json.dumps(cards),
-            body_bytes=len(json.dumps(cards)), received_at=now,
+            connection=connection,
+            channel=SourceReceipt.Channel.DEMO,
+            origin=f"load_demo --seed {seed} (timecards)",
+            body=json.dumps(cards),
+            body_bytes=len(json.dumps(cards)),
+            received_at=now,
             outcome=SourceReceipt.Outcome.ACCEPTED,
         )
         for card in cards:

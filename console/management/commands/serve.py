@@ -30,15 +30,38 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
-            "worker": [python, "-m", "celery", "-A", "console", "worker", "--loglevel", "INFO",
-                       "--concurrency", str(concurrency), "--without-mingle", "--without-gossip"],
-            "beat": [python, "-m", "celery", "-A", "console", "beat", "--loglevel", "INFO",
-                     "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            ],
         }
         processes = {name: subprocess.Popen(command) for name, command in commands.items()}
         self.stdout.write(self.style.SUCCESS(f"Crosswalk is running on http://{addr}/"))
-        demo_users = [name for name, _ in demo.DEMO_USERS
-                      if User.objects.filter(username=name).exists()]
+        demo_users = [
+            name for name, _ in demo.DEMO_USERS if User.objects.filter(username=name).exists()
+        ]
         if demo_users:
             self.stdout.write(
                 f"Demo logins: {', '.join(demo_users)} — password {demo.DEMO_PASSWORD!r}"

@@ -75,8 +75,13 @@ class SandboxLedger:
                 "currency": plan.currency,
                 "amount": str(plan.total),
                 "lines": [
-                    {"account": account, "debit": str(debit), "credit": str(credit),
-                     "description": description, "tax_code": tax_code}
+                    {
+                        "account": account,
+                        "debit": str(debit),
+                        "credit": str(credit),
+                        "description": description,
+                        "tax_code": tax_code,
+                    }
                     for account, debit, credit, description, tax_code in _legs(plan)
                 ],
             },

@@ -52,6 +52,9 @@ class LedgerTaxCode(models.Model):
             models.UniqueConstraint(fields=["connection", "code"], name="ledger_tax_code")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.code} ({self.rate} %)"
+
 
 class LedgerCustomer(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
@@ -62,7 +65,9 @@ class LedgerCustomer(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["connection", "number"], name="ledger_customer_number"),
-            models.UniqueConstraint(fields=["connection", "source_ref"], name="ledger_customer_ref"),
+            models.UniqueConstraint(
+                fields=["connection", "source_ref"], name="ledger_customer_ref"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -88,6 +93,9 @@ class JournalEntry(models.Model):
             models.UniqueConstraint(fields=["connection", "number"], name="journal_entry_number")
         ]
 
+    def __str__(self) -> str:
+        return self.number
+
 
 class JournalLine(models.Model):
     entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines")
@@ -106,6 +114,9 @@ class JournalLine(models.Model):
                 name="journal_line_one_side",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: Dr {self.debit} Cr {self.credit}"
 
 
 class LedgerInvoice(models.Model):
@@ -145,3 +156,6 @@ class NumberSeries(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connection", "prefix"], name="number_series_prefix")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}-{self.last_value:06d}"

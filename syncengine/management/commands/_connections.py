@@ -16,7 +16,9 @@ def connection_from_option(slug: str | None) -> Connection:
         )
     if slug is None:
         if len(slugs) > 1:
-            raise CommandError(f"Several connections exist; pick one with --connection: {', '.join(slugs)}")
+            raise CommandError(
+                f"Several connections exist; pick one with --connection: {', '.join(slugs)}"
+            )
         slug = slugs[0]
     connection = Connection.objects.filter(slug=slug).first()
     if connection is None:

@@ -19,7 +19,7 @@ from syncengine.models import SourceReceipt
 
 
 class Command(BaseCommand):
-    help = "Ingest ServiceTrade invoice JSON files ({\"data\": {...}} or a list page)."
+    help = 'Ingest ServiceTrade invoice JSON files ({"data": {...}} or a list page).'
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("files", nargs="+", type=Path)

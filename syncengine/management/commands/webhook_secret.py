@@ -20,8 +20,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--connection", help="Connection slug (default: the only one).")
-        parser.add_argument("--base-url", default="http://127.0.0.1:8000",
-                            help="Where ServiceTrade reaches Crosswalk, e.g. https://crosswalk.example.com")
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where ServiceTrade reaches Crosswalk, e.g. https://crosswalk.example.com",
+        )
 
     def handle(self, *args: Any, connection: str | None, base_url: str, **options: Any) -> None:
         target = connection_from_option(connection)

@@ -5,133 +5,288 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('syncengine', '0001_initial'),
+        ("syncengine", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JournalEntry',
+            name="JournalEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20)),
-                ('posting_date', models.DateField()),
-                ('memo', models.CharField(blank=True, max_length=200)),
-                ('external_document_number', models.CharField(blank=True, max_length=35)),
-                ('state', models.CharField(choices=[('DRAFT', 'Draft'), ('POSTED', 'Posted')], default='DRAFT', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='syncengine.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=20)),
+                ("posting_date", models.DateField()),
+                ("memo", models.CharField(blank=True, max_length=200)),
+                ("external_document_number", models.CharField(blank=True, max_length=35)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("DRAFT", "Draft"), ("POSTED", "Posted")],
+                        default="DRAFT",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="syncengine.connection",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'journal entries',
+                "verbose_name_plural": "journal entries",
             },
         ),
         migrations.CreateModel(
-            name='LedgerAccount',
+            name="LedgerAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20)),
-                ('name', models.CharField(max_length=100)),
-                ('type', models.CharField(choices=[('ASSET', 'Asset'), ('LIABILITY', 'Liability'), ('EQUITY', 'Equity'), ('INCOME', 'Income'), ('EXPENSE', 'Expense')], max_length=10)),
-                ('active', models.BooleanField(default=True)),
-                ('direct_posting', models.BooleanField(default=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='syncengine.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=20)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("ASSET", "Asset"),
+                            ("LIABILITY", "Liability"),
+                            ("EQUITY", "Equity"),
+                            ("INCOME", "Income"),
+                            ("EXPENSE", "Expense"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                ("direct_posting", models.BooleanField(default=True)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="syncengine.connection",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='JournalLine',
+            name="JournalLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('debit', models.DecimalField(decimal_places=2, default=0, max_digits=20)),
-                ('credit', models.DecimalField(decimal_places=2, default=0, max_digits=20)),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('tax_code', models.CharField(blank=True, max_length=20)),
-                ('dimensions', models.JSONField(blank=True, default=dict)),
-                ('entry', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='lines', to='sandbox.journalentry')),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='sandbox.ledgeraccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("debit", models.DecimalField(decimal_places=2, default=0, max_digits=20)),
+                ("credit", models.DecimalField(decimal_places=2, default=0, max_digits=20)),
+                ("description", models.CharField(blank=True, max_length=200)),
+                ("tax_code", models.CharField(blank=True, max_length=20)),
+                ("dimensions", models.JSONField(blank=True, default=dict)),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="lines",
+                        to="sandbox.journalentry",
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="sandbox.ledgeraccount",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='LedgerCustomer',
+            name="LedgerCustomer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20)),
-                ('name', models.CharField(max_length=200)),
-                ('source_ref', models.CharField(help_text='ServiceTrade company id.', max_length=64)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='syncengine.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=20)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "source_ref",
+                    models.CharField(help_text="ServiceTrade company id.", max_length=64),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="syncengine.connection",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='LedgerInvoice',
+            name="LedgerInvoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20)),
-                ('external_document_number', models.CharField(max_length=35)),
-                ('posting_date', models.DateField()),
-                ('currency', models.CharField(max_length=3)),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='syncengine.connection')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='sandbox.ledgercustomer')),
-                ('journal_entry', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='invoice', to='sandbox.journalentry')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=20)),
+                ("external_document_number", models.CharField(max_length=35)),
+                ("posting_date", models.DateField()),
+                ("currency", models.CharField(max_length=3)),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=20)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="syncengine.connection",
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="invoices",
+                        to="sandbox.ledgercustomer",
+                    ),
+                ),
+                (
+                    "journal_entry",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="invoice",
+                        to="sandbox.journalentry",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='LedgerTaxCode',
+            name="LedgerTaxCode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=20)),
-                ('rate', models.DecimalField(decimal_places=4, help_text='Percent, e.g. 7.2500', max_digits=7)),
-                ('active', models.BooleanField(default=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='syncengine.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=20)),
+                (
+                    "rate",
+                    models.DecimalField(
+                        decimal_places=4, help_text="Percent, e.g. 7.2500", max_digits=7
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="syncengine.connection",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='NumberSeries',
+            name="NumberSeries",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prefix', models.CharField(max_length=5)),
-                ('last_value', models.PositiveBigIntegerField(default=0)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='syncengine.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("prefix", models.CharField(max_length=5)),
+                ("last_value", models.PositiveBigIntegerField(default=0)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="syncengine.connection",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='journalentry',
-            constraint=models.UniqueConstraint(fields=('connection', 'number'), name='journal_entry_number'),
+            model_name="journalentry",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "number"), name="journal_entry_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgeraccount',
-            constraint=models.UniqueConstraint(fields=('connection', 'number'), name='ledger_account_number'),
+            model_name="ledgeraccount",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "number"), name="ledger_account_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journalline',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('debit__gt', 0), ('credit', 0)), models.Q(('credit__gt', 0), ('debit', 0)), _connector='OR'), name='journal_line_one_side'),
+            model_name="journalline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("debit__gt", 0), ("credit", 0)),
+                    models.Q(("credit__gt", 0), ("debit", 0)),
+                    _connector="OR",
+                ),
+                name="journal_line_one_side",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgercustomer',
-            constraint=models.UniqueConstraint(fields=('connection', 'number'), name='ledger_customer_number'),
+            model_name="ledgercustomer",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "number"), name="ledger_customer_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgercustomer',
-            constraint=models.UniqueConstraint(fields=('connection', 'source_ref'), name='ledger_customer_ref'),
+            model_name="ledgercustomer",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "source_ref"), name="ledger_customer_ref"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerinvoice',
-            constraint=models.UniqueConstraint(fields=('connection', 'number'), name='ledger_invoice_number'),
+            model_name="ledgerinvoice",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "number"), name="ledger_invoice_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerinvoice',
-            constraint=models.UniqueConstraint(fields=('connection', 'external_document_number'), name='ledger_invoice_external_number'),
+            model_name="ledgerinvoice",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "external_document_number"),
+                name="ledger_invoice_external_number",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgertaxcode',
-            constraint=models.UniqueConstraint(fields=('connection', 'code'), name='ledger_tax_code'),
+            model_name="ledgertaxcode",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "code"), name="ledger_tax_code"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='numberseries',
-            constraint=models.UniqueConstraint(fields=('connection', 'prefix'), name='number_series_prefix'),
+            model_name="numberseries",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "prefix"), name="number_series_prefix"
+            ),
         ),
     ]

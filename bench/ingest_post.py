@@ -1,0 +1,232 @@
+"""Benchmark: ingest N demo invoices and post them with real Celery workers into the sandbox ledger.
+
+    .venv/bin/python bench/ingest_post.py --invoices 2000 [--workers 2] [--concurrency 1]
+
+Uses DATABASE_URL / CELERY_BROKER_URL when set (a fresh PostgreSQL database is created and dropped
+for the run), else the embedded defaults in a temporary folder. Workers start first; invoices
+are then ingested in pages of 500 while the workers post them, as in production.
+
+Prints: ingest rate (invoices/s), end-to-end posting throughput (invoices/s from the first receipt
+to the last posting), ingest-to-posted latency p50/p95/max, and peak memory of this process and
+of each worker. Results are for docs/performance.md; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def fresh_database(tmp: Path) -> tuple[str, str | None]:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        return f"sqlite:///{tmp / 'bench.sqlite3'}", None
+    import psycopg
+
+    name = f"crosswalk_bench_{uuid.uuid4().hex[:8]}"
+    server = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}")), name
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    server = urlunsplit(urlsplit(os.environ["BENCH_SERVER_URL"])._replace(path="/postgres"))
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def worker_tree_peak_mb(pid: int) -> float:
+    """Peak resident memory of a worker and its pool children (Linux /proc)."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(child) for child in children.read_text().split()]
+    return sum(peak_rss_mb(one) for one in pids if Path(f"/proc/{one}").exists())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="crosswalk-bench-"))
+    server_url = os.environ.get("DATABASE_URL", "")
+    database_url, database_name = fresh_database(tmp)
+    os.environ.update(
+        DATABASE_URL=database_url,
+        BENCH_SERVER_URL=server_url,
+        CROSSWALK_DATA_DIR=str(tmp / "data"),
+        CROSSWALK_BROKER_DIR=str(tmp / "broker"),
+        DJANGO_SETTINGS_MODULE="console.settings",
+        LOG_LEVEL="WARNING",
+    )
+    try:
+        run(args, tmp)
+    finally:
+        if database_name:
+            drop_database(database_name)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from console import demo
+
+    connection = demo.demo_connection_setup()
+    workers = start_workers(args, tmp)
+    try:
+        ingest_seconds = ingest(connection, args)
+        posted_at_end = wait_until_settled(args.invoices)
+        report(args, ingest_seconds, posted_at_end, workers)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+
+
+def start_workers(args: argparse.Namespace, tmp: Path) -> list[subprocess.Popen[bytes]]:
+    workers = []
+    for index in range(args.workers):
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "console",
+            "worker",
+            "--concurrency",
+            str(args.concurrency),
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"bench{index}@%h",
+        ]
+        log = (tmp / f"worker{index}.log").open("wb")
+        workers.append(
+            subprocess.Popen(
+                command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT
+            )
+        )
+    time.sleep(3)  # let the workers connect before the first nudge is published
+    return workers
+
+
+def ingest(connection: object, args: argparse.Namespace) -> float:
+    import itertools
+    import json
+
+    from django.utils import timezone
+
+    from console import demo
+    from syncengine import services
+    from syncengine.models import SourceReceipt
+
+    generated = demo.demo_invoices(seed=args.seed, count=args.invoices)
+    started = time.perf_counter()
+    while batch := list(itertools.islice(generated, 500)):
+        body = json.dumps({"data": {"invoices": [item["data"] for item in batch]}}).encode()
+        services.invoices_ingest(
+            connection=connection,
+            body=body,  # type: ignore[arg-type]
+            channel=SourceReceipt.Channel.DEMO,
+            origin="bench",
+            now=timezone.now(),
+        )
+    return time.perf_counter() - started
+
+
+def wait_until_settled(expected: int, timeout: float = 3600) -> float:
+    from syncengine.models import SyncRecord, SyncState
+
+    waiting = [SyncState.READY, SyncState.POSTING, SyncState.RETRY_SCHEDULED, SyncState.UNCERTAIN]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (
+            SyncRecord.objects.count() >= expected
+            and not SyncRecord.objects.filter(state__in=waiting).exists()
+        ):
+            return time.perf_counter()
+        time.sleep(0.2)
+    raise SystemExit("records did not settle in time")
+
+
+def report(
+    args: argparse.Namespace,
+    ingest_seconds: float,
+    _end: float,
+    workers: list[subprocess.Popen[bytes]],
+) -> None:
+    from django.db import connection as db
+    from django.db.models import Count
+
+    from syncengine.models import SyncRecord, SyncState
+
+    posted = SyncRecord.objects.filter(state=SyncState.POSTED)
+    latencies = sorted(
+        (record.posted_at - record.received_at).total_seconds()
+        for record in posted.only("posted_at", "received_at")
+    )
+    first_received = (
+        SyncRecord.objects.order_by("received_at").values_list("received_at", flat=True).first()
+    )
+    last_posted = posted.order_by("-posted_at").values_list("posted_at", flat=True).first()
+    span = (last_posted - first_received).total_seconds() if latencies else 0.0
+    states = dict(SyncRecord.objects.values_list("state").annotate(n=Count("id")))
+    quantiles = statistics.quantiles(latencies, n=20) if len(latencies) >= 20 else [0.0] * 19
+    broker = os.environ.get("CELERY_BROKER_URL") or "filesystem"
+    print(f"database            {db.vendor}; broker {broker}")
+    print(f"workers             {args.workers} x concurrency {args.concurrency}")
+    print(f"invoices            {args.invoices} ({states})")
+    print(
+        f"ingest              {args.invoices / ingest_seconds:,.0f} invoices/s "
+        f"({ingest_seconds:.1f} s)"
+    )
+    print(
+        f"end to end          {len(latencies) / span if span else 0:,.0f} invoices/s posted "
+        f"({span:.1f} s from first receipt to last posting)"
+    )
+    print(
+        f"ingest->posted      p50 {statistics.median(latencies):.2f} s, "
+        f"p95 {quantiles[18]:.2f} s, max {latencies[-1]:.2f} s"
+    )
+    bench_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    worker_mb = ", ".join(
+        f"worker{i} {worker_tree_peak_mb(w.pid):.0f} MB" for i, w in enumerate(workers)
+    )
+    print(f"peak memory         bench {bench_mb:.0f} MB; {worker_mb}")
+
+
+if __name__ == "__main__":
+    main()
