@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
-from syncengine.models import Connection, SyncRecord
+from syncengine.models import Connection, SyncRecord, SyncRecordQuerySet
 
 
 class Role:
@@ -43,7 +43,7 @@ def connections_for(user: Any) -> QuerySet[Connection]:
     return Connection.objects.filter(members=user)
 
 
-def records_for(user: Any) -> QuerySet[SyncRecord]:
+def records_for(user: Any) -> SyncRecordQuerySet:
     return SyncRecord.objects.filter(connection__in=connections_for(user))
 
 

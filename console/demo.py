@@ -263,7 +263,7 @@ def _invoice(rng: random.Random, index: int, company: Company) -> dict[str, Any]
 
 
 def _items(rng: random.Random, service_line: str, *, mixed_sign: bool) -> list[dict[str, Any]]:
-    items = []
+    items: list[dict[str, Any]] = []
     hours = Decimal(rng.randint(2, 32)) / 4
     rate = rng.choice(LABOR_RATES)
     items.append(_item(len(items), f"{service_line} labor", "labor", hours, rate, taxable=False))

@@ -522,7 +522,7 @@ def _finish(claim: Claim, outcome: Outcome, *, now: datetime, actor: str) -> Syn
         return record
 
 
-_LEASE_CLEARED = {"lease_until": None, "lease_token": ""}
+_LEASE_CLEARED: dict[str, Any] = {"lease_until": None, "lease_token": ""}
 
 
 def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str) -> None:
