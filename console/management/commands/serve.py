@@ -67,7 +67,10 @@ class Command(BaseCommand):
                 f"Demo logins: {', '.join(demo_users)} — password {demo.DEMO_PASSWORD!r}"
             )
         self.stdout.write("Press Ctrl-C to stop the console, the worker and beat.")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        # Ctrl-C and a plain `kill` both stop everything, even when started in the background
+        # (where shells start programs with SIGINT ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             while all(process.poll() is None for process in processes.values()):
                 time.sleep(0.5)
@@ -77,6 +80,10 @@ class Command(BaseCommand):
             self.stdout.write("Stopping…")
         finally:
             _stop_all(list(processes.values()))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
