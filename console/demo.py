@@ -17,11 +17,18 @@ from typing import Any
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.utils import timezone
 
 from console.access import Role
 from mappings import services as mapping_services
-from mappings.models import ValueMap
-from syncengine.erps.sandbox.models import AccountType, LedgerAccount, LedgerTaxCode
+from mappings.catalog import catalog_refresh
+from mappings.models import RuleVersion
+from syncengine.erps.sandbox.models import (
+    AccountType,
+    LedgerAccount,
+    LedgerListValue,
+    LedgerTaxCode,
+)
 from syncengine.models import Connection
 from syncengine.money import ZERO, to_cents
 
@@ -35,6 +42,7 @@ ACCOUNTS = [
     ("2300", "Sales Tax Payable", AccountType.LIABILITY),
     ("3000", "Retained Earnings", AccountType.EQUITY),
     ("4010", "HVAC Service Revenue", AccountType.INCOME),
+    ("4011", "HVAC Parts Revenue", AccountType.INCOME),
     ("4020", "Fire Sprinkler Revenue", AccountType.INCOME),
     ("4030", "Fire Alarm Revenue", AccountType.INCOME),
     ("4040", "Plumbing Revenue", AccountType.INCOME),
@@ -129,13 +137,49 @@ LABOR_RATES = [Decimal("95.00"), Decimal("110.00"), Decimal("125.00"), Decimal("
 TRIP_CHARGE = Decimal("49.00")
 
 
-@transaction.atomic
+RULES_EFFECTIVE_FROM = date(2025, 1, 1)
+OFFICE_CODES = {"Raleigh": "RAL", "Charlotte": "CLT", "Richmond": "RIC", "Atlanta": "ATL",
+                "Nashville": "BNA"}  # fmt: skip
+SERVICE_LINE_CODES = {
+    "HVAC": "HVAC", "Fire Sprinkler": "SPRK", "Fire Alarm": "ALRM", "Plumbing": "PLMB",
+    "Kitchen Hood": "HOOD", "Backflow Testing": "BKFL",
+}  # fmt: skip
+
+
 def demo_connection_setup() -> Connection:
-    """The demo connection with its chart of accounts, tax codes, rules and users."""
-    connection, _ = Connection.objects.get_or_create(
-        slug="demo",
-        defaults={"name": "Demo: ServiceTrade → sandbox ledger", "time_zone": "America/New_York"},
-    )
+    """The demo connection with its books, catalog, published rules (version 1) and users."""
+    now = timezone.now()
+    with transaction.atomic():
+        connection, _ = Connection.objects.get_or_create(
+            slug="demo",
+            defaults={
+                "name": "Demo: ServiceTrade → sandbox ledger",
+                "time_zone": "America/New_York",
+            },
+        )
+        _demo_books(connection)
+        _demo_users(connection)
+    catalog_refresh(connection=connection, actor="load_demo", now=now)
+    if not RuleVersion.objects.filter(connection=connection).exists():
+        mapping_services.draft_replace(
+            connection=connection,
+            content=demo_rules(),
+            actor="load_demo",
+            now=now,
+            reason="Demo rules",
+        )
+        mapping_services.draft_publish(
+            connection=connection,
+            effective_from=RULES_EFFECTIVE_FROM,
+            reason="Demo rules as set up at implementation",
+            actor="load_demo",
+            now=now,
+        )
+    connection.refresh_from_db()
+    return connection
+
+
+def _demo_books(connection: Connection) -> None:
     for number, name, account_type in ACCOUNTS:
         LedgerAccount.objects.get_or_create(
             connection=connection, number=number, defaults={"name": name, "type": account_type}
@@ -144,24 +188,42 @@ def demo_connection_setup() -> Connection:
         LedgerTaxCode.objects.get_or_create(
             connection=connection, code=f"{state}-{rate}", defaults={"rate": rate}
         )
-        mapping_services.value_map_set(
-            connection=connection,
-            kind=ValueMap.Kind.TAX_RATE,
-            source_value=str(rate),
-            target_code=_tax_code_for_rate(rate),
-            target_account="2300",
+    lists = [("DIMENSION", "", "DEPARTMENT", "Department"), ("DIMENSION", "", "BRANCH", "Branch")]
+    lists += [
+        ("DIMENSION_VALUE", "DEPARTMENT", code, line) for line, code in SERVICE_LINE_CODES.items()
+    ]
+    lists += [("DIMENSION_VALUE", "BRANCH", code, office) for office, code in OFFICE_CODES.items()]
+    lists += [("COST_CODE", "", f"{index + 1}00", line) for index, line in enumerate(SERVICE_LINES)]
+    for kind, parent, code, name in lists:
+        LedgerListValue.objects.get_or_create(
+            connection=connection, kind=kind, parent=parent, code=code, defaults={"name": name}
         )
-    for service_line, account in SERVICE_LINES.items():
-        if account:
-            mapping_services.value_map_set(
-                connection=connection,
-                kind=ValueMap.Kind.SERVICE_LINE_REVENUE,
-                source_value=service_line,
-                target_account=account,
-            )
-    mapping_services.posting_defaults_set(connection=connection, receivable_account="1200")
-    _demo_users(connection)
-    return connection
+
+
+def demo_rules() -> dict[str, Any]:
+    """The demo's crosswalk: service lines, tax rates, two dimensions and one routing rule."""
+    service_lines = {
+        line: {"revenue_account": account, "cost_code": f"{index + 1}00"}
+        for index, (line, account) in enumerate(SERVICE_LINES.items())
+        if account  # Backflow Testing is left unmapped on purpose: the demo shows a blocked invoice
+    }
+    tax_rates = {str(rate): {"tax_code": _tax_code_for_rate(rate)} for rate in STATE_TAX.values()}
+    return {
+        "defaults": {"receivable_account": "1200", "revenue_account": "", "tax_account": "2300",
+                     "tax_code_source": "RATE"},
+        "maps": {"SERVICE_LINE": service_lines, "TAX_RATE": tax_rates},
+        "routing": [{"id": 1, "conditions": {"service_line": "HVAC", "line_kind": "part"},
+                     "account": "4011", "priority": 0, "note": "HVAC parts sales"}],
+        "dimensions": [
+            {"dimension": "DEPARTMENT", "source": "service_line",
+             "values": {line: code for line, code in SERVICE_LINE_CODES.items()
+                        if SERVICE_LINES[line]},
+             "default": "", "pass_through": False, "required": False},
+            {"dimension": "BRANCH", "source": "office", "values": OFFICE_CODES, "default": "",
+             "pass_through": False, "required": True},
+        ],
+        "numbering": [], "ownership": [],
+    }  # fmt: skip
 
 
 def _tax_code_for_rate(rate: Decimal) -> str:

@@ -1,59 +1,593 @@
-"""Reads and writes of the skeleton crosswalk.
+"""Writes and reads of the crosswalk: drafts, edits, publishing, rollback, the audit trail, and the
+catalog and rules the engine resolves with.
 
-Issue #3 adds drafts, versions and the audit trail.
+Every write runs in one transaction with its `RuleAudit` row (who, when, before, after, why); a
+failed audit write rolls the change back. Public writes raise `RulesError` with a message for
+the person who asked, and `PublishRefused` when validation finds errors.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from mappings.models import PostingDefaults, ValueMap, normalise_source_value
-from mappings.resolve import Rules, TargetValue
+from django.db import transaction
+from django.db.models import Max
+
+from mappings.models import CatalogEntry, RuleAudit, RuleDraft, RuleVersion, SourceValue
+from mappings.resolve import Catalog, CatalogValue, CompiledRules, compile_rules
+from mappings.ruleset import (
+    EMPTY_CONTENT,
+    MAP_KINDS,
+    RuleSet,
+    RuleSetFormatError,
+    norm,
+    parse_ruleset,
+)
+from mappings.validation import ERROR, Issue, SeenValue, validate_ruleset
 from syncengine.models import Connection
 
+RECENT_DAYS = 90
 
-def rules_snapshot(*, connection: Connection) -> Rules:
-    """The rules in force for a connection, as the plain values `resolve_invoice` takes."""
-    defaults = PostingDefaults.objects.filter(connection=connection).first()
-    by_kind: dict[str, dict[str, TargetValue]] = {kind: {} for kind in ValueMap.Kind.values}
-    for row in ValueMap.objects.filter(connection=connection):
-        by_kind[row.kind][row.source_value] = TargetValue(row.target_code, row.target_account)
-    return Rules(
-        receivable_account=defaults.receivable_account if defaults else "",
-        default_revenue_account=defaults.revenue_account if defaults else "",
-        service_line_revenue=by_kind[ValueMap.Kind.SERVICE_LINE_REVENUE],
-        tax_rates=by_kind[ValueMap.Kind.TAX_RATE],
+
+class RulesError(ValueError):
+    pass
+
+
+class PublishRefused(RulesError):
+    def __init__(self, issues: list[Issue]):
+        errors = [issue for issue in issues if issue.severity == ERROR]
+        super().__init__(f"{len(errors)} error(s) stop publishing: " + errors[0].message)
+        self.issues = issues
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+def _audit(
+    connection: Connection,
+    action: str,
+    subject: str,
+    *,
+    actor: str,
+    now: datetime,
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+) -> RuleAudit:
+    return RuleAudit.objects.create(
+        connection=connection, at=now, actor=actor, action=action, subject=subject[:300],
+        before=before, after=after, reason=reason,
+    )  # fmt: skip
+
+
+# --- drafts -------------------------------------------------------------------------------------
+
+
+def _latest_version(connection: Connection) -> RuleVersion | None:
+    return RuleVersion.objects.filter(connection=connection).order_by("-number").first()
+
+
+def draft_for_update(*, connection: Connection, actor: str, now: datetime) -> RuleDraft:
+    """The connection's draft, locked; started from the latest version when there is none.
+
+    Call inside a transaction.
+    """
+    draft = RuleDraft.objects.select_for_update().filter(connection=connection).first()
+    if draft is not None:
+        return draft
+    latest = _latest_version(connection)
+    content = copy.deepcopy(latest.content if latest else EMPTY_CONTENT)
+    draft = RuleDraft.objects.create(
+        connection=connection, content=content, base_version=latest, updated_at=now,
+        updated_by=actor,
+    )  # fmt: skip
+    _audit(
+        connection,
+        RuleAudit.Action.DRAFT_CREATED,
+        "draft",
+        actor=actor,
+        now=now,
+        after={"base_version": latest.number if latest else None},
     )
+    return draft
 
 
-@transaction.atomic
-def value_map_set(
+def _save_draft(draft: RuleDraft, content: dict[str, Any], *, actor: str, now: datetime) -> None:
+    try:
+        ruleset = parse_ruleset(content)
+    except RuleSetFormatError as error:
+        raise RulesError("; ".join(error.errors)) from None
+    draft.content = ruleset.to_content()
+    draft.updated_at = now
+    draft.updated_by = actor
+    draft.save()
+
+
+def _edit(
     *,
     connection: Connection,
-    kind: str,
+    actor: str,
+    now: datetime,
+    action: str,
+    subject: str,
+    change: Any,
+    reason: str = "",
+) -> RuleDraft:
+    """Apply `change(content) -> (before, after)` to the draft, validate its shape, audit it."""
+    with transaction.atomic():
+        draft = draft_for_update(connection=connection, actor=actor, now=now)
+        content = copy.deepcopy(draft.content)
+        before, after = change(content)
+        _save_draft(draft, content, actor=actor, now=now)
+        _audit(
+            connection,
+            action,
+            subject,
+            actor=actor,
+            now=now,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    return draft
+
+
+def draft_map_row_set(
+    *,
+    connection: Connection,
+    map_kind: str,
     source_value: str,
-    target_account: str,
-    target_code: str = "",
-) -> ValueMap:
-    row, _ = ValueMap.objects.update_or_create(
+    targets: dict[str, str],
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Map one source value (e.g. service line "HVAC") to its targets in the draft.
+
+    Raises RulesError for an unknown map, an unknown target field or an empty row.
+    """
+    if map_kind not in MAP_KINDS:
+        raise RulesError(f"Unknown map {map_kind!r}; maps are {', '.join(MAP_KINDS)}.")
+    source = source_value.strip()
+    cleaned = {name: code.strip() for name, code in targets.items() if code and code.strip()}
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        rows = content.setdefault("maps", {}).setdefault(map_kind, {})
+        existing = _find_source(rows, source)
+        before = rows.pop(existing) if existing is not None else None
+        rows[source] = cleaned
+        return before, cleaned
+
+    return _edit(
         connection=connection,
-        kind=kind,
-        source_value=normalise_source_value(kind, source_value),
-        defaults={
-            "source_label": source_value.strip(),
-            "target_account": target_account,
-            "target_code": target_code,
-        },
+        actor=actor,
+        now=now,
+        action=RuleAudit.Action.MAP_ROW_SET,
+        subject=f"maps.{map_kind}.{source}",
+        change=change,
+        reason=reason,
     )
-    return row
+
+
+def draft_map_row_delete(
+    *,
+    connection: Connection,
+    map_kind: str,
+    source_value: str,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Remove one mapped source value. Raises RulesError when it is not mapped."""
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        rows = content.get("maps", {}).get(map_kind, {})
+        existing = _find_source(rows, source_value)
+        if existing is None:
+            raise RulesError(f"{source_value!r} is not in the {map_kind} map.")
+        return rows.pop(existing), None
+
+    return _edit(
+        connection=connection,
+        actor=actor,
+        now=now,
+        action=RuleAudit.Action.MAP_ROW_DELETED,
+        subject=f"maps.{map_kind}.{source_value}",
+        change=change,
+        reason=reason,
+    )
+
+
+def _find_source(rows: dict[str, Any], source: str) -> str | None:
+    key = norm(source)
+    return next((existing for existing in rows if norm(existing) == key), None)
+
+
+def draft_routing_rule_set(
+    *,
+    connection: Connection,
+    conditions: dict[str, str],
+    account: str,
+    actor: str,
+    now: datetime,
+    rule_id: int | None = None,
+    priority: int = 0,
+    note: str = "",
+    reason: str = "",
+) -> RuleDraft:
+    """Add (rule_id None) or replace a GL routing rule. Ids are never reused."""
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        rules = content.setdefault("routing", [])
+        before = next((rule for rule in rules if rule["id"] == rule_id), None)
+        if rule_id is not None and before is None:
+            raise RulesError(f"There is no routing rule {rule_id}.")
+        new_id = rule_id if rule_id is not None else _next_rule_id(connection, rules)
+        after = {
+            "id": new_id,
+            "conditions": conditions,
+            "account": account,
+            "priority": priority,
+            "note": note,
+        }
+        if before is not None:
+            rules.remove(before)
+        rules.append(after)
+        return before, after
+
+    subject = f"routing.{rule_id}" if rule_id is not None else "routing.new"
+    return _edit(
+        connection=connection,
+        actor=actor,
+        now=now,
+        action=RuleAudit.Action.ROUTING_RULE_SET,
+        subject=subject,
+        change=change,
+        reason=reason,
+    )
+
+
+def _next_rule_id(connection: Connection, rules: list[dict[str, Any]]) -> int:
+    # Past versions may hold ids deleted since; never hand one out again.
+    highest = max((rule["id"] for rule in rules), default=0)
+    for version in RuleVersion.objects.filter(connection=connection).only("content"):
+        highest = max([highest, *(rule["id"] for rule in version.content.get("routing", []))])
+    return highest + 1
+
+
+def draft_routing_rule_delete(
+    *, connection: Connection, rule_id: int, actor: str, now: datetime, reason: str = ""
+) -> RuleDraft:
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        rules = content.get("routing", [])
+        before = next((rule for rule in rules if rule["id"] == rule_id), None)
+        if before is None:
+            raise RulesError(f"There is no routing rule {rule_id}.")
+        rules.remove(before)
+        return before, None
+
+    return _edit(
+        connection=connection,
+        actor=actor,
+        now=now,
+        action=RuleAudit.Action.ROUTING_RULE_DELETED,
+        subject=f"routing.{rule_id}",
+        change=change,
+        reason=reason,
+    )
+
+
+def draft_dimension_set(
+    *,
+    connection: Connection,
+    setting: dict[str, Any],
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Add or replace the setting of one ERP dimension (keyed by `setting["dimension"]`)."""
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        settings = content.setdefault("dimensions", [])
+        before = next((s for s in settings if s["dimension"] == setting.get("dimension")), None)
+        if before is not None:
+            settings.remove(before)
+        settings.append(setting)
+        return before, setting
+
+    return _edit(
+        connection=connection,
+        actor=actor,
+        now=now,
+        action=RuleAudit.Action.DIMENSION_SET,
+        subject=f"dimensions.{setting.get('dimension')}",
+        change=change,
+        reason=reason,
+    )
+
+
+def draft_defaults_set(
+    *,
+    connection: Connection,
+    defaults: dict[str, str],
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Change some of the connection defaults (receivable account, revenue account …)."""
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        current = content.setdefault("defaults", {})
+        before = {name: current.get(name) for name in defaults}
+        current.update(defaults)
+        return before, defaults
+
+    return _edit(
+        connection=connection,
+        actor=actor,
+        now=now,
+        action=RuleAudit.Action.DEFAULTS_SET,
+        subject="defaults",
+        change=change,
+        reason=reason,
+    )
+
+
+def draft_section_set(
+    *,
+    connection: Connection,
+    section: str,
+    items: list[dict[str, Any]],
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Replace the numbering rules or the field owners as a whole."""
+    actions = {
+        "numbering": RuleAudit.Action.NUMBERING_SET,
+        "ownership": RuleAudit.Action.OWNERSHIP_SET,
+    }
+    if section not in actions:
+        raise RulesError(f"Unknown section {section!r}.")
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        before = content.get(section, [])
+        content[section] = items
+        return before, items
+
+    return _edit(
+        connection=connection,
+        actor=actor,
+        now=now,
+        action=actions[section],
+        subject=section,
+        change=change,
+        reason=reason,
+    )
+
+
+def draft_replace(
+    *, connection: Connection, content: dict[str, Any], actor: str, now: datetime, reason: str
+) -> RuleDraft:
+    """Replace the whole draft (an import). All or nothing; raises RulesError on a bad shape."""
+
+    def change(current: dict[str, Any]) -> tuple[Any, Any]:
+        before = copy.deepcopy(current)
+        current.clear()
+        current.update(content)
+        return before, content
+
+    return _edit(
+        connection=connection,
+        actor=actor,
+        now=now,
+        action=RuleAudit.Action.DRAFT_REPLACED,
+        subject="draft",
+        change=change,
+        reason=reason,
+    )
 
 
 @transaction.atomic
-def posting_defaults_set(
-    *, connection: Connection, receivable_account: str, revenue_account: str = ""
-) -> PostingDefaults:
-    row, _ = PostingDefaults.objects.update_or_create(
-        connection=connection,
-        defaults={"receivable_account": receivable_account, "revenue_account": revenue_account},
+def draft_discard(*, connection: Connection, actor: str, now: datetime, reason: str = "") -> None:
+    draft = RuleDraft.objects.select_for_update().filter(connection=connection).first()
+    if draft is None:
+        raise RulesError("There is no draft to discard.")
+    _audit(
+        connection,
+        RuleAudit.Action.DRAFT_DISCARDED,
+        "draft",
+        actor=actor,
+        now=now,
+        before=draft.content,
+        reason=reason,
     )
-    return row
+    draft.delete()
+
+
+# --- publishing ---------------------------------------------------------------------------------
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def draft_validate(*, connection: Connection, now: datetime) -> list[Issue]:
+    draft = RuleDraft.objects.filter(connection=connection).first()
+    if draft is None:
+        raise RulesError("There is no draft: edit a rule to start one.")
+    return validate_ruleset(
+        parse_ruleset(draft.content),
+        catalog_for(connection=connection),
+        seen_values(connection=connection, now=now),
+    )
+
+
+@transaction.atomic
+def draft_publish(
+    *, connection: Connection, effective_from: date, reason: str, actor: str, now: datetime
+) -> RuleVersion:
+    """Validate the draft and freeze it as the next numbered version; the draft is consumed.
+
+    Raises RulesError without a reason or draft, PublishRefused when validation finds errors.
+    """
+    if not reason.strip():
+        raise RulesError("Say why: publishing needs a reason.")
+    draft = RuleDraft.objects.select_for_update().filter(connection=connection).first()
+    if draft is None:
+        raise RulesError("There is no draft to publish.")
+    issues = validate_ruleset(
+        parse_ruleset(draft.content),
+        catalog_for(connection=connection),
+        seen_values(connection=connection, now=now),
+    )
+    if any(issue.severity == ERROR for issue in issues):
+        raise PublishRefused(issues)
+    version = _create_version(
+        connection,
+        draft.content,
+        effective_from=effective_from,
+        reason=reason,
+        actor=actor,
+        now=now,
+    )
+    _audit(
+        connection,
+        RuleAudit.Action.PUBLISHED,
+        f"version.{version.number}",
+        actor=actor,
+        now=now,
+        before={"base_version": draft.base_version.number if draft.base_version else None},
+        after={
+            "version": version.number,
+            "effective_from": effective_from.isoformat(),
+            "warnings": [issue.message for issue in issues],
+        },
+        reason=reason,
+    )
+    draft.delete()
+    return version
+
+
+def _create_version(
+    connection: Connection,
+    content: dict[str, Any],
+    *,
+    effective_from: date,
+    reason: str,
+    actor: str,
+    now: datetime,
+    rolled_back_from: int | None = None,
+) -> RuleVersion:
+    # Serialised per connection by locking the connection row: version numbers never collide.
+    Connection.objects.select_for_update().filter(pk=connection.pk).first()
+    number = (
+        RuleVersion.objects.filter(connection=connection).aggregate(n=Max("number"))["n"] or 0
+    ) + 1
+    return RuleVersion.objects.create(
+        connection=connection, number=number, content=content, content_hash=content_hash(content),
+        effective_from=effective_from, reason=reason.strip(), published_by=actor,
+        published_at=now, rolled_back_from=rolled_back_from,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def version_rollback(
+    *,
+    connection: Connection,
+    number: int,
+    effective_from: date,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> RuleVersion:
+    """Publish an earlier version's rules again, as a new version. Validated like a publish."""
+    if not reason.strip():
+        raise RulesError("Say why: a rollback needs a reason.")
+    earlier = RuleVersion.objects.filter(connection=connection, number=number).first()
+    if earlier is None:
+        raise RulesError(f"There is no version {number}.")
+    issues = validate_ruleset(parse_ruleset(earlier.content), catalog_for(connection=connection))
+    if any(issue.severity == ERROR for issue in issues):
+        raise PublishRefused(issues)
+    version = _create_version(
+        connection,
+        earlier.content,
+        effective_from=effective_from,
+        reason=reason,
+        actor=actor,
+        now=now,
+        rolled_back_from=number,
+    )
+    _audit(
+        connection,
+        RuleAudit.Action.ROLLED_BACK,
+        f"version.{version.number}",
+        actor=actor,
+        now=now,
+        before={"version": number},
+        after={"version": version.number},
+        reason=reason,
+    )
+    return version
+
+
+# --- reading rules and catalog for resolution ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RulesInForce:
+    version: RuleVersion
+    compiled: CompiledRules
+
+
+_COMPILED: dict[tuple[int, str], CompiledRules] = {}
+
+
+def compiled_version(version: RuleVersion) -> CompiledRules:
+    """Compiled rules of a version, cached per process (versions never change)."""
+    key = (version.pk, version.content_hash)
+    if key not in _COMPILED:
+        if len(_COMPILED) > 64:
+            _COMPILED.clear()
+        _COMPILED[key] = compile_rules(parse_ruleset(version.content), version=version.number)
+    return _COMPILED[key]
+
+
+def rules_in_force(*, connection: Connection, on: date) -> RulesInForce | None:
+    version = RuleVersion.objects.in_force_on(connection, on)
+    if version is None:
+        return None
+    return RulesInForce(version=version, compiled=compiled_version(version))
+
+
+def compiled_draft(*, connection: Connection) -> CompiledRules | None:
+    draft = RuleDraft.objects.filter(connection=connection).first()
+    return compile_rules(parse_ruleset(draft.content)) if draft else None
+
+
+def catalog_for(*, connection: Connection) -> Catalog:
+    lists: dict[str, dict[str, CatalogValue]] = {}
+    for entry in CatalogEntry.objects.filter(connection=connection).iterator(chunk_size=5000):
+        key = f"{entry.parent}/{entry.code}" if entry.parent else entry.code
+        lists.setdefault(entry.kind, {})[key] = CatalogValue(
+            code=entry.code, name=entry.name, active=entry.active,
+            accepts_postings=entry.accepts_postings, present=entry.missing_since is None,
+        )  # fmt: skip
+    return Catalog(lists=lists)
+
+
+def seen_values(*, connection: Connection, now: datetime) -> list[SeenValue]:
+    recent = SourceValue.objects.filter(
+        connection=connection, last_seen_at__gte=now - timedelta(days=RECENT_DAYS)
+    )
+    return [SeenValue(value.attribute, value.value, value.documents) for value in recent]
+
+
+def ruleset_of(version: RuleVersion) -> RuleSet:
+    return parse_ruleset(version.content)

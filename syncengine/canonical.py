@@ -80,6 +80,7 @@ class Invoice:
     tax_amount: Decimal
     partial: bool = False
     lines_total: Decimal = field(default=ZERO)
+    customer_tags: tuple[str, ...] = ()
 
     @property
     def total(self) -> Decimal:
@@ -134,4 +135,5 @@ def invoice_from_dict(data: dict[str, Any]) -> Invoice:
         tax_amount=Decimal(data["tax_amount"]),
         partial=data["partial"],
         lines_total=Decimal(data["lines_total"]),
+        customer_tags=tuple(data.get("customer_tags", ())),
     )

@@ -43,6 +43,8 @@ class Connection(models.Model):
         help_text="Turns ServiceTrade's epoch timestamps into posting dates.",
     )
     approved_statuses = models.JSONField(default=default_approved_statuses)
+    # Bumped by every catalog refresh or import; workers rebuild their cached catalog when it moves.
+    catalog_version = models.PositiveIntegerField(default=0)
     # Only a hash is kept: the full hook URL is shown once, when the secret is generated.
     webhook_secret_hash = models.CharField(max_length=64, blank=True)
     members = models.ManyToManyField(
@@ -200,6 +202,9 @@ class SyncRecord(models.Model):
     message = models.TextField(blank=True, help_text="Plain words: why it waits or failed.")
     problems = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
     plan = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    rule_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The published rule version that coded the posting."
+    )
     received_at = models.DateTimeField()
     posted_at = models.DateTimeField(null=True, blank=True)
     state_changed_at = models.DateTimeField()

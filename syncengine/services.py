@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 
+from mappings.catalog import catalog_cached, source_values_record
 from mappings.resolve import InvoicePlan, Problem, resolve_invoice
-from mappings.services import rules_snapshot
+from mappings.services import rules_in_force
 from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
 from syncengine.erps.base import ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.registry import connector_for
@@ -181,6 +183,10 @@ def invoice_accept(
         document.save(update_fields=["last_received_at"])
         return SyncRecord.objects.get(document=document, operation=Operation.CREATE), False
     previous = document.canonical if document is not None else None
+    source_values_record(
+        connection=connection, values=_source_values(invoice), now=now,
+        new_document=document is None,
+    )  # fmt: skip
     document = _document_save(
         document, connection, receipt, payload, invoice, canonical, content_hash, now
     )
@@ -194,6 +200,20 @@ def invoice_accept(
     else:
         _record_source_changed(record, invoice, previous, canonical, now)
     return record, True
+
+
+def _source_values(invoice: Invoice) -> list[tuple[str, str]]:
+    """What validation checks for coverage: the values this invoice needs mapped."""
+    values = [
+        ("office", invoice.office.name),
+        ("job_type", invoice.job.job_type),
+        ("location_state", invoice.location.address.state),
+        ("tax_rate", str(invoice.tax_rate)),
+    ]
+    values += [("service_line", line.service_line) for line in invoice.lines]
+    values += [("item_type", line.item_type) for line in invoice.lines]
+    values += [("customer_tag", tag) for tag in invoice.customer_tags]
+    return values
 
 
 def _document_save(
@@ -421,52 +441,74 @@ def sync_record_post(
 
 
 def _claim(*, record_id: int | None, now: datetime, actor: str) -> Claim | None:
-    with transaction.atomic():
-        due = SyncRecord.objects.runnable(now).select_for_update(skip_locked=True)
-        if record_id is not None:
-            due = due.filter(pk=record_id)
-        record = due.order_by("next_attempt_at", "id").first()
-        if record is None:
-            return None
-        abandoned = record.state == SyncState.POSTING
-        if abandoned and _attempts_left(record) <= 0:
-            _transition(
-                record,
-                SyncState.FAILED,
-                actor=actor,
-                now=now,
-                detail=f"The worker stopped during each of the last {record.attempts} attempts. "
-                "Check the worker logs, then retry; the retry looks the invoice up first.",
-                failure_category=FailureCategory.INTERNAL,
-                next_attempt_at=None,
-                message="Workers stopped while posting this record.",
-                **_LEASE_CLEARED,
-            )
-            return None
-        lookup_first = record.attempts > 0
-        token = uuid.uuid4().hex
-        detail = f"Attempt {record.attempts + 1}" + (
-            " after the previous worker stopped: checking the ERP first."
-            if abandoned
-            else (": checking the ERP first." if lookup_first else ".")
-        )
-        _transition(
-            record,
-            SyncState.POSTING,
-            actor=actor,
-            now=now,
-            detail=detail,
-            attempts=record.attempts + 1,
-            lease_token=token,
-            lease_until=now + timedelta(seconds=settings.CROSSWALK_LEASE_SECONDS),
-        )
-        return Claim(record_id=record.pk, token=token, lookup_first=lookup_first)
+    """Take the lease on one due record. Records whose workers keep dying are failed on the way
+    (each in its own transaction) so they neither loop forever nor hide the records behind them."""
+    while True:
+        with transaction.atomic():
+            due = SyncRecord.objects.runnable(now).select_for_update(skip_locked=True)
+            if record_id is not None:
+                due = due.filter(pk=record_id)
+            record = due.order_by("next_attempt_at", "id").first()
+            if record is None:
+                return None
+            if record.state == SyncState.POSTING and _attempts_left(record) <= 0:
+                _fail_abandoned(record, now=now, actor=actor)
+                continue
+            return _lease(record, now=now, actor=actor)
+
+
+def _fail_abandoned(record: SyncRecord, *, now: datetime, actor: str) -> None:
+    _transition(
+        record,
+        SyncState.FAILED,
+        actor=actor,
+        now=now,
+        detail=f"The worker stopped during each of the last {record.attempts} attempts. "
+        "Check the worker logs, then retry; the retry looks the invoice up first.",
+        failure_category=FailureCategory.INTERNAL,
+        next_attempt_at=None,
+        message="Workers stopped while posting this record.",
+        **_LEASE_CLEARED,
+    )
+
+
+def _lease(record: SyncRecord, *, now: datetime, actor: str) -> Claim:
+    abandoned = record.state == SyncState.POSTING
+    lookup_first = record.attempts > 0
+    token = uuid.uuid4().hex
+    detail = f"Attempt {record.attempts + 1}" + (
+        " after the previous worker stopped: checking the ERP first."
+        if abandoned
+        else (": checking the ERP first." if lookup_first else ".")
+    )
+    _transition(
+        record,
+        SyncState.POSTING,
+        actor=actor,
+        now=now,
+        detail=detail,
+        attempts=record.attempts + 1,
+        lease_token=token,
+        lease_until=now + timedelta(seconds=settings.CROSSWALK_LEASE_SECONDS),
+    )
+    return Claim(record_id=record.pk, token=token, lookup_first=lookup_first)
 
 
 def _attempt(claim: Claim) -> Outcome:
     """Talk to the ERP. Runs with no transaction open and no row locked."""
     try:
         return _post_or_find(claim)
+    except SoftTimeLimitExceeded:
+        # The ERP call may have gone through: settle it by lookup on a later attempt.
+        return Outcome(
+            SyncState.FAILED,
+            error=ConnectorError(
+                "The ERP took too long to answer; whether it took the document is unknown.",
+                category=FailureCategory.CONNECTION,
+                transient=True,
+                outcome_unknown=True,
+            ),
+        )
     except Exception as error:  # a bug must stop this record, not the worker or the others
         logger.exception("Unexpected error posting sync record %s", claim.record_id)
         return Outcome(
@@ -488,9 +530,7 @@ def _post_or_find(claim: Claim) -> Outcome:
             if existing is not None:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
         invoice = invoice_from_dict(record.document.canonical)
-        plan = resolve_invoice(
-            invoice, rules_snapshot(connection=record.connection), connector.catalog()
-        )
+        plan = _plan(record.connection, invoice)
         if isinstance(plan, list):
             return Outcome(SyncState.BLOCKED, problems=tuple(plan))
         document = connector.post_invoice(plan=plan, key=record.idempotency_key)
@@ -501,6 +541,25 @@ def _post_or_find(claim: Claim) -> Outcome:
             if existing is not None:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
         return Outcome(SyncState.FAILED, error=error)
+
+
+def _plan(connection: Connection, invoice: Invoice) -> InvoicePlan | list[Problem]:
+    """Code the invoice with the rule version in force on its date and the cached catalog."""
+    rules = rules_in_force(connection=connection, on=invoice.transaction_date)
+    if rules is None:
+        return [Problem(
+            "NO_RULES",
+            f"No posting rules are in force on {invoice.transaction_date}: finance must publish "
+            "a rule set effective on or before that date.",
+        )]  # fmt: skip
+    catalog = catalog_cached(connection=connection)
+    if not catalog.lists:
+        return [Problem(
+            "NO_CATALOG",
+            "The ERP's catalog (accounts, tax codes …) has not been read yet: refresh it on the "
+            "connection's catalog page, then retry.",
+        )]  # fmt: skip
+    return resolve_invoice(invoice, rules.compiled, catalog)
 
 
 def _finish(claim: Claim, outcome: Outcome, *, now: datetime, actor: str) -> SyncRecord | None:
@@ -544,6 +603,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
         erp_document_number=document.number,
         erp_document_url=document.url,
         posted_at=now,
+        rule_version=outcome.plan.rule_version if outcome.plan else record.rule_version,
         next_attempt_at=None,
         failure_category="",
         message="",

@@ -1,11 +1,11 @@
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
 
 from mappings import services as mapping_services
-from mappings.models import ValueMap
+from mappings.catalog import catalog_refresh
 from syncengine import services
 from syncengine.canonical import invoice_from_dict
 from syncengine.erps.base import ConnectorError, FailureCategory
@@ -44,7 +44,16 @@ def test_the_posting_plan_records_why_each_account_was_chosen(connection):
     plan = SyncRecord.objects.get().plan
     reasons = [line["reason"] for line in plan["lines"]]
     assert reasons[0] == "revenue account 4010 from the service-line map (HVAC)"
-    assert reasons[-1] == "tax code NC-7.25 and account 2300 from the tax-rate map (7.25%)"
+    assert reasons[1] == "revenue account 4011 from rule 1 (line kind part, service line HVAC)"
+    assert reasons[-1] == (
+        "tax code NC-7.25 from the tax-rate map (7.25%); "
+        "account 2300 from the connection's default tax account"
+    )
+    codings = plan["lines"][0]["codings"]
+    assert codings["dimension:DEPARTMENT"]["value"] == "HVAC"
+    assert codings["dimension:BRANCH"]["reason"] == "BRANCH RAL from the office map (Raleigh)"
+    assert codings["cost_code"]["value"] == "100"
+    assert SyncRecord.objects.get().rule_version == 1
 
 
 def test_a_mixed_sign_invoice_debits_revenue_for_its_negative_line(connection):
@@ -112,16 +121,26 @@ def test_a_blocked_record_posts_after_the_mapping_is_added_and_it_is_retried(con
     post_due()
     record = SyncRecord.objects.get()
     assert record.state == SyncState.BLOCKED
-    mapping_services.value_map_set(
+    mapping_services.draft_map_row_set(
         connection=connection,
-        kind=ValueMap.Kind.SERVICE_LINE_REVENUE,
+        map_kind="SERVICE_LINE",
         source_value="backflow  TESTING",
-        target_account="4060",
+        targets={"revenue_account": "4060"},
+        actor="user:finance",
+        now=NOW,
+    )
+    version = mapping_services.draft_publish(
+        connection=connection,
+        effective_from=date(2025, 1, 1),
+        reason="Map Backflow Testing",
+        actor="user:finance",
+        now=NOW,
     )
     services.sync_record_retry(record=record, actor="user:admin", now=NOW)
     post_due()
     record.refresh_from_db()
     assert record.state == SyncState.POSTED
+    assert record.rule_version == version.number == 2
     assert [event.actor for event in record.events.order_by("id")][-3:] == [
         "user:admin",
         "sync --until-idle",
@@ -133,6 +152,7 @@ def test_an_inactive_revenue_account_blocks_instead_of_posting(connection):
     from syncengine.erps.sandbox.models import LedgerAccount
 
     LedgerAccount.objects.filter(number="4010").update(active=False)
+    catalog_refresh(connection=connection, actor="test", now=NOW)
     ingest(connection, envelope())
     post_due()
     record = SyncRecord.objects.get()
@@ -146,15 +166,8 @@ def test_a_crash_after_the_erp_accepted_the_invoice_never_creates_a_second_one(c
     ingest(connection, envelope())
     claim = services._claim(record_id=None, now=NOW, actor="worker-1")
     record = SyncRecord.objects.get()
-    from mappings.resolve import resolve_invoice
-    from mappings.services import rules_snapshot
-
     ledger = SandboxLedger(connection=connection)
-    plan = resolve_invoice(
-        invoice_from_dict(record.document.canonical),
-        rules_snapshot(connection=connection),
-        ledger.catalog(),
-    )
+    plan = services._plan(connection, invoice_from_dict(record.document.canonical))
     ledger.post_invoice(plan=plan, key=record.idempotency_key)  # ERP committed; worker dies
     assert claim is not None
     assert post_due(NOW + timedelta(seconds=30)) == 0  # lease still held: nothing runnable

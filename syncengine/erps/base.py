@@ -8,10 +8,24 @@ class implements `Connector`, registered in `syncengine.erps.registry`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mappings.resolve import Catalog, InvoicePlan
+if TYPE_CHECKING:
+    from mappings.resolve import InvoicePlan
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One value of one ERP list as a connector reads it (kind: `mappings.ruleset.CatalogKind`)."""
+
+    kind: str
+    code: str
+    name: str = ""
+    parent: str = ""
+    active: bool = True
+    accepts_postings: bool = True
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,9 @@ class ConnectorError(Exception):
 
 
 class Connector(Protocol):
-    def catalog(self) -> Catalog: ...
+    def catalog_lists(self) -> list[CatalogItem]:
+        """Every list the ERP offers for the rules: accounts, dimensions, tax codes …"""
+        ...
 
     def find_invoice(self, *, key: str) -> ErpDocument | None: ...
 

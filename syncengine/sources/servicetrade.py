@@ -147,6 +147,7 @@ def parse_invoice(data: Any, *, currency: str, time_zone: str) -> Invoice:
         tax_amount=tax_amount,
         partial=root.boolean("partial", default=False),
         lines_total=lines_total,
+        customer_tags=_tags(root.child("customer")),
     )
     _check_total(root, invoice)
     if errors:
@@ -206,6 +207,24 @@ def _check_total(root: _Reader, invoice: Invoice) -> None:
             f"{root.path}.totalPrice: {stated} does not equal items {invoice.lines_total}"
             f" + tax {invoice.tax_amount} = {invoice.total}"
         )
+
+
+def _tags(customer: _Reader) -> tuple[str, ...]:
+    """Company tags, given as names or as {"name": ...} objects; optional."""
+    tags = customer.obj.get("tags")
+    if tags is None:
+        return ()
+    if not isinstance(tags, list):
+        customer.errors.append(f"{customer.path}.tags: expected a list")
+        return ()
+    names = []
+    for index, tag in enumerate(tags):
+        name = tag.get("name") if isinstance(tag, dict) else tag
+        if not isinstance(name, str) or not name.strip():
+            customer.errors.append(f"{customer.path}.tags[{index}]: expected a tag name")
+            continue
+        names.append(name.strip())
+    return tuple(sorted(set(names)))
 
 
 def _ref(reader: _Reader, *, required: bool = True) -> Ref:

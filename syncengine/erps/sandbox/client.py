@@ -7,20 +7,22 @@ number, and `find_invoice` looks it up there.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, transaction
 from django.urls import reverse
 
-from mappings.resolve import Catalog, CatalogAccount, InvoicePlan
-from syncengine.erps.base import ConnectorError, ErpDocument, FailureCategory
+from mappings.resolve import InvoicePlan
+from syncengine.erps.base import CatalogItem, ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.sandbox.models import (
     JournalEntry,
     JournalLine,
     LedgerAccount,
     LedgerCustomer,
     LedgerInvoice,
+    LedgerListValue,
     LedgerTaxCode,
     NumberSeries,
 )
@@ -32,21 +34,39 @@ class SandboxLedger:
     def __init__(self, *, connection: Connection):
         self.connection = connection
 
-    def catalog(self) -> Catalog:
-        accounts = {
-            account.number: CatalogAccount(
-                number=account.number,
+    def catalog_lists(self) -> list[CatalogItem]:
+        items = [
+            CatalogItem(
+                kind="ACCOUNT",
+                code=account.number,
                 name=account.name,
                 active=account.active,
-                direct_posting=account.direct_posting,
+                accepts_postings=account.direct_posting,
+                attributes={"type": account.type},
             )
             for account in LedgerAccount.objects.filter(connection=self.connection)
-        }
-        tax_codes = {
-            tax.code: tax.rate
-            for tax in LedgerTaxCode.objects.filter(connection=self.connection, active=True)
-        }
-        return Catalog(accounts=accounts, tax_codes=tax_codes)
+        ]
+        items += [
+            CatalogItem(
+                kind="TAX_CODE",
+                code=tax.code,
+                name=f"{tax.rate} %",
+                active=tax.active,
+                attributes={"rate": str(tax.rate)},
+            )
+            for tax in LedgerTaxCode.objects.filter(connection=self.connection)
+        ]
+        items += [
+            CatalogItem(
+                kind=value.kind,
+                code=value.code,
+                name=value.name,
+                parent=value.parent,
+                active=value.active,
+            )
+            for value in LedgerListValue.objects.filter(connection=self.connection)
+        ]
+        return items
 
     def find_invoice(self, *, key: str) -> ErpDocument | None:
         invoice = LedgerInvoice.objects.filter(
@@ -76,13 +96,14 @@ class SandboxLedger:
                 "amount": str(plan.total),
                 "lines": [
                     {
-                        "account": account,
-                        "debit": str(debit),
-                        "credit": str(credit),
-                        "description": description,
-                        "tax_code": tax_code,
+                        "account": leg.account,
+                        "debit": str(leg.debit),
+                        "credit": str(leg.credit),
+                        "description": leg.description,
+                        "tax_code": leg.tax_code,
+                        "dimensions": leg.dimensions,
                     }
-                    for account, debit, credit, description, tax_code in _legs(plan)
+                    for leg in _legs(plan)
                 ],
             },
         ]
@@ -106,19 +127,20 @@ class SandboxLedger:
         accounts = {
             account.number: account
             for account in LedgerAccount.objects.filter(
-                connection=self.connection, number__in={leg[0] for leg in legs}
+                connection=self.connection, number__in={leg.account for leg in legs}
             )
         }
         JournalLine.objects.bulk_create(
             JournalLine(
                 entry=entry,
-                account=accounts[number],
-                debit=debit,
-                credit=credit,
-                description=description[:200],
-                tax_code=tax_code,
+                account=accounts[leg.account],
+                debit=leg.debit,
+                credit=leg.credit,
+                description=leg.description[:200],
+                tax_code=leg.tax_code,
+                dimensions=leg.dimensions,
             )
-            for number, debit, credit, description, tax_code in legs
+            for leg in legs
         )
         # The database checks the balance as the entry is posted (migration 0002).
         entry.state = JournalEntry.State.POSTED
@@ -171,24 +193,40 @@ class SandboxLedger:
         return ErpDocument(id=str(invoice.pk), number=invoice.number, url=url)
 
 
-Leg = tuple[str, Decimal, Decimal, str, str]
+@dataclass(frozen=True)
+class Leg:
+    account: str
+    debit: Decimal
+    credit: Decimal
+    description: str
+    tax_code: str = ""
+    dimensions: dict[str, str] = field(default_factory=dict)
 
 
 def _legs(plan: InvoicePlan) -> list[Leg]:
     """Debit/credit legs of the plan; zero amounts are dropped, signs pick the side."""
-    legs: list[Leg] = []
-    receivable_description = f"Invoice {plan.document_number}"
-    legs.extend(_leg(plan.receivable_account, -plan.total, receivable_description, ""))
+    legs = _leg(plan.receivable_account, -plan.total, f"Invoice {plan.document_number}", "", {})
     for line in plan.lines:
-        legs.extend(_leg(line.account, line.amount, line.description, line.tax_code))
+        dimensions = {
+            name.removeprefix("dimension:"): coding.value
+            for name, coding in line.codings.items()
+            if name.startswith("dimension:")
+        }
+        legs += _leg(line.account, line.amount, line.description, line.tax_code, dimensions)
     return legs
 
 
-def _leg(account: str, credit_amount: Decimal, description: str, tax_code: str) -> list[Leg]:
+def _leg(
+    account: str,
+    credit_amount: Decimal,
+    description: str,
+    tax_code: str,
+    dimensions: dict[str, str],
+) -> list[Leg]:
     if credit_amount > ZERO:
-        return [(account, ZERO, credit_amount, description, tax_code)]
+        return [Leg(account, ZERO, credit_amount, description, tax_code, dimensions)]
     if credit_amount < ZERO:
-        return [(account, -credit_amount, ZERO, description, tax_code)]
+        return [Leg(account, -credit_amount, ZERO, description, tax_code, dimensions)]
     return []
 
 

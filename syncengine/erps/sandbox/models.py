@@ -159,3 +159,25 @@ class NumberSeries(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}-{self.last_value:06d}"
+
+
+class LedgerListValue(models.Model):
+    """The sandbox's other lists (dimensions and their values, departments, cost codes …), so it
+    offers the rules the same catalog a full ERP does. Kinds are `mappings.ruleset.CatalogKind`."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20)
+    parent = models.CharField(max_length=50, blank=True)
+    code = models.CharField(max_length=100)
+    name = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "kind", "parent", "code"], name="ledger_list_value"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.parent + '/' if self.parent else ''}{self.code}"
