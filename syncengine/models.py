@@ -142,6 +142,8 @@ RUNNABLE_STATES = (SyncState.READY, SyncState.RETRY_SCHEDULED, SyncState.UNCERTA
 
 class Operation(models.TextChoices):
     CREATE = "CREATE", "Create"
+    # An offsetting credit memo for a posted invoice that was voided in the source.
+    VOID_CREDIT_MEMO = "VOID_CREDIT_MEMO", "Credit memo for a void"
 
 
 class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):

@@ -24,17 +24,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from mappings.catalog import catalog_cached, source_values_record
 from mappings.resolve import InvoicePlan, Problem, resolve_invoice
 from mappings.services import rules_in_force
 from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
-from syncengine.erps.base import ConnectorError, ErpDocument, FailureCategory
+from syncengine.erps.base import Connector, ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.registry import connector_for
 from syncengine.models import (
     Connection,
@@ -304,6 +306,9 @@ def _record_source_changed(
     now: datetime,
 ) -> None:
     diff = _diff(previous or {}, canonical)
+    if invoice.status == VOID_STATUS:
+        _void_received(record, invoice, diff, now)
+        return
     if record.state in _NOT_YET_SENT:
         state, message = _state_for_status(record.connection, invoice.status)
         _transition(
@@ -321,11 +326,7 @@ def _record_source_changed(
         return
     # Sent or being sent: never re-post and never drop silently; a person decides.
     when = "after it was posted" if record.state == SyncState.POSTED else "while it was being sent"
-    detail = (
-        f"Voided in ServiceTrade {when}: an offsetting credit memo is needed."
-        if invoice.status == VOID_STATUS
-        else f"Changed in ServiceTrade {when}: review the differences."
-    )
+    detail = f"Changed in ServiceTrade {when}: review the differences."
     _event(
         record,
         record.state,
@@ -334,6 +335,72 @@ def _record_source_changed(
         now=now,
         detail=detail,
         data={"changes": diff},
+    )
+
+
+def _void_received(
+    record: SyncRecord, invoice: Invoice, diff: list[dict[str, Any]], now: datetime
+) -> None:
+    """A void cancels an invoice that never reached the ERP, and is offset by a credit memo for
+    one that did (or may have). A repeated void changes nothing."""
+    data = {"changes": diff}
+    if record.state in _NOT_YET_SENT:
+        _transition(
+            record,
+            SyncState.CANCELLED,
+            actor=SYSTEM,
+            now=now,
+            data=data,
+            detail="Voided in ServiceTrade before it was posted: cancelled, nothing to post.",
+            message="Voided in ServiceTrade before it was posted.",
+            next_attempt_at=None,
+        )
+        return
+    credit = SyncRecord.objects.filter(
+        document=record.document, operation=Operation.VOID_CREDIT_MEMO
+    ).first()
+    if credit is not None or record.state == SyncState.CANCELLED:
+        _event(
+            record,
+            record.state,
+            record.state,
+            actor=SYSTEM,
+            now=now,
+            data=data,
+            detail="Void received again: already handled, nothing more to do.",
+        )
+        return
+    credit = SyncRecord.objects.create(
+        connection=record.connection, document=record.document,
+        operation=Operation.VOID_CREDIT_MEMO, idempotency_key=void_key(invoice.source_id),
+        state=SyncState.READY, next_attempt_at=now, received_at=now, state_changed_at=now,
+    )  # fmt: skip
+    _event(
+        credit,
+        "",
+        SyncState.READY,
+        actor=SYSTEM,
+        now=now,
+        data=data,
+        detail=f"Invoice {invoice.number} was voided in ServiceTrade: a credit memo will "
+        "offset it exactly.",
+    )
+    _event(
+        record,
+        record.state,
+        record.state,
+        actor=SYSTEM,
+        now=now,
+        data=data,
+        detail=f"Voided in ServiceTrade: credit memo record {credit.pk} will offset it.",
+    )
+    _nudge_if_ready(credit)
+
+
+def void_key(source_id: str) -> str:
+    key = f"ST-VOID-{source_id}"
+    return (
+        key if len(key) <= 35 else "ST-VOID-" + hashlib.sha256(source_id.encode()).hexdigest()[:27]
     )
 
 
@@ -424,6 +491,7 @@ class Outcome:
     plan: InvoicePlan | None = None
     problems: tuple[Problem, ...] = ()
     error: ConnectorError | None = None
+    detail: str = ""
 
 
 def sync_record_post(
@@ -529,6 +597,11 @@ def _post_or_find(claim: Claim) -> Outcome:
             existing = connector.find_invoice(key=record.idempotency_key)
             if existing is not None:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
+        if record.operation == Operation.VOID_CREDIT_MEMO:
+            return _credit_void(record, connector)
+        if record.document.status == VOID_STATUS:
+            # Voided while it waited (e.g. failed, then retried): never post a voided invoice.
+            return Outcome(SyncState.SKIPPED, detail="Voided in ServiceTrade: not posted.")
         invoice = invoice_from_dict(record.document.canonical)
         plan = _plan(record.connection, invoice)
         if isinstance(plan, list):
@@ -541,6 +614,30 @@ def _post_or_find(claim: Claim) -> Outcome:
             if existing is not None:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
         return Outcome(SyncState.FAILED, error=error)
+
+
+# Original invoice states in which its void must wait: it may still reach the ERP.
+_ORIGINAL_IN_FLIGHT = {SyncState.READY, SyncState.POSTING, SyncState.RETRY_SCHEDULED,
+                       SyncState.UNCERTAIN, SyncState.RECEIVED}  # fmt: skip
+
+
+def _credit_void(record: SyncRecord, connector: Connector) -> Outcome:
+    original = SyncRecord.objects.get(document=record.document, operation=Operation.CREATE)
+    if original.state in _ORIGINAL_IN_FLIGHT:
+        raise ConnectorError(
+            "Waiting for the voided invoice to settle before crediting it.",
+            category=FailureCategory.PREREQUISITE, transient=True,
+        )  # fmt: skip
+    if original.state != SyncState.POSTED:
+        return Outcome(SyncState.SKIPPED, detail=(
+            f"The voided invoice never posted ({original.get_state_display().lower()}): "
+            "nothing to offset."
+        ))  # fmt: skip
+    posting_date = timezone.localdate(timezone=ZoneInfo(record.connection.time_zone))
+    document = connector.post_credit_memo(
+        original_id=original.erp_document_id, key=record.idempotency_key, posting_date=posting_date
+    )
+    return Outcome(SyncState.POSTED, erp_document=document)
 
 
 def _plan(connection: Connection, invoice: Invoice) -> InvoicePlan | list[Problem]:
@@ -575,6 +672,17 @@ def _finish(claim: Claim, outcome: Outcome, *, now: datetime, actor: str) -> Syn
             _finish_posted(record, outcome, now=now, actor=actor)
         elif outcome.state == SyncState.BLOCKED:
             _finish_blocked(record, outcome, now=now, actor=actor)
+        elif outcome.state == SyncState.SKIPPED:
+            _transition(
+                record,
+                SyncState.SKIPPED,
+                actor=actor,
+                now=now,
+                detail=outcome.detail,
+                message=outcome.detail,
+                next_attempt_at=None,
+                **_LEASE_CLEARED,
+            )
         else:
             assert outcome.error is not None
             _finish_failed(record, outcome.error, now=now, actor=actor)

@@ -102,13 +102,20 @@ def test_a_change_after_posting_is_flagged_and_never_posted_again(connection):
     assert services.sync_run_until_idle(now=lambda: NOW + timedelta(days=1)) == 0
 
 
-def test_a_void_after_posting_is_flagged_for_a_credit_memo(connection):
+def test_a_void_after_posting_queues_a_credit_memo_record(connection):
     ingest(connection, envelope())
     services.sync_run_until_idle(now=lambda: NOW)
     ingest(connection, envelope(status="void"), now=NOW + timedelta(days=1))
-    record = SyncRecord.objects.get()
-    assert record.state == SyncState.POSTED
-    assert "offsetting credit memo is needed" in record.events.last().detail
+    original, credit = SyncRecord.objects.order_by("id")
+    assert original.state == SyncState.POSTED
+    assert (credit.operation, credit.state, credit.idempotency_key) == (
+        "VOID_CREDIT_MEMO",
+        SyncState.READY,
+        "ST-VOID-4242",
+    )
+    assert original.events.last().detail == (
+        f"Voided in ServiceTrade: credit memo record {credit.pk} will offset it."
+    )
 
 
 def test_long_source_ids_still_give_a_key_that_fits_the_erp_field():

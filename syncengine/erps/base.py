@@ -9,6 +9,7 @@ class implements `Connector`, registered in `syncengine.erps.registry`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class FailureCategory:
     VALUE = "VALUE"
     MISSING_REFERENCE = "MISSING_REFERENCE"
     DUPLICATE = "DUPLICATE"
+    PREREQUISITE = "PREREQUISITE"
     INTERNAL = "INTERNAL"
 
 
@@ -76,6 +78,13 @@ class Connector(Protocol):
     def find_invoice(self, *, key: str) -> ErpDocument | None: ...
 
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument: ...
+
+    def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
+        """A credit memo offsetting the posted invoice `original_id` exactly, linked to it.
+
+        Found again by `find_invoice(key=...)`, like invoices.
+        """
+        ...
 
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
         """The requests `post_invoice` would send, without sending them."""

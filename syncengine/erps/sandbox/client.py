@@ -8,6 +8,7 @@ number, and `find_invoice` looks it up there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -81,6 +82,68 @@ class SandboxLedger:
         except DatabaseError as error:
             raise self._refusal(key, error) from error
         return self._document(invoice)
+
+    def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
+        try:
+            with transaction.atomic():
+                memo = self._create_credit_memo(original_id, key, posting_date)
+        except DatabaseError as error:
+            raise self._refusal(key, error) from error
+        return self._document(memo)
+
+    def _create_credit_memo(self, original_id: str, key: str, posting_date: date) -> LedgerInvoice:
+        original = (
+            LedgerInvoice.objects.select_related("journal_entry", "customer")
+            .filter(connection=self.connection, pk=original_id, kind=LedgerInvoice.Kind.INVOICE)
+            .first()
+        )
+        if original is None:
+            raise ConnectorError(
+                f"Invoice {original_id} is not in the sandbox ledger; nothing to credit.",
+                category=FailureCategory.MISSING_REFERENCE,
+                transient=False,
+            )
+        earlier = original.credit_memos.first()
+        if earlier is not None:
+            raise ConnectorError(
+                f"Invoice {original.number} is already credited in full by {earlier.number}.",
+                category=FailureCategory.VALUE,
+                transient=False,
+            )
+        entry = JournalEntry.objects.create(
+            connection=self.connection,
+            number=_next_number(self.connection, "JE"),
+            posting_date=posting_date,
+            memo=f"Credit memo for invoice {original.number} (voided)"[:200],
+            external_document_number=key,
+        )
+        # The exact mirror of the invoice's entry: every debit becomes a credit and back.
+        JournalLine.objects.bulk_create(
+            JournalLine(
+                entry=entry,
+                account_id=line.account_id,
+                debit=line.credit,
+                credit=line.debit,
+                description=f"Void of {original.number}: {line.description}"[:200],
+                tax_code=line.tax_code,
+                dimensions=line.dimensions,
+            )
+            for line in original.journal_entry.lines.order_by("id")
+        )
+        entry.state = JournalEntry.State.POSTED
+        entry.save(update_fields=["state"])
+        return LedgerInvoice.objects.create(
+            connection=self.connection,
+            kind=LedgerInvoice.Kind.CREDIT_MEMO,
+            applies_to=original,
+            number=_next_number(self.connection, "CM"),
+            external_document_number=key,
+            customer=original.customer,
+            posting_date=posting_date,
+            currency=original.currency,
+            amount=original.amount,
+            journal_entry=entry,
+        )
 
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
         return [

@@ -120,7 +120,16 @@ class JournalLine(models.Model):
 
 
 class LedgerInvoice(models.Model):
+    class Kind(models.TextChoices):
+        INVOICE = "INVOICE", "Invoice"
+        CREDIT_MEMO = "CREDIT_MEMO", "Credit memo"
+
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INVOICE)
+    # For a credit memo, the invoice it offsets.
+    applies_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_memos"
+    )
     number = models.CharField(max_length=20)
     external_document_number = models.CharField(max_length=35)
     customer = models.ForeignKey(LedgerCustomer, on_delete=models.PROTECT, related_name="invoices")
@@ -138,6 +147,17 @@ class LedgerInvoice(models.Model):
             models.UniqueConstraint(
                 fields=["connection", "external_document_number"],
                 name="ledger_invoice_external_number",
+            ),
+            # A void credits an invoice in full, so at most once.
+            models.UniqueConstraint(
+                fields=["applies_to"],
+                condition=Q(kind="CREDIT_MEMO"),
+                name="ledger_invoice_one_credit_memo",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="INVOICE", applies_to__isnull=True)
+                | Q(kind="CREDIT_MEMO", applies_to__isnull=False),
+                name="ledger_credit_memo_applies_to_invoice",
             ),
         ]
 
