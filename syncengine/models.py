@@ -167,6 +167,24 @@ class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):
             condition |= Q(document__total=amount)
         return self.filter(condition)
 
+    def failure_causes(self) -> list[dict[str, Any]]:
+        """Blocked and failed records grouped by what one fix would cure, biggest group first:
+        [{"failure_cause", "state", "count", "message"}] with one example message per group."""
+        waiting = self.filter(state__in=(SyncState.BLOCKED, SyncState.FAILED))
+        groups = list(
+            waiting.values("failure_cause", "state")
+            .annotate(count=models.Count("id"), example=models.Max("id"))
+            .order_by("-count", "failure_cause")
+        )
+        messages = dict(
+            SyncRecord.objects.filter(pk__in=[g["example"] for g in groups]).values_list(
+                "pk", "message"
+            )
+        )
+        for group in groups:
+            group["message"] = messages.get(group.pop("example"), "")
+        return groups
+
     def visible_to(self, user: Any) -> SyncRecordQuerySet:
         if user.is_superuser:
             return self
@@ -201,6 +219,9 @@ class SyncRecord(models.Model):
     # A deep link to the document in the ERP, as the connector builds it.
     erp_document_url = models.CharField(max_length=500, blank=True)
     failure_category = models.CharField(max_length=40, blank=True)
+    # What one fix would cure: the first problem's code and source value ("UNMAPPED_SERVICE_LINE:
+    # Fire Sprinkler") or the connector failure category. Groups the dashboard and bulk retry.
+    failure_cause = models.CharField(max_length=200, blank=True, db_index=True)
     message = models.TextField(blank=True, help_text="Plain words: why it waits or failed.")
     problems = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
     plan = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)

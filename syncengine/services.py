@@ -46,6 +46,7 @@ from syncengine.models import (
     SourceReceipt,
     SyncEvent,
     SyncRecord,
+    SyncRecordQuerySet,
     SyncState,
 )
 from syncengine.sources import servicetrade
@@ -714,6 +715,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
         rule_version=outcome.plan.rule_version if outcome.plan else record.rule_version,
         next_attempt_at=None,
         failure_category="",
+        failure_cause="",
         message="",
         problems=[],
         plan=to_jsonable(outcome.plan) if outcome.plan else record.plan,
@@ -734,9 +736,14 @@ def _finish_blocked(record: SyncRecord, outcome: Outcome, *, now: datetime, acto
         problems=problems,
         message=summary,
         failure_category=outcome.problems[0].code,
+        failure_cause=_cause(outcome.problems[0].code, outcome.problems[0].source_value),
         next_attempt_at=None,
         **_LEASE_CLEARED,
     )
+
+
+def _cause(code: str, source_value: str = "") -> str:
+    return f"{code}:{source_value}"[:200] if source_value else code
 
 
 def _attempts_left(record: SyncRecord) -> int:
@@ -745,7 +752,12 @@ def _attempts_left(record: SyncRecord) -> int:
 
 
 def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, actor: str) -> None:
-    common = {"failure_category": error.category, "message": error.message, **_LEASE_CLEARED}
+    common = {
+        "failure_category": error.category,
+        "failure_cause": _cause(error.category),
+        "message": error.message,
+        **_LEASE_CLEARED,
+    }
     data = {
         "category": error.category,
         "transient": error.transient,
@@ -824,19 +836,86 @@ def sync_record_retry(*, record: SyncRecord, actor: str, now: datetime) -> SyncR
             f"Only blocked or failed records can be retried; this one is "
             f"{record.get_state_display().lower()}."
         )
-    _transition(
-        record,
-        SyncState.READY,
-        actor=actor,
-        now=now,
-        detail="Retry requested.",
-        next_attempt_at=now,
-        failure_category="",
-        message="",
-        problems=[],
-        attempts_before_retry=record.attempts,
-    )
+    _retry(record, actor=actor, now=now, detail="Retry requested.")
+    return record
+
+
+RETRYABLE = (SyncState.BLOCKED, SyncState.FAILED)
+CANCELLABLE = (SyncState.RECEIVED, SyncState.READY, SyncState.BLOCKED, SyncState.FAILED,
+               SyncState.RETRY_SCHEDULED, SyncState.SKIPPED)  # fmt: skip
+# Settled by a person who checked the ERP: these may or may not be there.
+RESOLVABLE = (SyncState.BLOCKED, SyncState.FAILED, SyncState.UNCERTAIN, SyncState.RETRY_SCHEDULED)
+
+
+def sync_records_retry_bulk(
+    *,
+    records: SyncRecordQuerySet,
+    actor: str,
+    now: datetime,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Retry every blocked or failed record of a filter (e.g. one failure cause), in chunks of
+    200 so a large set neither locks the table nor holds one long transaction. Returns how many
+    were queued; `on_progress(done, total)` after each chunk."""
+    ids = list(records.filter(state__in=RETRYABLE).order_by("pk").values_list("pk", flat=True))
+    queued = 0
+    for start in range(0, len(ids), 200):
+        with transaction.atomic():
+            for record in SyncRecord.objects.select_for_update().filter(
+                pk__in=ids[start : start + 200], state__in=RETRYABLE
+            ):
+                _retry(record, actor=actor, now=now, detail="Retry requested (bulk).")
+                queued += 1
+        if on_progress:
+            on_progress(min(start + 200, len(ids)), len(ids))
+    return queued
+
+
+def _retry(record: SyncRecord, *, actor: str, now: datetime, detail: str) -> None:
+    _transition(record, SyncState.READY, actor=actor, now=now, detail=detail,
+                next_attempt_at=now, failure_category="", failure_cause="", message="",
+                problems=[], attempts_before_retry=record.attempts)  # fmt: skip
     _nudge_if_ready(record)
+
+
+@transaction.atomic
+def sync_record_cancel(*, record: SyncRecord, actor: str, now: datetime, reason: str) -> SyncRecord:
+    """Stop a record that has not reached the ERP. Raises ValueError without a reason or when
+    the record may already be in the ERP (posted, posting or uncertain)."""
+    if not reason.strip():
+        raise ValueError("Say why: cancelling needs a reason.")
+    record = SyncRecord.objects.select_for_update().get(pk=record.pk)
+    if record.state not in CANCELLABLE:
+        raise ValueError(
+            f"A record that is {record.get_state_display().lower()} cannot be "
+            "cancelled: it may already be in the ERP."
+        )
+    _transition(record, SyncState.CANCELLED, actor=actor, now=now, detail=f"Cancelled: {reason}",
+                data={"reason": reason}, message=f"Cancelled by {actor}: {reason}",
+                next_attempt_at=None, failure_cause="")  # fmt: skip
+    return record
+
+
+@transaction.atomic
+def sync_record_resolve_outside(
+    *, record: SyncRecord, actor: str, now: datetime, reason: str, erp_document_number: str = ""
+) -> SyncRecord:
+    """A person settled this record in the ERP by hand (or checked it is there); Crosswalk stops
+    trying. Raises ValueError without a reason or for a record in another state."""
+    if not reason.strip():
+        raise ValueError("Say why: marking a record resolved needs a reason.")
+    record = SyncRecord.objects.select_for_update().get(pk=record.pk)
+    if record.state not in RESOLVABLE:
+        raise ValueError(
+            f"A record that is {record.get_state_display().lower()} cannot be marked resolved."
+        )
+    detail = f"Resolved outside Crosswalk: {reason}" + (
+        f" (ERP document {erp_document_number})" if erp_document_number else ""
+    )
+    _transition(record, SyncState.SKIPPED, actor=actor, now=now, detail=detail,
+                data={"reason": reason, "erp_document_number": erp_document_number},
+                message=detail, next_attempt_at=None, failure_cause="",
+                erp_document_number=erp_document_number or record.erp_document_number)  # fmt: skip
     return record
 
 
