@@ -134,6 +134,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncengine.tasks.sync_records_sweep",
         "schedule": config.env_int("CROSSWALK_SWEEP_SECONDS", 15, minimum=1),
     },
+    "refresh-catalogs": {
+        "task": "mappings.tasks.catalogs_refresh",
+        "schedule": config.env_int("CROSSWALK_CATALOG_REFRESH_SECONDS", 3600, minimum=60),
+    },
 }
 
 # Sync engine tuning.
@@ -143,6 +147,10 @@ CROSSWALK_LEASE_SECONDS = config.env_int("CROSSWALK_LEASE_SECONDS", 360, minimum
 # Off in unit tests, which post in the foreground; the e2e tests run real workers.
 CROSSWALK_NUDGE_WORKERS = config.env_bool("CROSSWALK_NUDGE_WORKERS", default=True)
 CROSSWALK_MAX_ATTEMPTS = config.env_int("CROSSWALK_MAX_ATTEMPTS", 8, minimum=1)
+# Fault injection into the sandbox ledger, for reliability tests only (see erps/sandbox/faults.py).
+CROSSWALK_SANDBOX_FAULTS = config.env_str("CROSSWALK_SANDBOX_FAULTS")
+# First retry delay; each further attempt doubles it (capped at an hour).
+CROSSWALK_RETRY_BASE_SECONDS = config.env_int("CROSSWALK_RETRY_BASE_SECONDS", 30, minimum=1)
 CROSSWALK_MAX_PAYLOAD_BYTES = config.env_int("CROSSWALK_MAX_PAYLOAD_BYTES", 5_000_000, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CROSSWALK_MAX_PAYLOAD_BYTES
 

@@ -1,35 +1,63 @@
-"""The ERP catalog per connection: refreshed from the target connector, and the source values
-learned from ingested documents.
+"""The ERP catalog per connection: refreshed from the target connector or imported from CSV, and
+the source values learned from ingested documents.
 
 A refresh reads the connector's lists with no transaction open, then writes them in one
-transaction with its audit row. A value the ERP no longer lists is kept and flagged
+transaction with its audit row. An import (for an ERP that cannot be reached) replaces one list
+from a CSV file, all or nothing. A value the ERP no longer lists is kept and flagged
 (`missing_since`), so a rule pointing at it is reported by validation instead of silently lost.
 Every write bumps `Connection.catalog_version`, which invalidates the per-process catalog cache.
+
+After every write the rule version in force today is validated against the new catalog and the
+issues come back with the result (`RefreshResult.issues`); they are not stored anywhere. The CSV
+format and the commands are described in docs/catalogs.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+import csv
+import io
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.db.models import F
 
-from mappings.models import CatalogEntry, RuleAudit, SourceValue
+from mappings.models import CatalogEntry, RuleAudit, RuleVersion, SourceValue
 from mappings.resolve import Catalog
-from mappings.ruleset import norm
-from syncengine.erps.base import CatalogItem
+from mappings.ruleset import CatalogKind, norm, parse_ruleset
+from mappings.validation import Issue, validate_ruleset
+from syncengine.erps.base import CatalogItem, ConnectorError
 from syncengine.models import Connection
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RefreshResult:
     added: int
-    changed: int
-    missing: int
-    returned: int
+    changed: int  # includes values that were missing and are listed again
+    missing: int  # newly flagged missing by this write
+    returned: int  # values the ERP (or the file) listed
+    # Validation of the rule version in force today against the new catalog; not stored.
+    issues: tuple[Issue, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "changed": self.changed,
+            "missing": self.missing,
+            "returned": self.returned,
+        }
+
+
+def connection_today(connection: Connection, now: datetime) -> date:
+    """The calendar day `now` falls on where the connection's documents are dated."""
+    return now.astimezone(ZoneInfo(connection.time_zone)).date()
 
 
 def catalog_refresh(*, connection: Connection, actor: str, now: datetime) -> RefreshResult:
@@ -46,7 +74,6 @@ def catalog_refresh(*, connection: Connection, actor: str, now: datetime) -> Ref
     )
 
 
-@transaction.atomic
 def catalog_store(
     *,
     connection: Connection,
@@ -60,9 +87,26 @@ def catalog_store(
     """Upsert these catalog values; values of the same kinds that are absent become missing.
 
     `kinds` limits which lists are being replaced (an import of accounts only must not flag every
-    dimension value missing); by default, the kinds present in `items`.
+    dimension value missing); by default, the kinds present in `items`. The write and its audit
+    row commit together; the returned issues are those of the rules in force against the result.
     """
-    items = list(items)
+    with transaction.atomic():
+        result = _store(connection, list(items), actor, now, action, kinds, reason)
+    return replace(result, issues=tuple(catalog_issues(connection=connection, now=now)))
+
+
+def _store(
+    connection: Connection,
+    items: list[CatalogItem],
+    actor: str,
+    now: datetime,
+    action: str,
+    kinds: set[str] | None,
+    reason: str,
+) -> RefreshResult:
+    # One catalog write per connection at a time: a scheduled refresh and an import of the same
+    # list would otherwise race to insert the same new values.
+    Connection.objects.select_for_update().filter(pk=connection.pk).first()
     kinds = kinds if kinds is not None else {item.kind for item in items}
     existing = {
         (entry.kind, entry.parent, entry.code): entry
@@ -82,9 +126,259 @@ def catalog_store(
     result = RefreshResult(added=added, changed=changed, missing=len(missing), returned=len(items))
     RuleAudit.objects.create(
         connection=connection, at=now, actor=actor, action=action,
-        subject="catalog." + ",".join(sorted(kinds)), after=result.__dict__, reason=reason,
+        subject="catalog." + ",".join(sorted(kinds)), after=result.counts(), reason=reason,
     )  # fmt: skip
     return result
+
+
+def catalog_issues(*, connection: Connection, now: datetime) -> list[Issue]:
+    """Validate the rule version in force today against the stored catalog (none: no issues)."""
+    from mappings.services import catalog_for, seen_values
+
+    version = RuleVersion.objects.in_force_on(connection, connection_today(connection, now))
+    if version is None:
+        return []
+    return validate_ruleset(
+        parse_ruleset(version.content),
+        catalog_for(connection=connection),
+        seen_values(connection=connection, now=now),
+    )
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    connection: Connection
+    result: RefreshResult | None = None
+    error: str = ""
+
+
+def catalogs_refresh(*, actor: str, now: Callable[[], datetime]) -> list[RefreshOutcome]:
+    """Refresh every connection's catalog in turn; one failing ERP does not stop the others.
+
+    A ConnectorError (an ERP that cannot be reached, or one that is only ever imported) is logged
+    as a warning; anything else with its traceback. Each refresh is stamped with `now()`.
+    """
+    outcomes = []
+    for connection in Connection.objects.order_by("pk"):
+        try:
+            result = catalog_refresh(connection=connection, actor=actor, now=now())
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: stop here, the next run starts again
+        except ConnectorError as error:
+            logger.warning("Catalog refresh of %s failed: %s", connection.slug, error.message)
+            outcomes.append(RefreshOutcome(connection, error=error.message))
+            continue
+        except Exception as error:  # a bug or an unknown target must not stop the others
+            logger.exception("Catalog refresh of %s failed unexpectedly", connection.slug)
+            outcomes.append(RefreshOutcome(connection, error=f"{type(error).__name__}: {error}"))
+            continue
+        logger.info(
+            "Catalog of %s refreshed: %s added, %s changed, %s now missing, %s rule issue(s)",
+            connection.slug, result.added, result.changed, result.missing, len(result.issues),
+        )  # fmt: skip
+        outcomes.append(RefreshOutcome(connection, result=result))
+    return outcomes
+
+
+# --- CSV import ---------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("code", "name", "parent", "active", "accepts_postings")
+_TRUE = {"true", "yes", "1", ""}
+_FALSE = {"false", "no", "0"}
+_LIMITS = {"code": 100, "name": 200, "parent": 50}  # CatalogEntry field lengths
+MAX_ERRORS = 100
+
+
+class CatalogImportError(ValueError):
+    """The file was refused; nothing was stored. `errors` name the row and column of each."""
+
+    def __init__(self, errors: list[str]):
+        shown = errors[:5]
+        more = f" (and {len(errors) - len(shown)} more)" if len(errors) > len(shown) else ""
+        super().__init__("; ".join(shown) + more)
+        self.errors = errors
+
+
+def catalog_kind_clean(kind: str) -> str:
+    """The catalog kind spelled as stored, or CatalogImportError listing the kinds."""
+    cleaned = kind.strip().upper()
+    if cleaned not in CatalogKind.ALL:
+        raise CatalogImportError(
+            [f"Unknown catalog kind {kind!r}; kinds are {', '.join(CatalogKind.ALL)}."]
+        )
+    return cleaned
+
+
+def catalog_import_csv(
+    *, connection: Connection, kind: str, text: str, actor: str, now: datetime, reason: str = ""
+) -> RefreshResult:
+    """Replace one list of the catalog with the values in a CSV file, all or nothing.
+
+    Values of that kind absent from the file are flagged missing; other kinds are untouched.
+    Raises CatalogImportError (nothing stored) naming the row and column of every problem.
+    """
+    kind = catalog_kind_clean(kind)
+    items = catalog_csv_parse(kind, text)
+    return catalog_store(
+        connection=connection,
+        items=items,
+        actor=actor,
+        now=now,
+        action=RuleAudit.Action.CATALOG_IMPORTED,
+        kinds={kind},
+        reason=reason,
+    )
+
+
+def catalog_csv_parse(kind: str, text: str) -> list[CatalogItem]:
+    """CSV text → catalog items of `kind`, or CatalogImportError with every problem.
+
+    Rows are CSV records, the header being row 1 (a quoted value spanning lines is one row).
+    """
+    errors: list[str] = []
+    try:
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True))
+    except csv.Error as error:
+        raise CatalogImportError([f"Row {_reader_row(text)}: not valid CSV: {error}"]) from None
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise CatalogImportError(
+            ["Row 1: the file is empty; it must start with a header row naming the columns "
+             f"{','.join(CSV_COLUMNS)} (only code is required)."]
+        )  # fmt: skip
+    header = _header(rows[0], rows[1:], errors)
+    items: list[CatalogItem] = []
+    first_row: dict[tuple[str, str], int] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are allowed anywhere
+        item = _item(kind, number, row, header, first_row, errors)
+        if item is not None:
+            items.append(item)
+        if len(errors) >= MAX_ERRORS:
+            errors.append(f"Stopped after {MAX_ERRORS} problems.")
+            break
+    if not items and not errors:
+        errors.append(
+            f"Row 2: the file has a header but no values. An import replaces the whole {kind} "
+            f"list, so an empty file would flag every {kind} value missing."
+        )
+    if errors:
+        raise CatalogImportError(errors)
+    return items
+
+
+def _reader_row(text: str) -> int:
+    # csv.Error carries no position; re-read record by record to find the one that failed.
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
+    count = 0
+    try:
+        for _ in reader:
+            count += 1
+    except csv.Error:
+        pass
+    return count + 1
+
+
+def _header(cells: list[str], rows: list[list[str]], errors: list[str]) -> dict[int, str]:
+    """Column index → column name (standard names lower-cased; others kept as written)."""
+    header: dict[int, str] = {}
+    seen: set[str] = set()
+    for index, cell in enumerate(cells):
+        name = cell.strip()
+        if name.lower() in CSV_COLUMNS:
+            name = name.lower()
+        if "\x00" in name:
+            errors.append(f"Row 1, column {index + 1}: the name contains a NUL character.")
+            continue
+        if not name:
+            # A trailing comma from a spreadsheet is harmless as long as the column is empty.
+            if any(index < len(row) and row[index].strip() for row in rows):
+                errors.append(f"Row 1, column {index + 1}: the column has values but no name.")
+            continue
+        if name in seen:
+            errors.append(f"Row 1, column {name}: the column appears twice.")
+        seen.add(name)
+        header[index] = name
+    if "code" not in seen:
+        errors.append(
+            f"Row 1, column code: no code column. The first row must be the header naming the "
+            f"columns {','.join(CSV_COLUMNS)} (only code is required), plus any extra "
+            "columns, which are kept as attributes."
+        )
+    return header
+
+
+def _item(
+    kind: str,
+    number: int,
+    row: list[str],
+    header: dict[int, str],
+    first_row: dict[tuple[str, str], int],
+    errors: list[str],
+) -> CatalogItem | None:
+    errors_before = len(errors)
+    width = max(header, default=-1) + 1
+    for index in range(width, len(row)):
+        if row[index].strip():
+            errors.append(
+                f"Row {number}, column {index + 1}: a value beyond the header's {width} column(s)."
+            )
+    values = {
+        name: row[index].strip() if index < len(row) else "" for index, name in header.items()
+    }
+    if "code" not in values:
+        return None  # reported once, on the header
+    code, parent = values.get("code", ""), values.get("parent", "")
+    if not code:
+        errors.append(f"Row {number}, column code: required.")
+    for name, value in values.items():
+        if "\x00" in value:
+            errors.append(f"Row {number}, column {name}: contains a NUL character.")
+    for name, limit in _LIMITS.items():
+        if len(values.get(name, "")) > limit:
+            errors.append(f"Row {number}, column {name}: longer than {limit} characters.")
+    if kind == CatalogKind.DIMENSION_VALUE and not parent:
+        errors.append(
+            f"Row {number}, column parent: required for a dimension value (the dimension code)."
+        )
+    elif kind != CatalogKind.DIMENSION_VALUE and parent:
+        errors.append(
+            f"Row {number}, column parent: only dimension values have a parent; leave it empty "
+            f"for {kind}."
+        )
+    flags = {name: _flag(values.get(name, ""), number, name, errors) for name in CSV_COLUMNS[3:]}
+    if code:
+        key = (parent, code)
+        if key in first_row:
+            where = f"{parent}/{code}" if parent else code
+            errors.append(
+                f"Row {number}, column code: {where} appears twice (first on row {first_row[key]})."
+            )
+        else:
+            first_row[key] = number
+    if len(errors) > errors_before:
+        return None
+    attributes: dict[str, Any] = {
+        name: value for name, value in values.items() if name not in CSV_COLUMNS and value
+    }
+    return CatalogItem(
+        kind=kind, code=code, name=values.get("name", ""), parent=parent,
+        active=flags["active"], accepts_postings=flags["accepts_postings"],
+        attributes=attributes,
+    )  # fmt: skip
+
+
+def _flag(value: str, number: int, column: str, errors: list[str]) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    errors.append(
+        f"Row {number}, column {column}: {value!r} is not a yes/no value; use true/false, "
+        "yes/no or 1/0 (empty means true)."
+    )
+    return True
 
 
 def _upsert(

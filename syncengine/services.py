@@ -55,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 SYSTEM = "system"
 VOID_STATUS = "void"
-BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
 
 
@@ -181,15 +180,16 @@ def invoice_accept(
         .filter(connection=connection, kind=DocumentKind.INVOICE, source_id=invoice.source_id)
         .first()
     )
+    # Still seen, even when unchanged: keeps the values "recent" for coverage warnings.
+    source_values_record(
+        connection=connection, values=_source_values(invoice), now=now,
+        new_document=document is None,
+    )  # fmt: skip
     if document is not None and document.content_hash == content_hash:
         document.last_received_at = now
         document.save(update_fields=["last_received_at"])
         return SyncRecord.objects.get(document=document, operation=Operation.CREATE), False
     previous = document.canonical if document is not None else None
-    source_values_record(
-        connection=connection, values=_source_values(invoice), now=now,
-        new_document=document is None,
-    )  # fmt: skip
     document = _document_save(
         document, connection, receipt, payload, invoice, canonical, content_hash, now
     )
@@ -493,6 +493,7 @@ class Outcome:
     problems: tuple[Problem, ...] = ()
     error: ConnectorError | None = None
     detail: str = ""
+    duplicate_refused: bool = False
 
 
 def sync_record_post(
@@ -611,9 +612,12 @@ def _post_or_find(claim: Claim) -> Outcome:
         return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
     except ConnectorError as error:
         if error.category == FailureCategory.DUPLICATE:
+            # The ERP itself refused a second copy: our lookup should have found it first, so
+            # this is recorded (`duplicate_refused`) and the reliability tests count it.
             existing = connector.find_invoice(key=record.idempotency_key)
             if existing is not None:
-                return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
+                return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True,
+                               duplicate_refused=True)  # fmt: skip
         return Outcome(SyncState.FAILED, error=error)
 
 
@@ -706,6 +710,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
         data={
             "erp_document": to_jsonable(document),
             "found_by_lookup": outcome.found_by_lookup,
+            "duplicate_refused": outcome.duplicate_refused,
             "plan": to_jsonable(outcome.plan) if outcome.plan else None,
         },
         erp_document_id=document.id,
@@ -793,7 +798,8 @@ def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, 
 
 def retry_delay_seconds(*, attempts: int, retry_after: int | None) -> int:
     """Exponential backoff with ±20 % jitter, never sooner than the ERP's Retry-After."""
-    backoff = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS)
+    base = settings.CROSSWALK_RETRY_BASE_SECONDS
+    backoff = min(base * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS)
     jittered = int(backoff * random.uniform(0.8, 1.2))
     return max(jittered, retry_after or 0, 1)
 

@@ -128,7 +128,7 @@ def test_a_later_correction_with_the_same_effective_date_wins(connection):
     publish(connection, reason="Correct the HVAC account", effective_from=date(2026, 3, 1))
     in_force = services.rules_in_force(connection=connection, on=date(2026, 6, 1))
     assert in_force.version.number == 3
-    assert in_force.compiled.maps["SERVICE_LINE"]["hvac"][1]["revenue_account"] == "4030"
+    assert in_force.version.content["maps"]["SERVICE_LINE"]["HVAC"]["revenue_account"] == "4030"
 
 
 def test_rollback_republishes_an_earlier_version_as_a_new_one(connection):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from syncengine.erps.base import Connector
 from syncengine.models import Connection
 
 
 def connector_for(connection: Connection) -> Connector:
     if connection.target == Connection.Target.SANDBOX:
+        if settings.CROSSWALK_SANDBOX_FAULTS:
+            from syncengine.erps.sandbox.faults import FaultySandboxLedger
+
+            return FaultySandboxLedger(connection=connection)
         from syncengine.erps.sandbox.client import SandboxLedger
 
         return SandboxLedger(connection=connection)

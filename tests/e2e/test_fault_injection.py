@@ -1,0 +1,220 @@
+"""Recipe R1, scaled down for CI: real workers on the real broker post into a sandbox ledger that
+drops connections after committing, answers 500 and 429 and times out after committing, while
+worker pool processes and a whole worker are SIGKILLed and the broker is flushed once. At the end
+every approved invoice is posted exactly once, every void credited exactly once, nothing is left
+in flight, and the ledger ties out to the cent with the source.
+
+`bench/fault_injection.py` runs the same at full size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Stack, _fresh_database
+
+pytestmark = pytest.mark.e2e
+
+FAULTS = "commit_then_drop=0.2,error_500=0.05,rate_limit=0.05,slow_commit=0.05,lookup_error=0.02"
+INVOICES = 150
+VOIDS = 10
+
+REPORT = """
+import json
+from django.db.models import Count, Sum
+from syncengine.models import SyncEvent, SyncRecord, Operation
+from syncengine.erps.sandbox.models import LedgerInvoice
+records = SyncRecord.objects.all()
+posted = records.filter(state="POSTED")
+invoices = LedgerInvoice.objects.filter(kind="INVOICE")
+print(json.dumps({
+    "states": dict(records.values_list("state").annotate(n=Count("id"))),
+    "posted_keys": sorted(posted.values_list("idempotency_key", flat=True)),
+    "ledger_keys": sorted(LedgerInvoice.objects.values_list("external_document_number", flat=True)),
+    "posted_invoice_total": str(posted.filter(operation=Operation.CREATE)
+                                .aggregate(t=Sum("document__total"))["t"]),
+    "ledger_invoice_total": str(invoices.aggregate(t=Sum("amount"))["t"]),
+    "credit_memos": LedgerInvoice.objects.filter(kind="CREDIT_MEMO").count(),
+    "credited_invoices": LedgerInvoice.objects.filter(kind="CREDIT_MEMO")
+        .values("applies_to").distinct().count(),
+    "duplicates_refused": SyncEvent.objects.filter(data__duplicate_refused=True).count(),
+    "found_by_lookup": SyncEvent.objects.filter(data__found_by_lookup=True).count(),
+    "faults_seen": SyncEvent.objects.filter(detail__startswith="Injected fault").count(),
+}))
+"""
+
+IN_FLIGHT = ("READY", "RETRY_SCHEDULED", "POSTING", "UNCERTAIN", "RECEIVED")
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+class Workers:
+    def __init__(self, env: dict[str, str], tmp: Path):
+        self.env, self.tmp = env, tmp
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start_beat(self) -> None:
+        # Its own process, as in production: the chaos below kills worker pools, not the clock.
+        command = [sys.executable, "-m", "celery", "-A", "console", "beat", "--loglevel",
+                   "WARNING", "--schedule", str(self.tmp / "beat-schedule")]  # fmt: skip
+        log = (self.tmp / "beat.log").open("ab")
+        self.beat = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT)  # fmt: skip
+
+    def start(self, index: int) -> None:
+        command = [sys.executable, "-m", "celery", "-A", "console", "worker", "--concurrency",
+                   "2", "--without-mingle", "--without-gossip", "--loglevel", "WARNING",
+                   "--hostname", f"chaos{index}-{time.monotonic_ns()}@%h"]  # fmt: skip
+        log = (self.tmp / f"worker{index}.log").open("ab")
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
+        if index < len(self.processes):
+            self.processes[index] = process
+        else:
+            self.processes.append(process)
+
+    def kill_pool_child(self, rng: random.Random) -> bool:
+        children = [child for worker in self.processes for child in _children(worker.pid)]
+        if not children:
+            return False
+        os.kill(rng.choice(children), signal.SIGKILL)
+        return True
+
+    def kill_whole_worker(self, index: int) -> None:
+        worker = self.processes[index]
+        for child in _children(worker.pid):
+            os.kill(child, signal.SIGKILL)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+
+    def stop(self) -> None:
+        for worker in [*self.processes, *([self.beat] if hasattr(self, "beat") else [])]:
+            worker.terminate()
+        for worker in [*self.processes, *([self.beat] if hasattr(self, "beat") else [])]:
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def flush_broker(env: dict[str, str]) -> None:
+    """Lose every queued message, as a wiped Redis would."""
+    url = env.get("CELERY_BROKER_URL", "")
+    if url.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
+        return
+    queue = Path(env["CROSSWALK_BROKER_DIR"]) / "queue"
+    for message in queue.glob("*"):
+        message.unlink(missing_ok=True)
+
+
+def report(stack: Stack) -> dict:
+    # The last line: Django's shell may print a note about auto-imports first.
+    return json.loads(stack.manage("shell", "-c", REPORT).stdout.strip().splitlines()[-1])
+
+
+def wait_until_settled(stack: Stack, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        figures = report(stack)
+        if not any(state in figures["states"] for state in IN_FLIGHT):
+            return figures
+        if time.monotonic() > deadline:
+            raise AssertionError(f"records still in flight after {timeout} s: {figures['states']}")
+        time.sleep(2)
+
+
+@pytest.fixture
+def chaos_stack(tmp_path: Path):
+    database = _fresh_database(tmp_path)
+    env = {
+        **os.environ,
+        "DATABASE_URL": next(database),
+        "CROSSWALK_DATA_DIR": str(tmp_path / "data"),
+        "CROSSWALK_BROKER_DIR": str(tmp_path / "broker"),
+        "CROSSWALK_SANDBOX_FAULTS": FAULTS,
+        "CROSSWALK_RETRY_BASE_SECONDS": "1",
+        "CROSSWALK_LEASE_SECONDS": "6",
+        "CROSSWALK_SWEEP_SECONDS": "1",
+        "CROSSWALK_MAX_ATTEMPTS": "30",
+        "CROSSWALK_NUDGE_WORKERS": "true",
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+    if env.get("CELERY_BROKER_URL", "").startswith("redis"):
+        env["CELERY_BROKER_URL"] = env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + "/12"
+    stack = Stack(env=env, base_url="")
+    stack.manage("migrate", "--noinput")
+    stack.manage("load_demo", "--invoices", "0", "--timecard-weeks", "0")
+    workers = Workers(env, tmp_path)
+    try:
+        yield stack, workers
+    finally:
+        workers.stop()
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-2000:]}")
+        next(database, None)
+        shutil.rmtree(tmp_path / "broker", ignore_errors=True)
+
+
+def test_every_invoice_posts_exactly_once_through_dropped_connections_kills_and_a_lost_queue(
+    chaos_stack,
+):
+    stack, workers = chaos_stack
+    rng = random.Random(20261123)
+    workers.start_beat()
+    workers.start(0)
+    workers.start(1)
+    stack.manage("load_demo", "--invoices", str(INVOICES), "--seed", "5", "--timecard-weeks", "0")
+    kills = 0
+    for second in range(24):
+        time.sleep(1)
+        if second % 3 == 1 and workers.kill_pool_child(rng):
+            kills += 1
+        if second == 8:
+            flush_broker(stack.env)
+        if second == 12:
+            workers.kill_whole_worker(1)
+            workers.start(1)
+    settled = wait_until_settled(stack, timeout=240)
+    void_some_posted_invoices(stack, settled["posted_keys"])
+    final = wait_until_settled(stack, timeout=240)
+    print(f"pool children killed: {kills}; figures: "
+          f"{ {k: v for k, v in final.items() if 'keys' not in k} }")  # fmt: skip
+
+    assert final["duplicates_refused"] == 0, "a second create reached the ERP"
+    assert final["posted_keys"] == final["ledger_keys"], "ERP and sync records disagree"
+    assert final["posted_invoice_total"] == final["ledger_invoice_total"]
+    assert final["credit_memos"] == final["credited_invoices"] == VOIDS
+    assert set(final["states"]) <= {"POSTED", "SKIPPED", "BLOCKED", "CANCELLED"}
+    assert final["faults_seen"] > 0 and final["found_by_lookup"] > 0, "faults were injected"
+
+
+def void_some_posted_invoices(stack: Stack, posted_keys: list[str]) -> None:
+    """Re-deliver VOIDS posted demo invoices as voided."""
+    from console.demo import demo_invoices
+
+    posted_ids = {key.removeprefix("ST-INV-") for key in posted_keys}
+    voids = [
+        {**invoice["data"], "status": "void"}
+        for invoice in demo_invoices(seed=5, count=INVOICES)
+        if str(invoice["data"]["id"]) in posted_ids
+    ][:VOIDS]
+    path = Path(stack.env["CROSSWALK_DATA_DIR"]) / "voids.json"
+    path.write_text(json.dumps({"data": {"invoices": voids}}))
+    stack.manage("ingest", str(path))
