@@ -134,6 +134,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncengine.tasks.sync_records_sweep",
         "schedule": config.env_int("CROSSWALK_SWEEP_SECONDS", 15, minimum=1),
     },
+    "reconcile": {
+        "task": "syncengine.tasks.reconciliation_run_all",
+        "schedule": config.env_int("CROSSWALK_RECONCILE_SECONDS", 86400, minimum=60),
+    },
     "refresh-catalogs": {
         "task": "mappings.tasks.catalogs_refresh",
         "schedule": config.env_int("CROSSWALK_CATALOG_REFRESH_SECONDS", 3600, minimum=60),

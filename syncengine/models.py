@@ -278,3 +278,55 @@ class SyncEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state or '∅'} → {self.to_state} by {self.actor}"
+
+
+class ReconciliationRun(models.Model):
+    """One comparison of source, sync records and ERP for a connection (syncengine.reconcile)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    actor = models.CharField(max_length=150)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    posted_source_total = models.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, default=0
+    )
+    erp_invoice_total = models.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, default=0
+    )
+    erp_credit_total = models.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, default=0
+    )
+
+    def __str__(self) -> str:
+        return f"Reconciliation of {self.connection} at {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def difference(self) -> Decimal:
+        return self.erp_invoice_total - self.posted_source_total
+
+
+class ReconciliationFinding(models.Model):
+    class Kind(models.TextChoices):
+        NOT_POSTED = "NOT_POSTED", "Approved but not posted"
+        MISSING_IN_ERP = "MISSING_IN_ERP", "Posted here, missing in the ERP"
+        NOT_RECORDED = "NOT_RECORDED", "In the ERP, not recorded here"
+        DUPLICATE_IN_ERP = "DUPLICATE_IN_ERP", "Duplicated in the ERP"
+        AMOUNT_DIFFERS = "AMOUNT_DIFFERS", "Amount differs"
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="findings")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    record = models.ForeignKey(SyncRecord, null=True, blank=True, on_delete=models.PROTECT)
+    key = models.CharField(max_length=35)
+    document_number = models.CharField(max_length=64, blank=True)
+    source_amount = models.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    erp_amount = models.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    detail = models.TextField()
+    action = models.CharField(max_length=30, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.key}"

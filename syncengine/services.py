@@ -925,6 +925,23 @@ def sync_record_resolve_outside(
     return record
 
 
+@transaction.atomic
+def sync_record_redrive(*, record: SyncRecord, actor: str, now: datetime, reason: str) -> None:
+    """Make a record runnable again now, settling by lookup first (used by reconciliation).
+
+    A record that may be in the ERP becomes UNCERTAIN, so no attempt posts blind. Records in
+    the middle of an attempt are left to it.
+    """
+    record = SyncRecord.objects.select_for_update().get(pk=record.pk)
+    if record.state == SyncState.POSTING:
+        return
+    sent = record.state == SyncState.POSTED or record.attempts > 0
+    state = SyncState.UNCERTAIN if sent else SyncState.READY
+    _transition(record, state, actor=actor, now=now, detail=reason, next_attempt_at=now,
+                message=reason, **_LEASE_CLEARED)  # fmt: skip
+    sync_record_nudge(record_id=record.pk)
+
+
 def connection_webhook_secret_rotate(*, connection: Connection) -> str:
     """A new hook secret for the connection; returned once, only its hash is kept."""
     secret = secrets.token_urlsafe(32)

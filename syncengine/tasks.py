@@ -23,3 +23,10 @@ def sync_record_post(*, record_id: int) -> None:
 @shared_task(queue="celery", ignore_result=True, time_limit=60, soft_time_limit=50)
 def sync_records_sweep() -> None:
     services.sync_records_sweep(now=timezone.now())
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=1800, soft_time_limit=1740)
+def reconciliation_run_all() -> None:
+    from syncengine.reconcile import reconciliation_run_all as run_all
+
+    run_all(now=timezone.now())

@@ -8,8 +8,10 @@ class implements `Connector`, registered in `syncengine.erps.registry`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -34,6 +36,18 @@ class ErpDocument:
     id: str
     number: str
     url: str = ""
+
+
+@dataclass(frozen=True)
+class ErpDocumentSummary:
+    """A document the ERP holds that carries a Crosswalk key, for reconciliation."""
+
+    key: str
+    id: str
+    number: str
+    kind: str  # INVOICE or CREDIT_MEMO
+    amount: Decimal
+    posting_date: date
 
 
 class FailureCategory:
@@ -84,6 +98,10 @@ class Connector(Protocol):
 
         Found again by `find_invoice(key=...)`, like invoices.
         """
+        ...
+
+    def list_documents(self) -> Iterable[ErpDocumentSummary]:
+        """Every document carrying a Crosswalk key (reconciliation compares them by key)."""
         ...
 
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:

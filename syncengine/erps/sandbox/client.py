@@ -7,6 +7,7 @@ number, and `find_invoice` looks it up there.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -16,7 +17,13 @@ from django.db import DatabaseError, transaction
 from django.urls import reverse
 
 from mappings.resolve import InvoicePlan
-from syncengine.erps.base import CatalogItem, ConnectorError, ErpDocument, FailureCategory
+from syncengine.erps.base import (
+    CatalogItem,
+    ConnectorError,
+    ErpDocument,
+    ErpDocumentSummary,
+    FailureCategory,
+)
 from syncengine.erps.sandbox.models import (
     JournalEntry,
     JournalLine,
@@ -68,6 +75,17 @@ class SandboxLedger:
             for value in LedgerListValue.objects.filter(connection=self.connection)
         ]
         return items
+
+    def list_documents(self) -> Iterator[ErpDocumentSummary]:
+        documents = LedgerInvoice.objects.filter(connection=self.connection).only(
+            "pk", "number", "kind", "amount", "posting_date", "external_document_number"
+        )
+        for document in documents.iterator(chunk_size=2000):
+            yield ErpDocumentSummary(
+                key=document.external_document_number, id=str(document.pk),
+                number=document.number, kind=document.kind, amount=document.amount,
+                posting_date=document.posting_date,
+            )  # fmt: skip
 
     def find_invoice(self, *, key: str) -> ErpDocument | None:
         invoice = LedgerInvoice.objects.filter(
