@@ -45,6 +45,16 @@ class Connection(models.Model):
     approved_statuses = models.JSONField(default=default_approved_statuses)
     # Bumped by every catalog refresh or import; workers rebuild their cached catalog when it moves.
     catalog_version = models.PositiveIntegerField(default=0)
+    support_emails = models.JSONField(
+        default=list, blank=True, help_text="Who is told when the connection fails."
+    )
+    # Circuit breaker (syncengine.circuit): while circuit_retry_at is in the future, the
+    # connection's records wait instead of calling an ERP that refuses or does not answer.
+    circuit_failures = models.PositiveIntegerField(default=0)
+    circuit_retry_at = models.DateTimeField(null=True, blank=True)
+    circuit_opened_at = models.DateTimeField(null=True, blank=True)
+    circuit_cool_down = models.PositiveIntegerField(default=0)
+    circuit_reason = models.CharField(max_length=500, blank=True)
     # Only a hash is kept: the full hook URL is shown once, when the secret is generated.
     webhook_secret_hash = models.CharField(max_length=64, blank=True)
     members = models.ManyToManyField(
@@ -151,7 +161,8 @@ class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):
         """Due work, plus postings whose worker died: an expired lease is settled by lookup."""
         due = Q(state__in=RUNNABLE_STATES, next_attempt_at__lte=now)
         abandoned = Q(state=SyncState.POSTING, lease_until__lt=now)
-        return self.filter(due | abandoned)
+        circuit_open = Q(connection__circuit_retry_at__gt=now)
+        return self.filter(due | abandoned).exclude(circuit_open)
 
     def matching(self, text: str) -> SyncRecordQuerySet:
         """Records whose document number, ERP number or customer contains the text, or whose

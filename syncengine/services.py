@@ -36,6 +36,7 @@ from mappings.catalog import catalog_cached, source_values_record
 from mappings.resolve import InvoicePlan, Problem, resolve_invoice
 from mappings.services import rules_in_force
 from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
+from syncengine.circuit import circuit_failure, circuit_success
 from syncengine.erps.base import Connector, ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.registry import connector_for
 from syncengine.models import (
@@ -700,6 +701,7 @@ _LEASE_CLEARED: dict[str, Any] = {"lease_until": None, "lease_token": ""}
 def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str) -> None:
     document = outcome.erp_document
     assert document is not None
+    circuit_success(connection_id=record.connection_id)
     how = "Found in the ERP by its key" if outcome.found_by_lookup else "Posted"
     _transition(
         record,
@@ -768,6 +770,15 @@ def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, 
         "transient": error.transient,
         "outcome_unknown": error.outcome_unknown,
     }
+    connection = circuit_failure(connection_id=record.connection_id, error=error, now=now)
+    if connection.circuit_retry_at is not None and connection.circuit_retry_at > now:
+        # The ERP is unusable for everyone: wait with the others, without using up attempts.
+        state = SyncState.UNCERTAIN if error.outcome_unknown else SyncState.RETRY_SCHEDULED
+        _transition(record, state, actor=actor, now=now, data=data,
+                    detail=f"Waiting: {connection.name} cannot reach its ERP ({error.message}).",
+                    next_attempt_at=connection.circuit_retry_at,
+                    attempts_before_retry=record.attempts_before_retry + 1, **common)  # fmt: skip
+        return
     if error.transient and _attempts_left(record) > 0:
         delay = retry_delay_seconds(attempts=record.attempts, retry_after=error.retry_after_seconds)
         state = SyncState.UNCERTAIN if error.outcome_unknown else SyncState.RETRY_SCHEDULED

@@ -51,6 +51,7 @@ class ErpDocumentSummary:
 
 
 class FailureCategory:
+    AUTH = "AUTH"
     CONNECTION = "CONNECTION"
     RATE_LIMIT = "RATE_LIMIT"
     VALUE = "VALUE"

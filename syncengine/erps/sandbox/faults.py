@@ -9,6 +9,7 @@ tests and `bench/`: e.g. "commit_then_drop=0.2,error_500=0.05,rate_limit=0.05,sl
   know (transient, outcome unknown) — the case that creates duplicates in careless integrations.
 - slow_commit: the document is written after a pause, then the call times out (outcome unknown).
 - lookup_error: a lookup by key fails (transient).
+- auth_error: the ERP refuses the credentials (opens the connection's circuit).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mappings.resolve import InvoicePlan
 from syncengine.erps.base import ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.sandbox.client import SandboxLedger
 
-KINDS = ("error_500", "rate_limit", "commit_then_drop", "slow_commit", "lookup_error")
+KINDS = ("error_500", "rate_limit", "commit_then_drop", "slow_commit", "lookup_error", "auth_error")
 
 
 def parse_faults(text: str) -> dict[str, float]:
@@ -51,6 +52,12 @@ class FaultySandboxLedger(SandboxLedger):
         return random.random() < self.faults.get(name, 0.0)
 
     def _before_write(self) -> None:
+        if self._roll("auth_error"):
+            raise ConnectorError(
+                "Injected fault: HTTP 401, the ERP refused the credentials.",
+                category=FailureCategory.AUTH,
+                transient=True,
+            )
         if self._roll("error_500"):
             raise ConnectorError(
                 "Injected fault: HTTP 500 from the ERP.",
