@@ -45,6 +45,9 @@ class Connection(models.Model):
     approved_statuses = models.JSONField(default=default_approved_statuses)
     # Bumped by every catalog refresh or import; workers rebuild their cached catalog when it moves.
     catalog_version = models.PositiveIntegerField(default=0)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=0, help_text="ERP requests per minute across all workers; 0 for no limit."
+    )
     support_emails = models.JSONField(
         default=list, blank=True, help_text="Who is told when the connection fails."
     )
@@ -341,3 +344,14 @@ class ReconciliationFinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.key}"
+
+
+class RateWindow(models.Model):
+    """This minute's request count for a connection (syncengine.ratelimit)."""
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="+")
+    window_start = models.DateTimeField()
+    used = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.used} requests since {self.window_start:%H:%M:%S}"

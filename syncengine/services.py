@@ -50,6 +50,7 @@ from syncengine.models import (
     SyncRecordQuerySet,
     SyncState,
 )
+from syncengine.ratelimit import rate_budget_take
 from syncengine.sources import servicetrade
 
 logger = logging.getLogger(__name__)
@@ -483,6 +484,7 @@ class Claim:
     record_id: int
     token: str
     lookup_first: bool
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -562,7 +564,7 @@ def _lease(record: SyncRecord, *, now: datetime, actor: str) -> Claim:
         lease_token=token,
         lease_until=now + timedelta(seconds=settings.CROSSWALK_LEASE_SECONDS),
     )
-    return Claim(record_id=record.pk, token=token, lookup_first=lookup_first)
+    return Claim(record_id=record.pk, token=token, lookup_first=lookup_first, at=now)
 
 
 def _attempt(claim: Claim) -> Outcome:
@@ -595,6 +597,15 @@ def _attempt(claim: Claim) -> Outcome:
 def _post_or_find(claim: Claim) -> Outcome:
     record = SyncRecord.objects.select_related("connection", "document").get(pk=claim.record_id)
     connector = connector_for(record.connection)
+    wait = rate_budget_take(connection=record.connection, requests=1 + claim.lookup_first,
+                            now=claim.at)  # fmt: skip
+    if wait:
+        return Outcome(SyncState.FAILED, error=ConnectorError(
+            f"Holding back to stay within {record.connection.rate_limit_per_minute} ERP requests "
+            "a minute.",
+            category=FailureCategory.RATE_LIMIT, transient=True, retry_after_seconds=wait,
+            throttled_locally=True,
+        ))  # fmt: skip
     try:
         if claim.lookup_first:
             existing = connector.find_invoice(key=record.idempotency_key)
@@ -770,6 +781,12 @@ def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, 
         "transient": error.transient,
         "outcome_unknown": error.outcome_unknown,
     }
+    if error.throttled_locally:
+        _transition(record, SyncState.RETRY_SCHEDULED, actor=actor, now=now, data=data,
+                    detail=error.message, attempts_before_retry=record.attempts_before_retry + 1,
+                    next_attempt_at=now + timedelta(seconds=error.retry_after_seconds or 1),
+                    **common)  # fmt: skip
+        return
     connection = circuit_failure(connection_id=record.connection_id, error=error, now=now)
     if connection.circuit_retry_at is not None and connection.circuit_retry_at > now:
         # The ERP is unusable for everyone: wait with the others, without using up attempts.

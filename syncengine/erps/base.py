@@ -76,6 +76,7 @@ class ConnectorError(Exception):
         transient: bool,
         outcome_unknown: bool = False,
         retry_after_seconds: int | None = None,
+        throttled_locally: bool = False,
     ):
         super().__init__(message)
         self.message = message
@@ -83,6 +84,8 @@ class ConnectorError(Exception):
         self.transient = transient
         self.outcome_unknown = outcome_unknown
         self.retry_after_seconds = retry_after_seconds
+        # Crosswalk's own rate budget said wait: the ERP was never called.
+        self.throttled_locally = throttled_locally
 
 
 class Connector(Protocol):
