@@ -518,7 +518,9 @@ def _claim(*, record_id: int | None, now: datetime, actor: str) -> Claim | None:
     (each in its own transaction) so they neither loop forever nor hide the records behind them."""
     while True:
         with transaction.atomic():
-            due = SyncRecord.objects.runnable(now).select_for_update(skip_locked=True)
+            # Lock only the record row: `runnable` joins the connection (circuit breaker), and
+            # locking that shared row too would make concurrent claims skip each other's work.
+            due = SyncRecord.objects.runnable(now).select_for_update(skip_locked=True, of=("self",))
             if record_id is not None:
                 due = due.filter(pk=record_id)
             record = due.order_by("next_attempt_at", "id").first()
