@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 # --- vocabulary ---------------------------------------------------------------------------------
@@ -107,6 +108,10 @@ OWNED_ENTITIES = ("CUSTOMER", "LOCATION", "CONTACT")
 OWNERS = ("ERP", "SOURCE", "LATEST")
 
 
+# Resolution normalises the same few thousand source values (service lines, offices, rates …) on
+# every line, and the Decimal parse that fails for non-numbers costs about a microsecond; a
+# bounded cache makes repeats a dictionary hit. `typed` keeps 1 and True apart.
+@lru_cache(maxsize=16_384, typed=True)
 def norm(value: str) -> str:
     """How source values compare: case, spacing and trailing zeros of rates do not matter."""
     text = " ".join(str(value).split()).casefold()

@@ -232,3 +232,37 @@ def test_resolution_is_total_and_every_plan_ties_out(lines, routing):
         assert sum(line.amount for line in result.lines) == result.total == document.total
     else:
         assert result and all(problem.message for problem in result)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["HVAC", "Plumbing", "Elevators"]),
+            st.sampled_from(["labor", "part"]),
+            st.sampled_from(["Raleigh", "Durham"]),
+            st.sampled_from(["7.25", "0"]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    routing_rules(),
+)
+def test_reusing_coded_lines_across_documents_never_changes_a_result(documents, routing):
+    dimensions = [
+        {"dimension": "DEPARTMENT", "source": "office", "values": {"Raleigh": "D10"},
+         "required": True},
+        {"dimension": "DEPARTMENT2", "source": "service_line", "values": {"HVAC": "D10"}},
+    ]  # fmt: skip
+    shared = rules(routing=routing, dimensions=dimensions)
+    for index, (line, kind, office, tax) in enumerate(documents):
+        items = [
+            {"id": 1, "itemType": kind, "quantity": "1", "price": "10",
+             "serviceLine": {"name": line}},
+            {"id": 2, "itemType": "labor", "quantity": "2", "price": "5"},
+        ]  # fmt: skip
+        document = invoice(id=index, items=items, office={"id": 1, "name": office}, taxRate=tax)
+        fresh = rules(routing=routing, dimensions=dimensions)
+        assert resolve_invoice(document, shared, CATALOG) == resolve_invoice(
+            document, fresh, CATALOG
+        )
