@@ -138,6 +138,7 @@ TRIP_CHARGE = Decimal("49.00")
 
 
 RULES_EFFECTIVE_FROM = date(2025, 1, 1)
+LABOR_PAY_TYPES = {"standard": "REG", "overtime": "OT", "PTO": "PTO", "holiday": "HOL"}
 OFFICE_CODES = {"Raleigh": "RAL", "Charlotte": "CLT", "Richmond": "RIC", "Atlanta": "ATL",
                 "Nashville": "BNA"}  # fmt: skip
 SERVICE_LINE_CODES = {
@@ -194,6 +195,9 @@ def _demo_books(connection: Connection) -> None:
     ]
     lists += [("DIMENSION_VALUE", "BRANCH", code, office) for office, code in OFFICE_CODES.items()]
     lists += [("COST_CODE", "", f"{index + 1}00", line) for index, line in enumerate(SERVICE_LINES)]
+    lists += [("EMPLOYEE", "", f"E{300 + index}", name) for index, name in enumerate(TECHNICIANS)]
+    lists += [("PAY_TYPE", "", code, label) for label, code in LABOR_PAY_TYPES.items()]
+    lists += [("DEPARTMENT", "", code, office) for office, code in OFFICE_CODES.items()]
     for kind, parent, code, name in lists:
         LedgerListValue.objects.get_or_create(
             connection=connection, kind=kind, parent=parent, code=code, defaults={"name": name}
@@ -211,7 +215,13 @@ def demo_rules() -> dict[str, Any]:
     return {
         "defaults": {"receivable_account": "1200", "revenue_account": "", "tax_account": "2300",
                      "tax_code_source": "RATE"},
-        "maps": {"SERVICE_LINE": service_lines, "TAX_RATE": tax_rates},
+        "maps": {
+            "SERVICE_LINE": service_lines, "TAX_RATE": tax_rates,
+            "TECHNICIAN": {str(300 + index): {"employee": f"E{300 + index}"}
+                           for index in range(len(TECHNICIANS))},
+            "LABOR_TYPE": {label: {"pay_type": code} for label, code in LABOR_PAY_TYPES.items()},
+            "OFFICE": {office: {"department": code} for office, code in OFFICE_CODES.items()},
+        },
         "routing": [{"id": 1, "conditions": {"service_line": "HVAC", "line_kind": "part"},
                      "account": "4011", "priority": 0, "note": "HVAC parts sales"}],
         "dimensions": [
@@ -369,26 +379,34 @@ def _item(
 
 
 def demo_timecards(*, seed: int, weeks: int = 2) -> Iterator[dict[str, Any]]:
-    """Approved weekly timecards per technician (posted once the timecard flow lands, #4)."""
+    """Approved weekly timecards per technician: labor on jobs, a clock pair, and some PTO."""
     rng = random.Random(seed + 1)
     for week in range(weeks):
         start = ANCHOR_DATE - timedelta(days=ANCHOR_DATE.weekday() + 7 * (week + 1))
         for tech_index, name in enumerate(TECHNICIANS):
-            entries = [
-                {
-                    "date": (start + timedelta(days=day)).isoformat(),
-                    "jobNumber": f"J-{20000 + rng.randint(0, 199)}",
-                    "laborType": rng.choices(["standard", "overtime", "pto"], [85, 10, 5])[0],
-                    "hours": str(Decimal(rng.randint(16, 40)) / 4),
-                }
-                for day in range(5)
-            ]
-            yield {
-                "data": {
-                    "id": f"TC-{week}-{tech_index}",
-                    "technician": name,
-                    "weekStarting": start.isoformat(),
-                    "status": "approved",
-                    "entries": entries,
-                }
-            }
+            entries = [_time_entry(rng, start, day) for day in range(5)]
+            entries.append({"id": "5", "kind": "clock", "date": start.isoformat(),
+                            "clockIn": "07:30", "clockOut": "08:00", "hours": "0.5",
+                            "laborType": "standard"})  # fmt: skip
+            yield {"data": {
+                "id": f"TC-{week}-{tech_index}",
+                "technician": {"id": str(300 + tech_index), "name": name},
+                "weekStarting": start.isoformat(),
+                "status": "approved",
+                "entries": entries,
+            }}  # fmt: skip
+
+
+def _time_entry(rng: random.Random, start: date, day: int) -> dict[str, Any]:
+    when = (start + timedelta(days=day)).isoformat()
+    if rng.random() < 0.05:
+        return {"id": str(day), "kind": "generic", "date": when, "laborType": "PTO", "hours": "8"}
+    office = rng.choice(OFFICES)[1]
+    return {
+        "id": str(day), "kind": "labor", "date": when,
+        "jobNumber": f"J-{20000 + rng.randint(0, 199)}",
+        "serviceLine": rng.choice([line for line, account in SERVICE_LINES.items() if account]),
+        "office": office,
+        "laborType": rng.choices(["standard", "overtime"], [88, 12])[0],
+        "hours": str(Decimal(rng.randint(16, 40)) / 4),
+    }  # fmt: skip

@@ -138,6 +138,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncengine.tasks.reconciliation_run_all",
         "schedule": config.env_int("CROSSWALK_RECONCILE_SECONDS", 86400, minimum=60),
     },
+    "timecards-catch-up": {
+        "task": "syncengine.tasks.timecards_catch_up",
+        "schedule": config.env_int("CROSSWALK_TIME_CATCH_UP_SECONDS", 7 * 86400, minimum=60),
+    },
     "refresh-catalogs": {
         "task": "mappings.tasks.catalogs_refresh",
         "schedule": config.env_int("CROSSWALK_CATALOG_REFRESH_SECONDS", 3600, minimum=60),

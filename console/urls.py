@@ -1,15 +1,23 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from console import views
 
 console_patterns = [
-    path("", RedirectView.as_view(pattern_name="console:sync-log"), name="home"),
+    path("", views.home, name="home"),
+    path("connections/", views.dashboard_index, name="dashboard-index"),
+    path("connections/<slug:slug>/", views.dashboard, name="dashboard"),
+    path(
+        "connections/<slug:slug>/retry-cause/",
+        views.dashboard_retry_cause,
+        name="dashboard-retry-cause",
+    ),
     path("sync/", views.sync_log, name="sync-log"),
     path("sync/<int:pk>/", views.record_detail, name="record-detail"),
     path("sync/<int:pk>/retry/", views.record_retry, name="record-retry"),
+    path("sync/<int:pk>/cancel/", views.record_cancel, name="record-cancel"),
+    path("sync/<int:pk>/resolve/", views.record_resolve, name="record-resolve"),
     path("search/", views.search, name="search"),
     path("ledger/<slug:slug>/invoices/<str:number>/", views.ledger_invoice, name="ledger-invoice"),
 ]

@@ -1,20 +1,26 @@
-"""The web console: the sync log, "did it land?" search, record detail, the sandbox ledger.
+"""The web console: the dashboard, the sync log, "did it land?" search, record detail and its
+admin actions, the sandbox ledger.
 
-Function views, one domain call each; the htmx partials are blocks of the page's own template.
+Function views, one domain call each; reads that need more than a filter live in
+`console.selectors`. The htmx partials are blocks of the page's own template.
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
+from console import selectors
 from console.access import (
     Role,
     connections_for,
@@ -31,21 +37,89 @@ from syncengine.models import SyncRecord, SyncState
 PAGE_SIZE = 50
 
 
+# The ERP number a person types when resolving a record is stored on the record: same limit.
+ERP_NUMBER_MAX_LENGTH = SyncRecord._meta.get_field("erp_document_number").max_length or 64
+
+
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+def _actor(request: HttpRequest) -> str:
+    return f"user:{request.user.get_username()}"
+
+
+@login_required
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    """The dashboard for someone who works on one connection, the sync log for everyone else."""
+    slugs = list(connections_for(request.user).values_list("slug", flat=True)[:2])
+    if len(slugs) == 1:
+        return redirect("console:dashboard", slug=slugs[0])
+    return redirect("console:sync-log")
+
+
+@login_required
+def dashboard_index(request: HtmxHttpRequest) -> HttpResponse:
+    """The nav's "Dashboard": straight to it with one connection, a list to pick from with more."""
+    require_role(request.user, *Role.ALL)
+    connections = list(connections_for(request.user).order_by("name"))
+    if len(connections) == 1:
+        return redirect("console:dashboard", slug=connections[0].slug)
+    return TemplateResponse(request, "console/dashboard.html", {"connections": connections})
+
+
+@vary_on_headers("HX-Request")
+@login_required
+def dashboard(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
+    require_role(request.user, *Role.ALL)
+    connection = get_connection_for_user(request.user, slug)
+    context = {
+        "connection": connection,
+        "dashboard": selectors.connection_dashboard(connection=connection, now=timezone.now()),
+        "is_admin": Role.ADMIN in roles_of(request.user),
+        "other_connections": connections_for(request.user).exclude(pk=connection.pk),
+    }
+    template = "console/dashboard.html"
+    # A boosted request (the retry-all form, following its redirect) wants the whole page.
+    if request.htmx and not request.htmx.boosted:
+        template += "#summary"
+    return TemplateResponse(request, template, context)
+
+
+@require_POST
+@login_required
+def dashboard_retry_cause(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Retry every blocked or failed record of one failure cause (and state) of a connection."""
+    connection = get_connection_for_user(request.user, slug)
+    require_role(request.user, Role.ADMIN)
+    if "cause" not in request.POST:
+        return HttpResponseBadRequest("Which failure cause? The form sends it as `cause`.")
+    records = selectors.records_filtered(
+        connection.records.all(),
+        state=request.POST.get("state", ""),
+        cause=request.POST["cause"],
+    )
+    queued = services.sync_records_retry_bulk(
+        records=records, actor=_actor(request), now=timezone.now()
+    )
+    if queued:
+        noun = "record" if queued == 1 else "records"
+        messages.success(request, f"Queued {queued} {noun} for another attempt.")
+    else:
+        messages.info(request, "No blocked or failed records have this cause any more.")
+    return redirect("console:dashboard", slug=connection.slug)
+
+
 def _filtered_records(request: HttpRequest) -> tuple[QuerySet[SyncRecord], dict[str, str]]:
     filters = {
-        "connection": request.GET.get("connection", "").strip(),
-        "state": request.GET.get("state", "").strip(),
-        "q": request.GET.get("q", "").strip(),
+        name: request.GET.get(name, "").strip() for name in ("connection", "state", "cause", "q")
     }
-    records = records_for(request.user).select_related("connection", "document")
-    if filters["connection"]:
-        records = records.filter(connection__slug=filters["connection"])
-    if filters["state"] in SyncState.values:
-        records = records.filter(state=filters["state"])
+    records = selectors.records_filtered(
+        records_for(request.user).select_related("connection", "document"),
+        connection=filters["connection"],
+        state=filters["state"],
+        cause=filters["cause"],
+    )
     if filters["q"]:
         records = records.matching(filters["q"])
     return records, filters
@@ -64,7 +138,10 @@ def sync_log(request: HtmxHttpRequest) -> TemplateResponse:
         "records": page[:PAGE_SIZE],
         "next_before": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
         "filters": filters,
+        # The filters as a query string, for the polling rows and the pager links.
+        "filter_query": urlencode({name: value for name, value in filters.items() if value}),
         "states": SyncState.choices,
+        "state_groups": selectors.STATE_GROUP_CHOICES,
         "connections": connections_for(request.user),
     }
     template = "console/sync_log.html"
@@ -93,11 +170,14 @@ def search(request: HtmxHttpRequest) -> TemplateResponse:
 def record_detail(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     require_role(request.user, *Role.ALL)
     record = get_record_for_user(request.user, pk)
+    is_admin = Role.ADMIN in roles_of(request.user)
     context = {
         "record": record,
         "events": record.events.order_by("id"),
-        "can_retry": Role.ADMIN in roles_of(request.user)
-        and record.state in {SyncState.BLOCKED, SyncState.FAILED},
+        "can_retry": is_admin and record.state in services.RETRYABLE,
+        "can_cancel": is_admin and record.state in services.CANCELLABLE,
+        "can_resolve": is_admin and record.state in services.RESOLVABLE,
+        "erp_number_max_length": ERP_NUMBER_MAX_LENGTH,
     }
     return TemplateResponse(request, "console/record_detail.html", context)
 
@@ -108,13 +188,55 @@ def record_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_record_for_user(request.user, pk)
     require_role(request.user, Role.ADMIN)
     try:
-        services.sync_record_retry(
-            record=record, actor=f"user:{request.user.get_username()}", now=timezone.now()
-        )
+        services.sync_record_retry(record=record, actor=_actor(request), now=timezone.now())
     except ValueError as error:
         messages.error(request, str(error))
     else:
         messages.success(request, "Queued for another attempt with the rules in force now.")
+    return redirect("console:record-detail", pk=record.pk)
+
+
+@require_POST
+@login_required
+def record_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    record = get_record_for_user(request.user, pk)
+    require_role(request.user, Role.ADMIN)
+    try:
+        services.sync_record_cancel(
+            record=record,
+            actor=_actor(request),
+            now=timezone.now(),
+            reason=request.POST.get("reason", "").strip(),
+        )
+    except ValueError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Cancelled: Crosswalk will not post this record.")
+    return redirect("console:record-detail", pk=record.pk)
+
+
+@require_POST
+@login_required
+def record_resolve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    record = get_record_for_user(request.user, pk)
+    require_role(request.user, Role.ADMIN)
+    erp_number = request.POST.get("erp_document_number", "").strip()
+    try:
+        if len(erp_number) > ERP_NUMBER_MAX_LENGTH:
+            raise ValueError(
+                f"An ERP document number has at most {ERP_NUMBER_MAX_LENGTH} characters."
+            )
+        services.sync_record_resolve_outside(
+            record=record,
+            actor=_actor(request),
+            now=timezone.now(),
+            reason=request.POST.get("reason", "").strip(),
+            erp_document_number=erp_number,
+        )
+    except ValueError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Marked resolved outside Crosswalk: it will not be posted.")
     return redirect("console:record-detail", pk=record.pk)
 
 

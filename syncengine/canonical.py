@@ -137,3 +137,53 @@ def invoice_from_dict(data: dict[str, Any]) -> Invoice:
         lines_total=Decimal(data["lines_total"]),
         customer_tags=tuple(data.get("customer_tags", ())),
     )
+
+
+class TimeKind:
+    LABOR = "labor"  # time on a job: job, cost code, department, pay type
+    CLOCK = "clock"  # a clock-in / clock-out pair
+    GENERIC = "generic"  # PTO, holiday and other time not on a job; pay type from its label
+    ALL = (LABOR, CLOCK, GENERIC)
+
+
+@dataclass(frozen=True)
+class TimeEntry:
+    source_id: str
+    work_date: date
+    kind: str
+    hours: Decimal
+    labor_type: str
+    job_number: str = ""
+    service_line: str = ""
+    office: str = ""
+    clock_in: str = ""
+    clock_out: str = ""
+
+
+@dataclass(frozen=True)
+class Timecard:
+    source_id: str
+    technician_id: str
+    technician: str
+    week_starting: date
+    status: str
+    entries: tuple[TimeEntry, ...]
+
+    @property
+    def total_hours(self) -> Decimal:
+        return sum((entry.hours for entry in self.entries), ZERO)
+
+
+def timecard_from_dict(data: dict[str, Any]) -> Timecard:
+    return Timecard(
+        source_id=data["source_id"],
+        technician_id=data["technician_id"],
+        technician=data["technician"],
+        week_starting=date.fromisoformat(data["week_starting"]),
+        status=data["status"],
+        entries=tuple(
+            TimeEntry(**{**entry, "work_date": date.fromisoformat(entry["work_date"]),
+                         "hours": Decimal(entry["hours"])})
+            for entry in data["entries"]
+        ),
+    )  # fmt: skip

@@ -34,8 +34,15 @@ from django.utils import timezone
 
 from mappings.catalog import catalog_cached, source_values_record
 from mappings.resolve import InvoicePlan, Problem, resolve_invoice
+from mappings.resolve_time import TimePlan, resolve_timecard
 from mappings.services import rules_in_force
-from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
+from syncengine.canonical import (
+    Invoice,
+    Timecard,
+    invoice_from_dict,
+    timecard_from_dict,
+    to_jsonable,
+)
 from syncengine.circuit import circuit_failure, circuit_success
 from syncengine.erps.base import Connector, ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.registry import connector_for
@@ -51,7 +58,7 @@ from syncengine.models import (
     SyncState,
 )
 from syncengine.ratelimit import rate_budget_take
-from syncengine.sources import servicetrade
+from syncengine.sources import servicetrade, servicetrade_time
 
 logger = logging.getLogger(__name__)
 
@@ -79,19 +86,7 @@ def invoices_ingest(
     A malformed invoice is reported (every problem, each naming its field) and the others in the
     same body are still accepted. Never raises for bad input.
     """
-    try:
-        text, is_base64 = body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, is_base64 = base64.b64encode(body).decode("ascii"), True
-    receipt = SourceReceipt.objects.create(
-        connection=connection,
-        channel=channel,
-        origin=origin[:500],
-        body=text,
-        body_is_base64=is_base64,
-        body_bytes=len(body),
-        received_at=now,
-    )
+    receipt = _receipt_create(connection, body, channel, origin, now)
     result = IngestResult(receipt=receipt)
     try:
         elements = servicetrade.split_invoices(servicetrade.loads(body))
@@ -104,6 +99,137 @@ def invoices_ingest(
     receipt.errors = result.errors
     receipt.save(update_fields=["outcome", "errors"])
     return result
+
+
+def _receipt_create(
+    connection: Connection, body: bytes, channel: str, origin: str, now: datetime
+) -> SourceReceipt:
+    """The body as it arrived, kept before anything else happens (base64 if not UTF-8)."""
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    return SourceReceipt.objects.create(
+        connection=connection, channel=channel, origin=origin[:500], body=text,
+        body_is_base64=is_base64, body_bytes=len(body), received_at=now,
+    )  # fmt: skip
+
+
+def timecards_ingest(
+    *, connection: Connection, body: bytes, channel: str, origin: str, now: datetime
+) -> IngestResult:
+    """Keep the body, then accept each timecard in it on its own; only approved time posts."""
+    receipt = _receipt_create(connection, body, channel, origin, now)
+    result = IngestResult(receipt=receipt)
+    try:
+        elements = servicetrade_time.split_timecards(servicetrade.loads(body))
+    except servicetrade.InvalidDocument as invalid:
+        result.errors.extend(invalid.errors)
+        elements = []
+    for index, element in enumerate(elements):
+        try:
+            card = servicetrade_time.parse_timecard(element)
+        except servicetrade.InvalidDocument as invalid:
+            prefix = f"timecard {index + 1} of {len(elements)}: " if len(elements) > 1 else ""
+            result.errors.extend(prefix + error for error in invalid.errors)
+            continue
+        record, changed = timecard_accept(connection=connection, receipt=receipt, payload=element,
+                                          card=card, now=now)  # fmt: skip
+        if changed:
+            result.accepted.append(record)
+        else:
+            result.unchanged += 1
+    receipt.outcome = _receipt_outcome(result)
+    receipt.errors = result.errors
+    receipt.save(update_fields=["outcome", "errors"])
+    return result
+
+
+APPROVED_TIME = "approved"
+
+
+@transaction.atomic
+def timecard_accept(
+    *,
+    connection: Connection,
+    receipt: SourceReceipt,
+    payload: Any,
+    card: Timecard,
+    now: datetime,
+) -> tuple[SyncRecord, bool]:
+    """Store one timecard and bring its record up to date. A changed card that already posted
+    is sent again: entries already in the ERP are skipped by their keys, new ones post."""
+    canonical = to_jsonable(card)
+    content_hash = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    document = (
+        SourceDocument.objects.select_for_update()
+        .filter(connection=connection, kind=DocumentKind.TIMECARD, source_id=card.source_id)
+        .first()
+    )
+    if document is not None and document.content_hash == content_hash:
+        return SyncRecord.objects.get(document=document, operation=Operation.CREATE), False
+    if document is None:
+        document = SourceDocument(connection=connection, kind=DocumentKind.TIMECARD,
+                                  source_id=card.source_id, first_received_at=now)  # fmt: skip
+    document.number, document.status = card.source_id, card.status
+    document.customer_name, document.total = card.technician[:200], None
+    document.payload, document.canonical, document.content_hash = payload, canonical, content_hash
+    document.receipt, document.last_received_at = receipt, now
+    document.save()
+    approved = card.status == APPROVED_TIME
+    state = SyncState.READY if approved else SyncState.SKIPPED
+    message = "" if approved else f"Status {card.status!r}: only approved time is posted."
+    record = (
+        SyncRecord.objects.select_for_update()
+        .filter(document=document, operation=Operation.CREATE)
+        .first()
+    )
+    if record is None:
+        record = SyncRecord.objects.create(
+            connection=connection, document=document, operation=Operation.CREATE,
+            idempotency_key=f"ST-TC-{card.source_id}"[:35], state=state, message=message,
+            next_attempt_at=now if approved else None, received_at=now, state_changed_at=now,
+        )  # fmt: skip
+        _event(
+            record,
+            "",
+            state,
+            actor=SYSTEM,
+            now=now,
+            detail=message or f"Received timecard {card.source_id} of {card.technician}.",
+        )
+    elif record.state not in (SyncState.POSTING, SyncState.UNCERTAIN):
+        detail = (
+            message
+            or "Timecard changed in ServiceTrade: sending it (again); entries "
+            "already in the ERP are skipped."
+        )
+        _transition(record, state, actor=SYSTEM, now=now, detail=detail, message=message,
+                    problems=[], next_attempt_at=now if approved else None)  # fmt: skip
+    _nudge_if_ready(record)
+    return record, True
+
+
+def timecards_catch_up(*, now: datetime, days: int = 7) -> int:
+    """Weekly: send the past week's approved timecards again; what already went is skipped
+    (each entry's key), anything the real-time path missed posts. Returns how many were sent."""
+    recent = now - timedelta(days=days + 7)
+    records = SyncRecord.objects.filter(
+        document__kind=DocumentKind.TIMECARD, document__status=APPROVED_TIME,
+        document__last_received_at__gte=recent, state=SyncState.POSTED,
+    )  # fmt: skip
+    sent = 0
+    for record in records.iterator():
+        with transaction.atomic():
+            locked = SyncRecord.objects.select_for_update().get(pk=record.pk)
+            if locked.state != SyncState.POSTED:
+                continue
+            _transition(locked, SyncState.READY, actor="weekly catch-up", now=now,
+                        detail="Weekly catch-up: sending again; entries already in the ERP are "
+                        "skipped.", next_attempt_at=now)  # fmt: skip
+            _nudge_if_ready(locked)
+            sent += 1
+    return sent
 
 
 def _ingest_one(
@@ -492,7 +618,7 @@ class Outcome:
     state: str
     erp_document: ErpDocument | None = None
     found_by_lookup: bool = False
-    plan: InvoicePlan | None = None
+    plan: InvoicePlan | TimePlan | None = None
     problems: tuple[Problem, ...] = ()
     error: ConnectorError | None = None
     detail: str = ""
@@ -615,6 +741,8 @@ def _post_or_find(claim: Claim) -> Outcome:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
         if record.operation == Operation.VOID_CREDIT_MEMO:
             return _credit_void(record, connector)
+        if record.document.kind == DocumentKind.TIMECARD:
+            return _post_timecard(record, connector)
         if record.document.status == VOID_STATUS:
             # Voided while it waited (e.g. failed, then retried): never post a voided invoice.
             return Outcome(SyncState.SKIPPED, detail="Voided in ServiceTrade: not posted.")
@@ -657,6 +785,20 @@ def _credit_void(record: SyncRecord, connector: Connector) -> Outcome:
         original_id=original.erp_document_id, key=record.idempotency_key, posting_date=posting_date
     )
     return Outcome(SyncState.POSTED, erp_document=document)
+
+
+def _post_timecard(record: SyncRecord, connector: Connector) -> Outcome:
+    card = timecard_from_dict(record.document.canonical)
+    rules = rules_in_force(connection=record.connection, on=card.week_starting)
+    if rules is None:
+        return Outcome(SyncState.BLOCKED, problems=(Problem(
+            "NO_RULES", f"No posting rules are in force on {card.week_starting}.",
+        ),))  # fmt: skip
+    plan = resolve_timecard(card, rules.compiled, catalog_cached(connection=record.connection))
+    if isinstance(plan, list):
+        return Outcome(SyncState.BLOCKED, problems=tuple(plan))
+    document = connector.post_time_entries(plan=plan, key=record.idempotency_key)
+    return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
 
 
 def _plan(connection: Connection, invoice: Invoice) -> InvoicePlan | list[Problem]:
@@ -978,41 +1120,3 @@ def connection_webhook_secret_rotate(*, connection: Connection) -> str:
     connection.webhook_secret_hash = Connection.hash_secret(secret)
     connection.save(update_fields=["webhook_secret_hash"])
     return secret
-
-
-@transaction.atomic
-def timecard_store(
-    *, connection: Connection, receipt: SourceReceipt, payload: dict[str, Any], now: datetime
-) -> SourceDocument:
-    """Keep an approved timecard as a source document; its posting flow arrives with issue #4."""
-    data = payload["data"]
-    canonical_hash = hashlib.sha256(
-        json.dumps(data, sort_keys=True, cls=DjangoJSONEncoder).encode()
-    ).hexdigest()
-    document, _ = SourceDocument.objects.update_or_create(
-        connection=connection,
-        kind=DocumentKind.TIMECARD,
-        source_id=str(data["id"]),
-        defaults={
-            "number": str(data["id"]),
-            "status": str(data.get("status", "")),
-            "customer_name": str(data.get("technician", ""))[:200],
-            "payload": payload,
-            "canonical": data,
-            "content_hash": canonical_hash,
-            "receipt": receipt,
-            "last_received_at": now,
-        },
-        create_defaults={
-            "number": str(data["id"]),
-            "status": str(data.get("status", "")),
-            "customer_name": str(data.get("technician", ""))[:200],
-            "payload": payload,
-            "canonical": data,
-            "content_hash": canonical_hash,
-            "receipt": receipt,
-            "first_received_at": now,
-            "last_received_at": now,
-        },
-    )
-    return document

@@ -30,3 +30,8 @@ def reconciliation_run_all() -> None:
     from syncengine.reconcile import reconciliation_run_all as run_all
 
     run_all(now=timezone.now())
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=600, soft_time_limit=540)
+def timecards_catch_up() -> None:
+    services.timecards_catch_up(now=timezone.now())

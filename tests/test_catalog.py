@@ -90,8 +90,10 @@ def test_a_refresh_is_audited_with_its_counts(connection):
     catalog_refresh(connection=connection, actor="user:finance", now=NOW)
     audit = RuleAudit.objects.filter(action=RuleAudit.Action.CATALOG_REFRESHED).latest("id")
     assert (audit.actor, audit.at) == ("user:finance", NOW)
-    assert audit.subject == "catalog.ACCOUNT,COST_CODE,DIMENSION,DIMENSION_VALUE,TAX_CODE"
-    assert audit.after == {"added": 1, "changed": 0, "missing": 0, "returned": 37}
+    assert audit.subject == (
+        "catalog.ACCOUNT,COST_CODE,DEPARTMENT,DIMENSION,DIMENSION_VALUE,EMPLOYEE,PAY_TYPE,TAX_CODE"
+    )
+    assert audit.after == {"added": 1, "changed": 0, "missing": 0, "returned": 54}
 
 
 def test_a_refresh_returns_the_issues_of_the_rules_in_force_when_a_mapped_account_goes_inactive(
@@ -331,7 +333,7 @@ def test_the_refresh_command_prints_the_counts_and_the_rule_issues(connection):
     out, err = run("catalog", "refresh", "--connection", "demo")
     lines = out.splitlines()
     assert lines[0] == (
-        "Catalog of demo refreshed: 36 value(s) listed, 0 added, 1 changed, 0 now missing, "
+        "Catalog of demo refreshed: 53 value(s) listed, 0 added, 1 changed, 0 now missing, "
         "1 rule issue(s)."
     )
     assert lines[1] == (

@@ -72,12 +72,14 @@ def test_load_demo_is_idempotent_and_posts_cleanly(db):
     second, _ = run("load_demo", "--invoices", "60", "--seed", "3")
     assert "60 invoice(s) new or changed, 0 unchanged" in first
     assert "0 invoice(s) new or changed, 60 unchanged" in second
-    assert SyncRecord.objects.count() == 60
+    assert SyncRecord.objects.filter(document__kind="INVOICE").count() == 60
+    assert SyncRecord.objects.filter(document__kind="TIMECARD").count() == 16
     run("sync", "--until-idle")
     states = set(SyncRecord.objects.values_list("state", flat=True))
     assert states <= {SyncState.POSTED, SyncState.SKIPPED, SyncState.BLOCKED}
     assert SyncRecord.objects.filter(state=SyncState.POSTED).count() >= 45
-    for record in SyncRecord.objects.filter(state=SyncState.POSTED).select_related("document"):
+    posted = SyncRecord.objects.filter(state=SyncState.POSTED, document__kind="INVOICE")
+    for record in posted.select_related("document"):
         assert LedgerInvoice.objects.get(pk=record.erp_document_id).amount == record.document.total
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mappings.resolve import InvoicePlan
+    from mappings.resolve_time import TimePlan
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ class Connector(Protocol):
 
         Found again by `find_invoice(key=...)`, like invoices.
         """
+        ...
+
+    def post_time_entries(self, *, plan: TimePlan, key: str) -> ErpDocument:
+        """Create the plan's time entries that the ERP does not have yet (each carries its own
+        key), so re-sending a week is safe."""
         ...
 
     def list_documents(self) -> Iterable[ErpDocumentSummary]:

@@ -65,19 +65,14 @@ class Command(BaseCommand):
         )
 
     def _load_timecards(self, connection: Any, seed: int, weeks: int) -> int:
-        cards = list(demo.demo_timecards(seed=seed, weeks=weeks))
+        cards = [card["data"] for card in demo.demo_timecards(seed=seed, weeks=weeks)]
         if not cards:
             return 0
-        now = timezone.now()
-        receipt = SourceReceipt.objects.create(
-            connection=connection,
-            channel=SourceReceipt.Channel.DEMO,
-            origin=f"load_demo --seed {seed} (timecards)",
-            body=json.dumps(cards),
-            body_bytes=len(json.dumps(cards)),
-            received_at=now,
-            outcome=SourceReceipt.Outcome.ACCEPTED,
-        )
-        for card in cards:
-            services.timecard_store(connection=connection, receipt=receipt, payload=card, now=now)
+        result = services.timecards_ingest(
+            connection=connection, body=json.dumps({"data": {"timecards": cards}}).encode(),
+            channel=SourceReceipt.Channel.DEMO, origin=f"load_demo --seed {seed} (timecards)",
+            now=timezone.now(),
+        )  # fmt: skip
+        for error in result.errors:
+            self.stderr.write(error)
         return len(cards)

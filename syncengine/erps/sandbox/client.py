@@ -17,6 +17,7 @@ from django.db import DatabaseError, transaction
 from django.urls import reverse
 
 from mappings.resolve import InvoicePlan
+from mappings.resolve_time import TimePlan
 from syncengine.erps.base import (
     CatalogItem,
     ConnectorError,
@@ -32,6 +33,7 @@ from syncengine.erps.sandbox.models import (
     LedgerInvoice,
     LedgerListValue,
     LedgerTaxCode,
+    LedgerTimeEntry,
     NumberSeries,
 )
 from syncengine.models import Connection
@@ -162,6 +164,36 @@ class SandboxLedger:
             amount=original.amount,
             journal_entry=entry,
         )
+
+    def post_time_entries(self, *, plan: TimePlan, key: str) -> ErpDocument:
+        """Create the entries not already there; an entry's key is never used twice."""
+        existing = set(
+            LedgerTimeEntry.objects.filter(
+                connection=self.connection,
+                external_document_number__in=[entry.key for entry in plan.entries],
+            ).values_list("external_document_number", flat=True)
+        )
+        new = [entry for entry in plan.entries if entry.key not in existing]
+        try:
+            with transaction.atomic():
+                LedgerTimeEntry.objects.bulk_create(
+                    LedgerTimeEntry(
+                        connection=self.connection, external_document_number=entry.key,
+                        batch=key, employee=entry.employee,
+                        work_date=date.fromisoformat(entry.work_date), kind=entry.kind,
+                        hours=entry.hours, pay_type=entry.pay_type, job_number=entry.job_number,
+                        cost_code=entry.cost_code, department=entry.department,
+                        clock_in=entry.clock_in, clock_out=entry.clock_out,
+                    )
+                    for entry in new
+                )  # fmt: skip
+        except DatabaseError as error:
+            raise ConnectorError(
+                f"The sandbox ledger could not save the time entries ({error}); retrying.",
+                category=FailureCategory.INTERNAL, transient=True,
+            ) from error  # fmt: skip
+        total = LedgerTimeEntry.objects.filter(connection=self.connection, batch=key).count()
+        return ErpDocument(id=key, number=f"{total} time entries", url="")
 
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
         return [

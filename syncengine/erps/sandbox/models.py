@@ -201,3 +201,34 @@ class LedgerListValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.parent + '/' if self.parent else ''}{self.code}"
+
+
+class LedgerTimeEntry(models.Model):
+    """Time posted for payroll and job costing; one row per source time entry, never twice."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    external_document_number = models.CharField(max_length=35)
+    batch = models.CharField(max_length=35, help_text="The timecard's key.")
+    employee = models.CharField(max_length=50)
+    work_date = models.DateField()
+    kind = models.CharField(max_length=10)
+    hours = models.DecimalField(max_digits=6, decimal_places=2)
+    pay_type = models.CharField(max_length=30)
+    job_number = models.CharField(max_length=50, blank=True)
+    cost_code = models.CharField(max_length=30, blank=True)
+    department = models.CharField(max_length=30, blank=True)
+    clock_in = models.CharField(max_length=30, blank=True)
+    clock_out = models.CharField(max_length=30, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "time entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "external_document_number"], name="ledger_time_entry_key"
+            ),
+            models.CheckConstraint(condition=Q(hours__gt=0), name="ledger_time_entry_hours"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.employee} {self.work_date} {self.hours} h {self.pay_type}"

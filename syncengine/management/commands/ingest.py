@@ -24,15 +24,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("files", nargs="+", type=Path)
         parser.add_argument("--connection", help="Connection slug (default: the only one).")
+        parser.add_argument(
+            "--kind", choices=["invoices", "timecards"], default="invoices",
+            help="What the files hold (default: invoices).",
+        )  # fmt: skip
 
-    def handle(self, *args: Any, files: list[Path], connection: str | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, files: list[Path], connection: str | None, kind: str, **options: Any
+    ) -> None:
         target = connection_from_option(connection)
         missing = [str(path) for path in files if not path.is_file()]
         if missing:
             raise CommandError(f"Not a readable file: {', '.join(missing)}")
         accepted = unchanged = rejected = 0
         for path in tqdm(files, desc="Ingesting", unit="file", disable=len(files) < 2):
-            result = services.invoices_ingest(
+            ingest = services.timecards_ingest if kind == "timecards" else services.invoices_ingest
+            result = ingest(
                 connection=target,
                 body=path.read_bytes(),
                 channel=SourceReceipt.Channel.FILE,
@@ -45,7 +52,7 @@ class Command(BaseCommand):
             for error in result.errors:
                 self.stderr.write(f"{path}: {error}")
         self.stdout.write(
-            f"{accepted} invoice(s) accepted, {unchanged} already up to date, "
+            f"{accepted} {kind[:-1]}(s) accepted, {unchanged} already up to date, "
             f"{rejected} problem(s) found."
         )
         if rejected:
