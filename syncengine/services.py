@@ -858,6 +858,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
     assert document is not None
     circuit_success(connection_id=record.connection_id)
     how = "Found in the ERP by its key" if outcome.found_by_lookup else "Posted"
+    plan = to_jsonable(outcome.plan) if outcome.plan else None
     _transition(
         record,
         SyncState.POSTED,
@@ -868,7 +869,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
             "erp_document": to_jsonable(document),
             "found_by_lookup": outcome.found_by_lookup,
             "duplicate_refused": outcome.duplicate_refused,
-            "plan": to_jsonable(outcome.plan) if outcome.plan else None,
+            "plan": plan,
         },
         erp_document_id=document.id,
         erp_document_number=document.number,
@@ -880,7 +881,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
         failure_cause="",
         message="",
         problems=[],
-        plan=to_jsonable(outcome.plan) if outcome.plan else record.plan,
+        plan=plan or record.plan,
         **_LEASE_CLEARED,
     )
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, transaction
+from django.db import connection as db
 from django.urls import reverse
 
 from mappings.resolve import InvoicePlan
@@ -346,11 +347,17 @@ def _leg(
 def _next_number(connection: Connection, prefix: str) -> str:
     """The next number of a series per connection, e.g. SI-000042; never issued twice.
 
-    The series row is locked until the posting transaction ends, as an ERP's number series is.
+    One statement draws the number and locks the series row until the posting transaction ends,
+    as an ERP's number series is (SQLite ≥ 3.35 and PostgreSQL both return the new value).
     """
-    series, _ = NumberSeries.objects.select_for_update().get_or_create(
-        connection=connection, prefix=prefix
-    )
-    series.last_value += 1
-    series.save(update_fields=["last_value"])
-    return f"{prefix}-{series.last_value:06d}"
+    with db.cursor() as cursor:
+        cursor.execute(
+            "UPDATE sandbox_numberseries SET last_value = last_value + 1"
+            " WHERE connection_id = %s AND prefix = %s RETURNING last_value",
+            [connection.pk, prefix],
+        )
+        row = cursor.fetchone()
+    if row is None:  # the first number of this series
+        NumberSeries.objects.get_or_create(connection=connection, prefix=prefix)
+        return _next_number(connection, prefix)
+    return f"{prefix}-{row[0]:06d}"
