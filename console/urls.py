@@ -24,6 +24,7 @@ console_patterns = [
 
 urlpatterns = [
     path("", include((console_patterns, "console"))),
+    path("connections/<slug:slug>/rules/", include("console.rules_urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hooks/", include("syncengine.urls")),
