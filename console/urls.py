@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from console import views
+from console import auth, views
 
 console_patterns = [
     path("", views.home, name="home"),
@@ -25,7 +25,17 @@ console_patterns = [
 urlpatterns = [
     path("", include((console_patterns, "console"))),
     path("connections/<slug:slug>/rules/", include("console.rules_urls")),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth.login, name="login"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(success_url="/account/password/done/"),
+        name="password_change",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hooks/", include("syncengine.urls")),
     path("admin/", admin.site.urls),
