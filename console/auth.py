@@ -11,7 +11,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_login_failed
 from django.db.models import Q
 from django.dispatch import receiver
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -41,7 +41,7 @@ def login_throttled(*, username: str, ip: str | None) -> bool:
     return max(by_user, by_ip) >= MAX_FAILURES
 
 
-def login(request: HttpRequest) -> HttpResponse:
+def login(request: HttpRequest) -> HttpResponseBase:
     if request.method == "POST" and login_throttled(
         username=request.POST.get("username", ""), ip=client_ip(request)
     ):
