@@ -94,10 +94,11 @@ def dashboard_retry_cause(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     require_role(request.user, Role.ADMIN)
     if "cause" not in request.POST:
         return HttpResponseBadRequest("Which failure cause? The form sends it as `cause`.")
+    # The cause is matched exactly, even when empty ("no recorded cause" is a group of its own).
     records = selectors.records_filtered(
-        connection.records.all(),
+        connection.records.filter(failure_cause=request.POST["cause"]),
         state=request.POST.get("state", ""),
-        cause=request.POST["cause"],
+        cause="",
     )
     queued = services.sync_records_retry_bulk(
         records=records, actor=_actor(request), now=timezone.now()

@@ -9,6 +9,7 @@ department, each with its reason; or every problem. Pure, like `mappings.resolve
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -45,7 +46,11 @@ class TimePlan:
 
 def entry_key(card: Timecard, entry: TimeEntry) -> str:
     """The idempotency key of one time entry: re-sending a week skips what already went."""
-    return f"ST-TE-{card.source_id}-{entry.source_id}"[:35]
+    key = f"ST-TE-{card.source_id}-{entry.source_id}"
+    if len(key) <= 35:
+        return key
+    digest = hashlib.sha256(f"{card.source_id}\x00{entry.source_id}".encode()).hexdigest()
+    return f"ST-TE-{digest[:29]}"
 
 
 def resolve_timecard(

@@ -27,6 +27,7 @@ from syncengine.erps.base import ErpDocumentSummary
 from syncengine.erps.registry import connector_for
 from syncengine.models import (
     Connection,
+    DocumentKind,
     Operation,
     ReconciliationFinding,
     ReconciliationRun,
@@ -69,8 +70,10 @@ def _compare(
     actor: str,
 ) -> list[ReconciliationFinding]:
     findings: list[ReconciliationFinding] = []
+    # Documents the ERP lists by key: invoices and their credit memos (time entries are keyed per
+    # entry and re-sent safely by the weekly catch-up instead).
     records = (
-        SyncRecord.objects.filter(connection=connection)
+        SyncRecord.objects.filter(connection=connection, document__kind=DocumentKind.INVOICE)
         .select_related("document")
         .only("pk", "state", "operation", "idempotency_key", "erp_document_number",
               "document__number", "document__total", "document__status")

@@ -148,6 +148,11 @@ def timecards_ingest(
 APPROVED_TIME = "approved"
 
 
+def timecard_key(source_id: str) -> str:
+    key = f"ST-TC-{source_id}"
+    return key if len(key) <= 35 else "ST-TC-" + hashlib.sha256(source_id.encode()).hexdigest()[:29]
+
+
 @transaction.atomic
 def timecard_accept(
     *,
@@ -187,7 +192,7 @@ def timecard_accept(
     if record is None:
         record = SyncRecord.objects.create(
             connection=connection, document=document, operation=Operation.CREATE,
-            idempotency_key=f"ST-TC-{card.source_id}"[:35], state=state, message=message,
+            idempotency_key=timecard_key(card.source_id), state=state, message=message,
             next_attempt_at=now if approved else None, received_at=now, state_changed_at=now,
         )  # fmt: skip
         _event(
@@ -473,7 +478,13 @@ def _void_received(
     """A void cancels an invoice that never reached the ERP, and is offset by a credit memo for
     one that did (or may have). A repeated void changes nothing."""
     data = {"changes": diff}
-    if record.state in _NOT_YET_SENT:
+    # A failed or retrying record that was attempted may be in the ERP (an unknown outcome):
+    # it is offset like a posted one; the credit memo looks the invoice up first.
+    possibly_sent = record.attempts > 0 and record.state in (
+        SyncState.FAILED,
+        SyncState.RETRY_SCHEDULED,
+    )
+    if record.state in _NOT_YET_SENT and not possibly_sent:
         _transition(
             record,
             SyncState.CANCELLED,
@@ -775,14 +786,19 @@ def _credit_void(record: SyncRecord, connector: Connector) -> Outcome:
             "Waiting for the voided invoice to settle before crediting it.",
             category=FailureCategory.PREREQUISITE, transient=True,
         )  # fmt: skip
-    if original.state != SyncState.POSTED:
+    original_id = original.erp_document_id
+    if original.state != SyncState.POSTED and original.attempts > 0:
+        # An attempt may have landed without being recorded: the ERP decides.
+        found = connector.find_invoice(key=original.idempotency_key)
+        original_id = found.id if found else ""
+    if not original_id:
         return Outcome(SyncState.SKIPPED, detail=(
             f"The voided invoice never posted ({original.get_state_display().lower()}): "
             "nothing to offset."
         ))  # fmt: skip
     posting_date = timezone.localdate(timezone=ZoneInfo(record.connection.time_zone))
     document = connector.post_credit_memo(
-        original_id=original.erp_document_id, key=record.idempotency_key, posting_date=posting_date
+        original_id=original_id, key=record.idempotency_key, posting_date=posting_date
     )
     return Outcome(SyncState.POSTED, erp_document=document)
 

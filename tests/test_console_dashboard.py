@@ -544,3 +544,21 @@ def test_the_record_page_offers_finance_no_actions(client, connection, busy):
     response = client.get(reverse("console:record-detail", args=[busy["blocked_1"].pk]))
     assert not response.context["can_cancel"] and not response.context["can_resolve"]
     assert "Stop or settle this record" not in response.content.decode()
+
+
+def test_an_open_circuit_shows_one_banner_saying_records_wait(client, connection):
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Group, User
+    from django.utils import timezone
+
+    connection.circuit_retry_at = timezone.now() + timedelta(minutes=1)
+    connection.circuit_reason = "HTTP 401: the ERP refused the credentials."
+    connection.save()
+    user = User.objects.create_user(username="ops", password="pw")
+    user.groups.add(Group.objects.get(name="AR"))
+    connection.members.add(user)
+    client.force_login(user)
+    page = client.get(f"/connections/{connection.slug}/").content.decode()
+    assert page.count('id="circuit-banner"') == 1
+    assert "HTTP 401: the ERP refused the credentials." in page

@@ -136,3 +136,17 @@ def test_a_voided_invoice_is_never_posted_even_when_retried(connection):
     post_due(LATER)
     assert credit_record().state == SyncState.SKIPPED
     assert not LedgerInvoice.objects.exists()
+
+
+def test_a_void_of_a_failed_invoice_that_did_land_is_still_credited(connection):
+    """An attempt whose answer was lost left the record FAILED though the ERP has it."""
+    ingest(connection, envelope())
+    claim = services._claim(record_id=None, now=NOW, actor="worker-1")
+    services._attempt(claim)  # the ERP took it; the answer never came back
+    SyncRecord.objects.filter(pk=claim.record_id).update(
+        state=SyncState.FAILED, lease_until=None, lease_token=""
+    )
+    void(connection)
+    post_due(LATER)
+    assert credit_record().state == SyncState.POSTED
+    assert LedgerInvoice.objects.filter(kind=LedgerInvoice.Kind.CREDIT_MEMO).count() == 1
