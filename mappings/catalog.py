@@ -437,26 +437,51 @@ def catalog_cached(*, connection: Connection) -> Catalog:
     return cached[1]
 
 
+class SourceValueBatch:
+    """Source values of many documents, written in a few statements when the batch is flushed
+    (ingesting a page of 500 invoices costs a handful of queries, not three per invoice)."""
+
+    def __init__(self) -> None:
+        self.labels: dict[tuple[str, str], str] = {}
+        self.new_documents: dict[tuple[str, str], int] = {}
+
+    def add(self, values: Iterable[tuple[str, str]], *, new_document: bool) -> None:
+        pairs = {(attribute, norm(value)): value for attribute, value in values if value}
+        for pair, value in pairs.items():
+            self.labels.setdefault(pair, value)
+            if new_document:
+                self.new_documents[pair] = self.new_documents.get(pair, 0) + 1
+
+    def flush(self, *, connection: Connection, now: datetime) -> None:
+        if not self.labels:
+            return
+        SourceValue.objects.bulk_create(
+            [SourceValue(connection=connection, attribute=attribute, key=key, value=value[:200],
+                         first_seen_at=now, last_seen_at=now)
+             for (attribute, key), value in self.labels.items()],
+            ignore_conflicts=True, batch_size=500,
+        )  # fmt: skip
+        ids = {
+            (attribute, key): pk
+            for pk, attribute, key in SourceValue.objects.filter(
+                connection=connection, key__in={key for _, key in self.labels}
+            ).values_list("pk", "attribute", "key")
+            if (attribute, key) in self.labels
+        }
+        SourceValue.objects.filter(pk__in=ids.values()).update(last_seen_at=now)
+        by_count: dict[int, list[int]] = {}
+        for pair, count in self.new_documents.items():
+            by_count.setdefault(count, []).append(ids[pair])
+        for count, pks in by_count.items():
+            SourceValue.objects.filter(pk__in=pks).update(documents=F("documents") + count)
+        self.labels.clear()
+        self.new_documents.clear()
+
+
 def source_values_record(
     *, connection: Connection, values: Iterable[tuple[str, str]], now: datetime, new_document: bool
 ) -> None:
     """Remember the (attribute, value) pairs one document carried; count each document once."""
-    pairs = {(attribute, norm(value)): value for attribute, value in values if value}
-    if not pairs:
-        return
-    SourceValue.objects.bulk_create(
-        [SourceValue(connection=connection, attribute=attribute, key=key, value=value[:200],
-                     first_seen_at=now, last_seen_at=now)
-         for (attribute, key), value in pairs.items()],
-        ignore_conflicts=True,
-    )  # fmt: skip
-    matching = SourceValue.objects.filter(
-        connection=connection, attribute__in={a for a, _ in pairs}, key__in={k for _, k in pairs}
-    )
-    updates: dict[str, Any] = {"last_seen_at": now}
-    if new_document:
-        updates["documents"] = F("documents") + 1
-    matching.filter(pk__in=[
-        pk for pk, attribute, key in matching.values_list("pk", "attribute", "key")
-        if (attribute, key) in pairs
-    ]).update(**updates)  # fmt: skip
+    batch = SourceValueBatch()
+    batch.add(values, new_document=new_document)
+    batch.flush(connection=connection, now=now)

@@ -32,7 +32,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from mappings.catalog import catalog_cached, source_values_record
+from mappings.catalog import SourceValueBatch, catalog_cached, source_values_record
 from mappings.resolve import InvoicePlan, Problem, resolve_invoice
 from mappings.resolve_time import TimePlan, resolve_timecard
 from mappings.services import rules_in_force
@@ -76,6 +76,7 @@ class IngestResult:
     accepted: list[SyncRecord] = field(default_factory=list)
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    seen: SourceValueBatch = field(default_factory=SourceValueBatch)
 
 
 def invoices_ingest(
@@ -93,8 +94,12 @@ def invoices_ingest(
     except servicetrade.InvalidDocument as invalid:
         result.errors.extend(invalid.errors)
         elements = []
-    for index, element in enumerate(elements):
-        _ingest_one(connection, receipt, element, index, len(elements), now, result)
+    # One commit for the whole body; each invoice is its own savepoint, so a failing one is
+    # rolled back alone and the others are kept. Workers are nudged once it commits.
+    with transaction.atomic():
+        for index, element in enumerate(elements):
+            _ingest_one(connection, receipt, element, index, len(elements), now, result)
+        result.seen.flush(connection=connection, now=now)
     receipt.outcome = _receipt_outcome(result)
     receipt.errors = result.errors
     receipt.save(update_fields=["outcome", "errors"])
@@ -256,13 +261,23 @@ def _ingest_one(
         return
     try:
         record, changed = invoice_accept(
-            connection=connection, receipt=receipt, payload=element, invoice=invoice, now=now
+            connection=connection,
+            receipt=receipt,
+            payload=element,
+            invoice=invoice,
+            now=now,
+            seen=result.seen,
         )
     except IntegrityError:
         # The same new invoice arrived twice at once and the other delivery created it first;
         # accepting again now finds that row.
         record, changed = invoice_accept(
-            connection=connection, receipt=receipt, payload=element, invoice=invoice, now=now
+            connection=connection,
+            receipt=receipt,
+            payload=element,
+            invoice=invoice,
+            now=now,
+            seen=result.seen,
         )
     if changed:
         result.accepted.append(record)
@@ -301,10 +316,12 @@ def invoice_accept(
     payload: Any,
     invoice: Invoice,
     now: datetime,
+    seen: SourceValueBatch | None = None,
 ) -> tuple[SyncRecord, bool]:
     """Store one parsed invoice and bring its sync record up to date.
 
     Returns the record and whether anything changed (False for an exact repeat delivery).
+    Source values go to `seen` when given (written once per body), else straight away.
     """
     canonical = to_jsonable(invoice)
     content_hash = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
@@ -314,10 +331,13 @@ def invoice_accept(
         .first()
     )
     # Still seen, even when unchanged: keeps the values "recent" for coverage warnings.
-    source_values_record(
-        connection=connection, values=_source_values(invoice), now=now,
-        new_document=document is None,
-    )  # fmt: skip
+    if seen is not None:
+        seen.add(_source_values(invoice), new_document=document is None)
+    else:
+        source_values_record(
+            connection=connection, values=_source_values(invoice), now=now,
+            new_document=document is None,
+        )  # fmt: skip
     if document is not None and document.content_hash == content_hash:
         document.last_received_at = now
         document.save(update_fields=["last_received_at"])
