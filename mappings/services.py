@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 
 from mappings.models import CatalogEntry, RuleAudit, RuleDraft, RuleVersion, SourceValue
 from mappings.resolve import Catalog, CatalogValue, CompiledRules, compile_rules
@@ -485,7 +485,9 @@ def _create_version(
     rolled_back_from: int | None = None,
 ) -> RuleVersion:
     # Serialised per connection by locking the connection row: version numbers never collide.
+    # The revision tells every worker's cache of versions in force to look again.
     Connection.objects.select_for_update().filter(pk=connection.pk).first()
+    Connection.objects.filter(pk=connection.pk).update(rules_revision=F("rules_revision") + 1)
     number = (
         RuleVersion.objects.filter(connection=connection).aggregate(n=Max("number"))["n"] or 0
     ) + 1
@@ -559,11 +561,24 @@ def compiled_version(version: RuleVersion) -> CompiledRules:
     return _COMPILED[key]
 
 
+_IN_FORCE: dict[tuple[int, int, date], RulesInForce | None] = {}
+
+
 def rules_in_force(*, connection: Connection, on: date) -> RulesInForce | None:
-    version = RuleVersion.objects.in_force_on(connection, on)
-    if version is None:
-        return None
-    return RulesInForce(version=version, compiled=compiled_version(version))
+    """The version coding documents dated `on`, cached per process until the connection's
+    `rules_revision` moves (any publish or rollback), so posting costs no query here.
+
+    Pass a connection loaded for this unit of work (the engine loads it with the record).
+    """
+    key = (connection.pk, connection.rules_revision, on)
+    if key not in _IN_FORCE:
+        if len(_IN_FORCE) > 4096:
+            _IN_FORCE.clear()
+        version = RuleVersion.objects.in_force_on(connection, on)
+        _IN_FORCE[key] = (
+            RulesInForce(version=version, compiled=compiled_version(version)) if version else None
+        )
+    return _IN_FORCE[key]
 
 
 def compiled_draft(*, connection: Connection) -> CompiledRules | None:

@@ -45,6 +45,8 @@ class Connection(models.Model):
     approved_statuses = models.JSONField(default=default_approved_statuses)
     # Bumped by every catalog refresh or import; workers rebuild their cached catalog when it moves.
     catalog_version = models.PositiveIntegerField(default=0)
+    # Bumped by every publish or rollback; workers re-read the rule version in force when it moves.
+    rules_revision = models.PositiveIntegerField(default=0)
     rate_limit_per_minute = models.PositiveIntegerField(
         default=0, help_text="ERP requests per minute across all workers; 0 for no limit."
     )

@@ -73,6 +73,17 @@ BASE_INVOICE: dict[str, Any] = {
 
 
 @pytest.fixture(autouse=True)
+def _fresh_process_caches() -> None:
+    # Rows are rolled back between tests and their ids reused: per-process caches keyed by id
+    # and revision must not carry one test's rules or catalog into the next.
+    from mappings import catalog, services
+
+    services._IN_FORCE.clear()
+    services._COMPILED.clear()
+    catalog._CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_worker_nudges(settings: Any) -> None:
     # Unit tests post in the foreground; only the e2e tests run real workers.
     settings.CROSSWALK_NUDGE_WORKERS = False
