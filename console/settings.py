@@ -35,12 +35,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
     "django_htmx",
     "template_partials",
     "console",
     "mappings",
     "syncengine",
     "syncengine.erps.sandbox",
+    "console.api",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +169,18 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "crosswalk_api": config.env_str("CROSSWALK_API_RATE", "600/min") or "600/min"
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Crosswalk API",
+    "DESCRIPTION": "Sync records, connections, reconciliations and posting rules. See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {
