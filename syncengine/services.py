@@ -176,6 +176,11 @@ def timecard_accept(
         .filter(connection=connection, kind=DocumentKind.TIMECARD, source_id=card.source_id)
         .first()
     )
+    # Technicians and labor types are learned here, for the coverage warnings of validation.
+    values = [("technician", card.technician_id or card.technician)]
+    values += [("labor_type", entry.labor_type) for entry in card.entries]
+    source_values_record(connection=connection, values=values, now=now,
+                         new_document=document is None)  # fmt: skip
     if document is not None and document.content_hash == content_hash:
         return SyncRecord.objects.get(document=document, operation=Operation.CREATE), False
     if document is None:

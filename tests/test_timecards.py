@@ -126,3 +126,11 @@ def test_malformed_timecards_are_rejected_with_the_field_named_and_the_others_ke
         "timecard 2 of 2: data.entries[1].kind: 'vacation' is not one of labor, clock, generic",
     ]
     assert SyncRecord.objects.count() == 1
+
+
+def test_technicians_and_labor_types_are_learned_for_the_coverage_warnings(connection):
+    from mappings.models import SourceValue
+
+    send(connection, CARD)
+    learned = set(SourceValue.objects.values_list("attribute", "value"))
+    assert {("technician", "300"), ("labor_type", "PTO"), ("labor_type", "overtime")} <= learned
