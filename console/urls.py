@@ -39,5 +39,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hooks/", include("syncengine.urls")),
     path("api/", include("console.api.urls")),
+    path("", include("console.ops_urls")),
     path("admin/", admin.site.urls),
 ]

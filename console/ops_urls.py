@@ -1,0 +1,33 @@
+"""Operations pages: catalog, reconciliation and the user's API tokens (`console.ops_views`).
+
+Mounted at the site root (`path("", include("console.ops_urls"))`)."""
+
+from django.urls import path
+
+from console import ops_views as views
+
+app_name = "ops"
+
+urlpatterns = [
+    path("connections/<slug:slug>/catalog/", views.catalog, name="catalog"),
+    path(
+        "connections/<slug:slug>/catalog/refresh/",
+        views.catalog_refresh_view,
+        name="catalog-refresh",
+    ),
+    path("connections/<slug:slug>/catalog/import/", views.catalog_import, name="catalog-import"),
+    path("connections/<slug:slug>/reconciliation/", views.reconciliation, name="reconciliation"),
+    path(
+        "connections/<slug:slug>/reconciliation/run/",
+        views.reconciliation_run_now,
+        name="reconciliation-run-now",
+    ),
+    path(
+        "connections/<slug:slug>/reconciliation/<int:pk>/",
+        views.reconciliation_detail,
+        name="reconciliation-run",
+    ),
+    path("account/tokens/", views.tokens, name="tokens"),
+    path("account/tokens/new/", views.token_create, name="token-create"),
+    path("account/tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
+]
