@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -103,8 +104,12 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return problem(exc.status_code, code=str(code), detail=str(detail), headers=headers)
 
 
+@csrf_exempt
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-    """Any /api/v1/ URL that matches no endpoint: a problem, not the console's HTML 404."""
+    """Any /api/v1/ URL that matches no endpoint: a problem, not the console's HTML 404.
+
+    CSRF-exempt (it changes nothing): otherwise a POST to such a URL, e.g. `/records/-1/retry/`
+    (a negative id matches no `<int:pk>` route), got Django's HTML 403 CSRF page instead."""
     from django.http import JsonResponse
 
     return JsonResponse(

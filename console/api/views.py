@@ -36,7 +36,7 @@ from console.access import (
 )
 from console.api import serializers as s
 from console.api.authentication import ApiUserRateThrottle, TokenAuthentication
-from console.api.errors import Conflict, problem_exception_handler
+from console.api.errors import PROBLEM_CONTENT_TYPE, Conflict, problem_exception_handler
 from console.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from console.api.idempotency import idempotent
 from console.api.models import ApiToken
@@ -51,8 +51,15 @@ SEARCH_EXACT = 20
 SEARCH_PARTIAL = 50
 
 PROBLEM = OpenApiResponse(s.ProblemSerializer, description="Problem details (RFC 9457).")
-READ_ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 429: PROBLEM}
-WRITE_ERRORS = {400: PROBLEM, 409: PROBLEM, **READ_ERRORS}
+
+
+def problems(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """Error responses, documented with the media type they are sent as."""
+    return {(code, PROBLEM_CONTENT_TYPE): PROBLEM for code in codes}
+
+
+READ_ERRORS = problems(401, 403, 404, 429)
+WRITE_ERRORS = {**problems(400, 409), **READ_ERRORS}
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,
     str,
@@ -232,7 +239,7 @@ class RecordListView(ApiView):
     @documented(
         operation_id="records_list",
         parameters=[s.RecordSerializer.Filters],
-        responses={200: s.RecordPageSerializer, **READ_ERRORS, 400: PROBLEM},
+        responses={200: s.RecordPageSerializer, **READ_ERRORS, **problems(400)},
         description=f"Newest first, {PAGE_SIZE} a page; follow `next` (keyset on id, no count).",
     )
     def get(self, request: Request) -> Response:
@@ -271,7 +278,7 @@ class SearchView(ApiView):
     @documented(
         operation_id="search",
         parameters=[s.SearchSerializer.Input],
-        responses={200: s.SearchSerializer, 400: PROBLEM, **READ_ERRORS},
+        responses={200: s.SearchSerializer, **problems(400), **READ_ERRORS},
         description="Did it land? Exact document-number matches, then partial matches "
         "(document number, ERP number, customer, or total).",
     )
@@ -414,7 +421,7 @@ class RuleDiffView(ApiView):
     @documented(
         operation_id="rules_diff",
         parameters=[s.RuleDiffSerializer.Input],
-        responses={200: s.RuleDiffSerializer, 400: PROBLEM, **READ_ERRORS},
+        responses={200: s.RuleDiffSerializer, **problems(400), **READ_ERRORS},
         description="What changed from version `a` to version `b`.",
     )
     def get(self, request: Request, slug: str) -> Response:
