@@ -221,6 +221,12 @@ def timecard_accept(
         )
         _transition(record, state, actor=SYSTEM, now=now, detail=detail, message=message,
                     problems=[], next_attempt_at=now if approved else None)  # fmt: skip
+    else:
+        # Being sent right now: the weekly catch-up (or the next change) sends the new version;
+        # entries already in the ERP are skipped then.
+        _event(record, record.state, record.state, actor=SYSTEM, now=now,
+               detail="Timecard changed in ServiceTrade while it was being sent: the new "
+               "version goes with the weekly catch-up.")  # fmt: skip
     _nudge_if_ready(record)
     return record, True
 

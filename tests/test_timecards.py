@@ -134,3 +134,14 @@ def test_technicians_and_labor_types_are_learned_for_the_coverage_warnings(conne
     send(connection, CARD)
     learned = set(SourceValue.objects.values_list("attribute", "value"))
     assert {("technician", "300"), ("labor_type", "PTO"), ("labor_type", "overtime")} <= learned
+
+
+def test_a_timecard_changed_while_it_is_being_sent_is_noted_on_its_timeline(connection):
+    send(connection, CARD)
+    services._claim(record_id=None, now=NOW, actor="worker-1")
+    changed = copy.deepcopy(CARD)
+    changed["entries"][0]["hours"] = "6"
+    send(connection, changed, at=NOW + timedelta(seconds=5))
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.POSTING
+    assert "changed in ServiceTrade while it was being sent" in record.events.last().detail
