@@ -154,8 +154,7 @@ APPROVED_TIME = "approved"
 
 
 def timecard_key(source_id: str) -> str:
-    key = f"ST-TC-{source_id}"
-    return key if len(key) <= 35 else "ST-TC-" + hashlib.sha256(source_id.encode()).hexdigest()[:29]
+    return _erp_key("ST-TC-", source_id)
 
 
 @transaction.atomic
@@ -311,12 +310,20 @@ def _receipt_outcome(result: IngestResult) -> str:
     return SourceReceipt.Outcome.REJECTED
 
 
+ERP_KEY_LENGTH = 35  # Business Central's externalDocumentNumber, the shortest target field
+
+
+def _erp_key(prefix: str, source_id: str) -> str:
+    """prefix + source id, or prefix + a hash of it when that would not fit the ERP's field."""
+    key = f"{prefix}{source_id}"
+    if len(key) <= ERP_KEY_LENGTH:
+        return key
+    return prefix + hashlib.sha256(source_id.encode()).hexdigest()[: ERP_KEY_LENGTH - len(prefix)]
+
+
 def invoice_key(source_id: str) -> str:
     """The idempotency key written into the ERP document; at most 35 characters (BC's limit)."""
-    key = f"ST-INV-{source_id}"
-    if len(key) <= 35:
-        return key
-    return "ST-INV-" + hashlib.sha256(source_id.encode()).hexdigest()[:28]
+    return _erp_key("ST-INV-", source_id)
 
 
 @transaction.atomic
@@ -569,10 +576,7 @@ def _void_received(
 
 
 def void_key(source_id: str) -> str:
-    key = f"ST-VOID-{source_id}"
-    return (
-        key if len(key) <= 35 else "ST-VOID-" + hashlib.sha256(source_id.encode()).hexdigest()[:27]
-    )
+    return _erp_key("ST-VOID-", source_id)
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
