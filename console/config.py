@@ -87,6 +87,44 @@ def secret_key(*, data_dir: Path, production: bool) -> str:
     return key
 
 
+def encryption_keys(*, data_dir: Path, production: bool) -> list[str]:
+    """Fernet keys for connection credentials: CROSSWALK_ENCRYPTION_KEYS, newest first.
+
+    Older keys stay in the list while credentials are re-encrypted (`manage.py
+    rotate_credentials`). On the embedded default one key is generated once and kept beside the
+    database; production must bring its own so that every machine can read the same secrets.
+    """
+    from cryptography.fernet import Fernet
+
+    keys = env_list("CROSSWALK_ENCRYPTION_KEYS", [])
+    if keys:
+        for position, key in enumerate(keys, start=1):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"CROSSWALK_ENCRYPTION_KEYS: key {position} is not a Fernet key (32 url-safe "
+                    "base64-encoded bytes). Generate one with: python -c 'from "
+                    "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+                ) from None
+        return keys
+    if production:
+        raise ImproperlyConfigured(
+            "CROSSWALK_ENCRYPTION_KEYS is required when CROSSWALK_ENV=production. Generate a key "
+            "with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        )
+    key_file = data_dir / "encryption_key"
+    if key_file.exists():
+        return [key_file.read_text().strip()]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode()
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return [key]
+
+
 def database_config(*, data_dir: Path) -> dict[str, object]:
     """DATABASE_URL, or a SQLite file in the data folder tuned for a web and a worker process."""
     import dj_database_url

@@ -20,6 +20,8 @@ CROSSWALK_ENV = config.env_choice(
 PRODUCTION = CROSSWALK_ENV == "production"
 
 SECRET_KEY = config.secret_key(data_dir=DATA_DIR, production=PRODUCTION)
+# Connection credentials are encrypted at rest with these (syncengine/secrets.py).
+CROSSWALK_ENCRYPTION_KEYS = config.encryption_keys(data_dir=DATA_DIR, production=PRODUCTION)
 DEBUG = config.env_bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = config.env_list(
     "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]

@@ -32,6 +32,7 @@ def default_approved_statuses() -> list[str]:
 class Connection(models.Model):
     class Target(models.TextChoices):
         SANDBOX = "sandbox", "Sandbox ledger"
+        BUSINESS_CENTRAL = "business_central", "Dynamics 365 Business Central"
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=50, unique=True)
@@ -62,6 +63,12 @@ class Connection(models.Model):
     circuit_reason = models.CharField(max_length=500, blank=True)
     # Only a hash is kept: the full hook URL is shown once, when the secret is generated.
     webhook_secret_hash = models.CharField(max_length=64, blank=True)
+    # What each side's connector needs that is not secret (base URL, tenant, company …), and what
+    # is: the secrets are one Fernet token per side (syncengine.secrets), never shown or logged.
+    erp_settings = models.JSONField(default=dict, blank=True)
+    erp_credentials = models.TextField(blank=True, editable=False)
+    source_settings = models.JSONField(default=dict, blank=True)
+    source_credentials = models.TextField(blank=True, editable=False)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="crosswalk_connections"
     )
@@ -73,6 +80,37 @@ class Connection(models.Model):
     @staticmethod
     def hash_secret(secret: str) -> str:
         return hashlib.sha256(secret.encode()).hexdigest()
+
+    def erp_secrets(self) -> dict[str, Any]:
+        from syncengine.secrets import decrypt
+
+        return decrypt(self.erp_credentials)
+
+    def source_secrets(self) -> dict[str, Any]:
+        from syncengine.secrets import decrypt
+
+        return decrypt(self.source_credentials)
+
+
+class ConnectionAudit(models.Model):
+    """Who changed a connection's settings or credentials, when and why. Append-only (trigger).
+
+    Credential changes record which fields were set or cleared, never their values.
+    """
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="audits")
+    actor = models.CharField(max_length=150)
+    at = models.DateTimeField()
+    action = models.CharField(max_length=40)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.connection_id} by {self.actor}"
 
 
 class DocumentKind(models.TextChoices):

@@ -90,6 +90,13 @@ class ConnectorError(Exception):
 
 
 class Connector(Protocol):
+    def check(self) -> str:
+        """Reach the ERP with the saved credentials and say what was found ("company CRONUS").
+
+        Raises ConnectorError when it cannot; the console's test-connection button calls it.
+        """
+        ...
+
     def catalog_lists(self) -> list[CatalogItem]:
         """Every list the ERP offers for the rules: accounts, dimensions, tax codes …"""
         ...

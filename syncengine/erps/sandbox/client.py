@@ -45,6 +45,10 @@ class SandboxLedger:
     def __init__(self, *, connection: Connection):
         self.connection = connection
 
+    def check(self) -> str:
+        accounts = LedgerAccount.objects.filter(connection=self.connection).count()
+        return f"Sandbox ledger with {accounts} accounts"
+
     def catalog_lists(self) -> list[CatalogItem]:
         items = [
             CatalogItem(
