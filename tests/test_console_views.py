@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection as django_connection
 from django.urls import reverse
 
 from console.access import Role
@@ -209,3 +210,17 @@ def test_the_login_page_logs_a_demo_user_in(client, connection):
     response = client.post(reverse("login"), {"username": "ar", "password": "crosswalk-demo"})
     assert response.status_code == 302
     assert client.get(reverse("console:sync-log")).status_code == 200
+
+
+@pytest.mark.skipif(
+    django_connection.vendor != "postgresql", reason="trigram indexes exist only on PostgreSQL"
+)
+def test_substring_search_uses_the_trigram_indexes_on_postgresql(connection):
+    query = SyncRecord.objects.matching("1048").values("pk")
+    sql, params = query.query.sql_with_params()
+    with django_connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "syncengine_doc_number_trgm" in plan
+    assert "syncengine_rec_erp_number_trgm" in plan
