@@ -150,6 +150,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mappings.tasks.catalogs_refresh",
         "schedule": config.env_int("CROSSWALK_CATALOG_REFRESH_SECONDS", 3600, minimum=60),
     },
+    "purge-idempotency-keys": {
+        "task": "console.api.tasks.idempotent_requests_purge",
+        "schedule": config.env_int("CROSSWALK_IDEMPOTENCY_PURGE_SECONDS", 3600, minimum=60),
+    },
 }
 
 # Sync engine tuning.

@@ -10,4 +10,6 @@ urlpatterns = [
         views.servicetrade_webhook,
         name="servicetrade",
     ),
+    # Senders that sign with HMAC-SHA256: no secret in the URL, the signature carries the proof.
+    path("signed/<slug:slug>/", views.signed_webhook, name="signed"),
 ]

@@ -1,6 +1,8 @@
-"""Webhook ingestion. ServiceTrade signs nothing, so the hook URL carries a secret.
+"""Webhook ingestion. ServiceTrade signs nothing, so its hook URL carries a secret; other senders
+sign each delivery with HMAC-SHA256 (`syncengine.webhooks`) and post to a URL without one.
 
-The body is stored (as a `SourceReceipt`) before the response is sent, whatever it contains.
+The body is stored (as a `SourceReceipt`) before the response is sent, whatever it contains, once
+the sender is authenticated. The signed hook answers every error as RFC 9457 problem JSON.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from syncengine import services
+from syncengine import services, webhooks
 from syncengine.models import Connection, SourceReceipt
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 @csrf_exempt
@@ -48,3 +52,55 @@ def servicetrade_webhook(request: HttpRequest, slug: str, secret: str) -> JsonRe
         },
         status=status,
     )
+
+
+def _problem(status: int, code: str, detail: str, **extra: object) -> JsonResponse:
+    # The shape of console/api/errors.py `problem`, without importing the console into the engine.
+    body = {"type": f"urn:crosswalk:problem:{code}", "title": _TITLES.get(status, "Error"),
+            "status": status, "detail": detail, "code": code, **extra}  # fmt: skip
+    return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+_TITLES = {400: "Invalid request", 401: "Not authenticated", 404: "Not found",
+           413: "Payload too large"}  # fmt: skip
+
+
+@csrf_exempt
+@require_POST
+def signed_webhook(request: HttpRequest, slug: str) -> JsonResponse:
+    """Invoices from a sender that signs its deliveries (see `syncengine.webhooks`)."""
+    connection = Connection.objects.filter(slug=slug).first()
+    secret = webhooks.webhook_hmac_secret_of(connection) if connection else ""
+    if connection is None or not secret:
+        return _problem(404, "not_found", "Unknown hook URL.")
+    timestamp = request.headers.get(webhooks.TIMESTAMP_HEADER)
+    try:
+        webhooks.webhook_timestamp_check(timestamp=timestamp, now=timezone.now())
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            limit = settings.CROSSWALK_MAX_PAYLOAD_BYTES
+            return _problem(413, "payload_too_large", f"Body larger than {limit} bytes.")
+        webhooks.webhook_signature_check(
+            secret=secret,
+            timestamp=timestamp or "",
+            signature=request.headers.get(webhooks.SIGNATURE_HEADER),
+            body=body,
+        )
+    except webhooks.SignatureError as error:
+        return _problem(401, error.code, error.message)
+    result = services.invoices_ingest(
+        connection=connection,
+        body=body,
+        channel=SourceReceipt.Channel.WEBHOOK,
+        origin=request.META.get("REMOTE_ADDR", ""),
+        now=timezone.now(),
+    )
+    if result.receipt.outcome == SourceReceipt.Outcome.REJECTED:
+        return _problem(400, "invalid_payload", "The body was stored but holds no usable invoice.",
+                        receipt=result.receipt.pk, errors=result.errors)  # fmt: skip
+    return JsonResponse(
+        {"receipt": result.receipt.pk, "accepted": len(result.accepted),
+         "unchanged": result.unchanged, "errors": result.errors},
+        status=202,
+    )  # fmt: skip

@@ -22,8 +22,10 @@ TITLES = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
+    413: "Payload too large",
     415: "Unsupported media type",
     429: "Too many requests",
+    502: "Bad gateway",
 }
 
 
@@ -34,6 +36,12 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The body is too large."
+    default_code = "payload_too_large"
 
 
 def problem(

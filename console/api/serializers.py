@@ -11,11 +11,14 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from console.selectors import STATE_GROUPS
+from mappings.ruleset import MAP_KINDS, CatalogKind
 from syncengine.models import SyncRecord, SyncState
 from syncengine.money import DECIMAL_PLACES, MAX_DIGITS
 
 ERP_NUMBER_MAX_LENGTH = SyncRecord._meta.get_field("erp_document_number").max_length or 64
 STATE_FILTER_CHOICES = [*SyncState.values, *STATE_GROUPS]
+CATALOG_KINDS = list(CatalogKind.ALL)
+MAP_KIND_KEYS = list(MAP_KINDS)
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -258,3 +261,254 @@ class RuleDiffSerializer(serializers.Serializer):
     class Input(serializers.Serializer):
         a = serializers.IntegerField(min_value=1)
         b = serializers.IntegerField(min_value=1)
+
+
+class RuleIssueSerializer(serializers.Serializer):
+    severity = serializers.ChoiceField(choices=["ERROR", "WARNING"])
+    code = serializers.CharField()
+    subject = serializers.CharField(help_text="Where in the rule set, e.g. maps.SERVICE_LINE.HVAC.")
+    message = serializers.CharField()
+    documents = serializers.IntegerField(help_text="Recent documents the issue affects.")
+
+
+class RuleDraftSerializer(serializers.Serializer):
+    base_version = serializers.IntegerField(
+        source="base_version.number", allow_null=True, default=None,
+        help_text="The version the draft started from; null when there was none.",
+    )  # fmt: skip
+    updated_at = serializers.DateTimeField()
+    updated_by = serializers.CharField()
+    content = serializers.JSONField(help_text="The rule set (docs/rules-format.md).")
+
+
+class ReasonInput(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, default="",
+        help_text="Why; kept in the rule history.",
+    )  # fmt: skip
+
+
+class RequiredReasonInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, help_text="Why; kept in the rule history.")
+
+
+class DraftReplaceInput(ReasonInput):
+    content = serializers.DictField(help_text="The whole rule set; replaces the draft's.")
+
+
+class MapRowInput(ReasonInput):
+    source = serializers.CharField(max_length=200, help_text="The source value, e.g. HVAC.")
+    targets = serializers.DictField(
+        child=serializers.CharField(max_length=200, allow_blank=True),
+        help_text='Target field → code, e.g. {"revenue_account": "4010"}.',
+    )
+
+
+class MapRowDeleteInput(ReasonInput):
+    source = serializers.CharField(max_length=200)
+
+
+class RoutingRuleInput(ReasonInput):
+    conditions = serializers.DictField(
+        child=serializers.CharField(max_length=200), required=False, default=dict,
+        help_text="Routing attribute → value; an attribute left out is not tested.",
+    )  # fmt: skip
+    account = serializers.CharField(max_length=200)
+    priority = serializers.IntegerField(
+        required=False, default=0, min_value=-1_000_000, max_value=1_000_000
+    )
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class DefaultsInput(ReasonInput):
+    receivable_account = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    revenue_account = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    tax_account = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    tax_code_source = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class PublishInput(RequiredReasonInput):
+    effective_from = serializers.DateField(
+        help_text="Documents dated from this day on are coded with the new version."
+    )
+
+
+class PreviewInput(serializers.Serializer):
+    document = serializers.IntegerField(
+        required=False, min_value=1, help_text="One source document (its id) of the connection."
+    )
+    last = serializers.IntegerField(
+        required=False, min_value=1, max_value=200, default=50,
+        help_text="Otherwise the last N invoices received.",
+    )  # fmt: skip
+
+
+class DocumentPreviewSerializer(serializers.Serializer):
+    document_id = serializers.IntegerField(allow_null=True)
+    number = serializers.CharField()
+    transaction_date = serializers.DateField()
+    customer_name = serializers.CharField(allow_blank=True)
+    total = serializers.CharField(help_text="Decimal as a string.")
+    version_before = serializers.IntegerField(allow_null=True)
+    outcome = serializers.ChoiceField(
+        choices=["unchanged", "changed", "newly_fixed", "newly_broken", "still_blocked"]
+    )
+    changed = serializers.BooleanField()
+    newly_fixed = serializers.BooleanField()
+    newly_broken = serializers.BooleanField()
+    before = serializers.JSONField(help_text='{"plan": {...} or null, "problems": [...]}')
+    after = serializers.JSONField(help_text='{"plan": {...} or null, "problems": [...]}')
+    lines = serializers.ListField(child=serializers.DictField())
+    header = serializers.ListField(child=serializers.DictField())
+
+
+class PreviewSerializer(serializers.Serializer):
+    summary = serializers.DictField(child=serializers.IntegerField())
+    documents = DocumentPreviewSerializer(many=True)
+
+
+class ImpactRecordSerializer(serializers.Serializer):
+    record_id = serializers.IntegerField()
+    document_id = serializers.IntegerField()
+    number = serializers.CharField()
+    state = serializers.CharField()
+    failure_category = serializers.CharField(allow_blank=True)
+    problems = serializers.ListField(child=serializers.DictField())
+
+
+class ImpactSerializer(serializers.Serializer):
+    counts = serializers.DictField(child=serializers.IntegerField())
+    fixed = ImpactRecordSerializer(many=True)
+    still_blocked = ImpactRecordSerializer(many=True)
+    fixable_now = ImpactRecordSerializer(many=True)
+    failures_ignored = serializers.IntegerField()
+
+
+class FixedRecordsSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    records = serializers.ListField(child=serializers.IntegerField())
+
+
+class QueuedSerializer(serializers.Serializer):
+    queued = serializers.IntegerField()
+
+
+# --- catalog -----------------------------------------------------------------------------------
+
+
+class CatalogEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    parent = serializers.CharField(allow_blank=True)
+    code = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    active = serializers.BooleanField()
+    accepts_postings = serializers.BooleanField()
+    attributes = serializers.DictField()
+    missing_since = serializers.DateTimeField(allow_null=True)
+    refreshed_at = serializers.DateTimeField()
+
+
+class CatalogPageSerializer(serializers.Serializer):
+    results = CatalogEntrySerializer(many=True)
+    next = serializers.CharField(allow_null=True)
+
+
+class CatalogRefreshSerializer(serializers.Serializer):
+    counts = serializers.DictField(child=serializers.IntegerField())
+    issues = RuleIssueSerializer(many=True, help_text="The rules in force against the new list.")
+
+
+# --- sandbox ledger ----------------------------------------------------------------------------
+
+
+class LedgerAccountSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    name = serializers.CharField()
+    type = serializers.CharField()
+    active = serializers.BooleanField()
+    direct_posting = serializers.BooleanField()
+
+
+def _money(**kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, **kwargs)
+
+
+class JournalLineSerializer(serializers.Serializer):
+    account = serializers.CharField(source="account.number")
+    debit = _money()
+    credit = _money()
+    description = serializers.CharField(allow_blank=True)
+    tax_code = serializers.CharField(allow_blank=True)
+    dimensions = serializers.DictField()
+
+
+class LedgerInvoiceSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    kind = serializers.CharField()
+    applies_to = serializers.CharField(source="applies_to.number", allow_null=True, default=None)
+    external_document_number = serializers.CharField()
+    customer_number = serializers.CharField(source="customer.number")
+    customer_name = serializers.CharField(source="customer.name")
+    posting_date = serializers.DateField()
+    currency = serializers.CharField()
+    amount = _money()
+    journal_entry = serializers.CharField(source="journal_entry.number")
+
+
+class LedgerInvoicePageSerializer(serializers.Serializer):
+    results = LedgerInvoiceSerializer(many=True)
+    next = serializers.CharField(allow_null=True)
+
+
+class JournalEntrySerializer(serializers.Serializer):
+    number = serializers.CharField()
+    posting_date = serializers.DateField()
+    memo = serializers.CharField(allow_blank=True)
+    external_document_number = serializers.CharField(allow_blank=True)
+    state = serializers.CharField()
+    lines = JournalLineSerializer(many=True)
+
+
+class JournalEntryPageSerializer(serializers.Serializer):
+    results = JournalEntrySerializer(many=True)
+    next = serializers.CharField(allow_null=True)
+
+
+class LedgerPageInput(serializers.Serializer):
+    before = serializers.IntegerField(
+        required=False, min_value=1, help_text="Keyset cursor, from the previous page's `next`."
+    )
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+class WebhookHmacSecretSerializer(serializers.Serializer):
+    webhook_hmac_secret = serializers.CharField(help_text="Shown once: store it with the sender.")
+    url = serializers.URLField(help_text="Where the sender posts signed deliveries.")
+    timestamp_header = serializers.CharField()
+    signature_header = serializers.CharField()
+
+
+class CatalogFilters(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CATALOG_KINDS, required=False)
+    after = serializers.IntegerField(
+        required=False, min_value=0, help_text="Keyset cursor, from the previous page's `next`."
+    )
+
+
+class ExportInput(serializers.Serializer):
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="A published version; the draft when left out."
+    )
+    map = serializers.ChoiceField(
+        choices=MAP_KIND_KEYS, required=False,
+        help_text="One map as CSV; the whole rule set as JSON when left out.",
+    )  # fmt: skip
+
+
+class ImportInput(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, default="Imported through the API"
+    )

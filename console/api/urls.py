@@ -3,9 +3,80 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from console.api import docs, errors, views
+from console.api import docs, errors, ops_views, rules_views, views
 
 app_name = "api"
+
+RULES = "connections/<slug:slug>/rules/"
+DRAFT = RULES + "draft/"
+VERSION = RULES + "versions/<int:number>/"
+
+rules_patterns = [
+    path(DRAFT, rules_views.DraftView.as_view(), name="rule-draft"),
+    path(DRAFT + "discard/", rules_views.DraftDiscardView.as_view(), name="rule-draft-discard"),
+    path(DRAFT + "maps/<str:kind>/rows/", rules_views.MapRowView.as_view(), name="rule-map-row"),
+    path(
+        DRAFT + "maps/<str:kind>/rows/delete/",
+        rules_views.MapRowDeleteView.as_view(),
+        name="rule-map-row-delete",
+    ),
+    path(DRAFT + "routing/", rules_views.RoutingListView.as_view(), name="rule-routing-list"),
+    path(
+        DRAFT + "routing/<int:rule_id>/",
+        rules_views.RoutingDetailView.as_view(),
+        name="rule-routing-detail",
+    ),
+    path(
+        DRAFT + "routing/<int:rule_id>/delete/",
+        rules_views.RoutingDeleteView.as_view(),
+        name="rule-routing-delete",
+    ),
+    path(DRAFT + "defaults/", rules_views.DefaultsView.as_view(), name="rule-defaults"),
+    path(DRAFT + "validate/", rules_views.DraftValidateView.as_view(), name="rule-validate"),
+    path(DRAFT + "preview/", rules_views.DraftPreviewView.as_view(), name="rule-preview"),
+    path(DRAFT + "impact/", rules_views.DraftImpactView.as_view(), name="rule-impact"),
+    path(DRAFT + "publish/", rules_views.DraftPublishView.as_view(), name="rule-publish"),
+    path(DRAFT + "import/", rules_views.DraftImportView.as_view(), name="rule-import"),
+    path(RULES + "export/", rules_views.ExportView.as_view(), name="rule-export"),
+    path(VERSION + "rollback/", rules_views.VersionRollbackView.as_view(), name="rule-rollback"),
+    path(VERSION + "fixed/", rules_views.VersionFixedView.as_view(), name="rule-fixed"),
+    path(
+        VERSION + "retry-fixed/",
+        rules_views.VersionRetryFixedView.as_view(),
+        name="rule-retry-fixed",
+    ),
+]
+
+CONNECTION = "connections/<slug:slug>/"
+
+ops_patterns = [
+    path(CONNECTION + "catalog/", ops_views.CatalogListView.as_view(), name="catalog-list"),
+    path(
+        CONNECTION + "catalog/refresh/",
+        ops_views.CatalogRefreshView.as_view(),
+        name="catalog-refresh",
+    ),
+    path(
+        CONNECTION + "ledger/accounts/",
+        ops_views.LedgerAccountListView.as_view(),
+        name="ledger-accounts",
+    ),
+    path(
+        CONNECTION + "ledger/invoices/",
+        ops_views.LedgerInvoiceListView.as_view(),
+        name="ledger-invoices",
+    ),
+    path(
+        CONNECTION + "ledger/entries/",
+        ops_views.LedgerEntryListView.as_view(),
+        name="ledger-entries",
+    ),
+    path(
+        CONNECTION + "webhook-secret/",
+        ops_views.WebhookSecretView.as_view(),
+        name="connection-webhook-secret",
+    ),
+]
 
 v1_patterns = [
     path("tokens/", views.TokenListView.as_view(), name="token-list"),
@@ -40,6 +111,8 @@ v1_patterns = [
         name="rule-version-detail",
     ),
     path("connections/<slug:slug>/rules/diff/", views.RuleDiffView.as_view(), name="rule-diff"),
+    *rules_patterns,
+    *ops_patterns,
     path("records/", views.RecordListView.as_view(), name="record-list"),
     path("records/<int:pk>/", views.RecordDetailView.as_view(), name="record-detail"),
     path("records/<int:pk>/retry/", views.RecordRetryView.as_view(), name="record-retry"),

@@ -1,0 +1,198 @@
+"""Operations endpoints of one connection: its ERP catalog (read, refresh), the sandbox ledger
+(read only) and the webhook HMAC secret.
+
+Access mirrors console/ops_views.py: everyone on the connection reads; only Admin refreshes the
+catalog or sets the webhook secret (403 for others, after the 404 for a connection the user
+cannot see). Lists are keyset-paginated on id (`console.api.paging`).
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from console.access import Role, get_connection_for_user, require_role
+from console.api import serializers as s
+from console.api.idempotency import idempotent
+from console.api.paging import keyset_page
+from console.api.views import (
+    IDEMPOTENCY_PARAMETER,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ApiView,
+    documented,
+    problems,
+)
+from mappings.catalog import catalog_refresh
+from mappings.models import CatalogEntry
+from syncengine import webhooks
+from syncengine.erps.base import ConnectorError
+from syncengine.erps.sandbox.models import JournalEntry, LedgerAccount, LedgerInvoice
+from syncengine.models import Connection
+
+CATALOG_PAGE_SIZE = 200
+LEDGER_PAGE_SIZE = 50
+
+
+class ErpUnavailable(exceptions.APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "erp_unavailable"
+
+
+def _admin(request: Request, slug: str) -> Connection:
+    # 404 before 403: a connection the user cannot see is not revealed by the role check.
+    connection = get_connection_for_user(request.user, slug)
+    require_role(request.user, Role.ADMIN)
+    return connection
+
+
+# --- catalog -----------------------------------------------------------------------------------
+
+
+class CatalogListView(ApiView):
+    @documented(
+        operation_id="catalog_list",
+        parameters=[s.CatalogFilters],
+        responses={200: s.CatalogPageSerializer, **problems(400), **READ_ERRORS},
+        description=f"The connection's ERP catalog by id, {CATALOG_PAGE_SIZE} a page; follow "
+        "`next`. Values the ERP stopped listing stay, with `missing_since` set.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        connection = get_connection_for_user(request.user, slug)
+        filters = self.valid(s.CatalogFilters, request.query_params)
+        entries = CatalogEntry.objects.filter(connection=connection)
+        if "kind" in filters:
+            entries = entries.filter(kind=filters["kind"])
+        page, next_url = keyset_page(
+            request, entries, size=CATALOG_PAGE_SIZE, cursor="after", descending=False
+        )
+        return Response({"results": s.CatalogEntrySerializer(page, many=True).data,
+                         "next": next_url})  # fmt: skip
+
+
+class CatalogRefreshView(ApiView):
+    @documented(
+        operation_id="catalog_refresh",
+        request=None,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={200: s.CatalogRefreshSerializer, **problems(502), **WRITE_ERRORS},
+        description="Admin: read every list from the ERP now and store it. `issues` are the "
+        "rules in force checked against the new catalog. An ERP that cannot be read is 502 "
+        "`erp_unavailable` and nothing changes.",
+    )
+    @idempotent
+    def post(self, request: Request, slug: str) -> Response:
+        connection = _admin(request, slug)
+        try:
+            result = catalog_refresh(connection=connection, actor=self.actor(), now=timezone.now())
+        except ConnectorError as error:
+            raise ErpUnavailable(f"The ERP could not be read; nothing changed. {error}") from error
+        issues = s.RuleIssueSerializer(result.issues, many=True).data
+        return Response({"counts": result.counts(), "issues": issues})
+
+
+# --- sandbox ledger ----------------------------------------------------------------------------
+
+
+def _ledger_connection(request: Request, slug: str) -> Connection:
+    connection = get_connection_for_user(request.user, slug)
+    if connection.target != Connection.Target.SANDBOX:
+        raise Http404("This connection does not post to the sandbox ledger.")
+    return connection
+
+
+class LedgerAccountListView(ApiView):
+    @documented(operation_id="ledger_accounts_list",
+                responses={200: s.LedgerAccountSerializer(many=True), **READ_ERRORS},
+                description="The sandbox ledger's chart of accounts, by number.")  # fmt: skip
+    def get(self, request: Request, slug: str) -> Response:
+        connection = _ledger_connection(request, slug)
+        accounts = LedgerAccount.objects.filter(connection=connection).order_by("number")
+        return Response(s.LedgerAccountSerializer(accounts, many=True).data)
+
+
+class LedgerInvoiceListView(ApiView):
+    @documented(
+        operation_id="ledger_invoices_list",
+        parameters=[s.LedgerPageInput],
+        responses={200: s.LedgerInvoicePageSerializer, **problems(400), **READ_ERRORS},
+        description=f"Invoices and credit memos in the sandbox ledger, newest first, "
+        f"{LEDGER_PAGE_SIZE} a page.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        connection = _ledger_connection(request, slug)
+        self.valid(s.LedgerPageInput, request.query_params)
+        invoices: QuerySet[LedgerInvoice] = LedgerInvoice.objects.filter(
+            connection=connection
+        ).select_related("customer", "journal_entry", "applies_to")
+        page, next_url = keyset_page(
+            request, invoices, size=LEDGER_PAGE_SIZE, cursor="before", descending=True
+        )
+        return Response({"results": s.LedgerInvoiceSerializer(page, many=True).data,
+                         "next": next_url})  # fmt: skip
+
+
+class LedgerEntryListView(ApiView):
+    @documented(
+        operation_id="ledger_entries_list",
+        parameters=[s.LedgerPageInput],
+        responses={200: s.JournalEntryPageSerializer, **problems(400), **READ_ERRORS},
+        description=f"Journal entries with their lines, newest first, {LEDGER_PAGE_SIZE} a "
+        "page. Only POSTED entries are books; a DRAFT is a posting in progress.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        connection = _ledger_connection(request, slug)
+        self.valid(s.LedgerPageInput, request.query_params)
+        entries = JournalEntry.objects.filter(connection=connection).prefetch_related(
+            "lines__account"
+        )
+        page, next_url = keyset_page(
+            request, entries, size=LEDGER_PAGE_SIZE, cursor="before", descending=True
+        )
+        return Response({"results": s.JournalEntrySerializer(page, many=True).data,
+                         "next": next_url})  # fmt: skip
+
+
+# --- webhook HMAC secret -----------------------------------------------------------------------
+
+
+class WebhookSecretView(ApiView):
+    @documented(
+        operation_id="connections_webhook_secret_issue",
+        request=None,
+        responses={201: s.WebhookHmacSecretSerializer, **WRITE_ERRORS},
+        description="Admin: a new HMAC-SHA256 secret for senders other than ServiceTrade, "
+        "replacing any earlier one. It is in this response only (stored encrypted), so this "
+        "action takes no Idempotency-Key.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        connection = _admin(request, slug)
+        secret = webhooks.webhook_hmac_secret_issue(
+            connection=connection, actor=self.actor(), now=timezone.now()
+        )
+        body = {
+            "webhook_hmac_secret": secret,
+            "url": request.build_absolute_uri(reverse("hooks:signed", args=[connection.slug])),
+            "timestamp_header": webhooks.TIMESTAMP_HEADER,
+            "signature_header": webhooks.SIGNATURE_HEADER,
+        }
+        response = Response(s.WebhookHmacSecretSerializer(body).data, status=201)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @documented(
+        operation_id="connections_webhook_secret_clear",
+        responses={204: None, **READ_ERRORS},
+        description="Admin: remove the secret; signed deliveries are refused (404).",
+    )
+    def delete(self, request: Request, slug: str) -> Response:
+        connection = _admin(request, slug)
+        webhooks.webhook_hmac_secret_clear(
+            connection=connection, actor=self.actor(), now=timezone.now()
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
