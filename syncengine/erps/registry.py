@@ -17,4 +17,8 @@ def connector_for(connection: Connection) -> Connector:
         from syncengine.erps.sandbox.client import SandboxLedger
 
         return SandboxLedger(connection=connection)
+    if connection.target == Connection.Target.BUSINESS_CENTRAL:
+        from syncengine.erps.business_central.client import BusinessCentral
+
+        return BusinessCentral(connection=connection)
     raise LookupError(f"No connector for target {connection.target!r}")

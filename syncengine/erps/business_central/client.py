@@ -1,0 +1,540 @@
+"""Dynamics 365 Business Central as a connector, through the standard API v2.0 (no extensions).
+
+What goes where (docs/connectors/business-central.md says it for finance):
+- An invoice is a sales invoice: one G/L-account line per plan line (the tax ServiceTrade
+  computed is its own line to the tax liability account, so the total ties out to the cent),
+  each line's dimensions as its dimension set lines. Header, lines and dimensions travel in one
+  `$batch` with `Isolation: snapshot`, so Business Central keeps all of it or none of it. Then,
+  by the connection's `post_policy`, it is posted (`Microsoft.NAV.post`) or left as a draft.
+- The idempotency key is the document's `externalDocumentNumber`; `find_invoice` searches it.
+- A void is a sales credit memo applied to the posted invoice (`invoiceId`), its lines the
+  invoice's lines read back from Business Central, so it offsets exactly what was posted.
+- A timecard is time registration entries. That page has no field for our key, so an entry is
+  recognised by employee, date, project and hours; a week's new entries go in one `$batch`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from mappings.resolve import InvoicePlan, PlanLine
+from mappings.resolve_time import TimePlan, TimePlanEntry
+from syncengine.erps.base import (
+    CatalogItem,
+    ConnectorError,
+    ErpDocument,
+    ErpDocumentSummary,
+    FailureCategory,
+)
+from syncengine.erps.business_central.http import (
+    MAX_BATCH_OPERATIONS,
+    BcApi,
+    BcSettings,
+    odata_literal,
+)
+from syncengine.models import Connection
+from syncengine.money import ZERO
+
+# Web client pages for deep links: draft and posted, invoices and credit memos.
+PAGES = {
+    ("salesInvoices", True): 43,
+    ("salesInvoices", False): 132,
+    ("salesCreditMemos", True): 44,
+    ("salesCreditMemos", False): 134,
+}
+KEY_PREFIX = "ST-"  # every Crosswalk key starts so (syncengine.services._erp_key)
+DESCRIPTION_LENGTH = 100  # Business Central's line description
+
+
+@dataclass
+class Operation:
+    """One request of a `$batch` (or, for preview, one request Crosswalk would send)."""
+
+    id: str
+    method: str
+    url: str  # relative to the API root, or "$<id>/…" for a record made earlier in the batch
+    body: dict[str, Any] | None = None
+    depends_on: list[str] = field(default_factory=list)
+
+    def as_batch(self) -> dict[str, Any]:
+        request: dict[str, Any] = {"id": self.id, "method": self.method, "url": self.url}
+        if self.depends_on:
+            request["dependsOn"] = self.depends_on
+        if self.body is not None:
+            request["headers"] = {"Content-Type": "application/json"}
+            request["body"] = self.body
+        return request
+
+
+class BusinessCentral:
+    def __init__(self, *, connection: Connection) -> None:
+        self.connection = connection
+        self.settings = BcSettings.of(connection)
+        self._api: BcApi | None = None
+
+    @property
+    def api(self) -> BcApi:
+        if self._api is None:
+            secrets = self.connection.erp_secrets()
+            client_id, client_secret = secrets.get("client_id"), secrets.get("client_secret")
+            if not client_id or not client_secret:
+                raise ConnectorError(
+                    f"{self.connection.name} has no Business Central client id and secret yet: "
+                    "set them on the connection's settings page.",
+                    category=FailureCategory.AUTH, transient=False,
+                )  # fmt: skip
+            self._api = BcApi(
+                settings=self.settings, client_id=str(client_id), client_secret=str(client_secret)
+            )
+        return self._api
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def check(self) -> str:
+        _, name = self.api.company()
+        return f"Business Central company {name} ({self.settings.environment})"
+
+    def catalog_lists(self) -> list[CatalogItem]:
+        company = self.api.company_path()
+
+        def read(entity_set: str) -> Iterator[dict[str, Any]]:
+            return self.api.get_all(f"{company}/{entity_set}", what=f"read its {entity_set}")
+
+        items = [
+            CatalogItem(
+                kind="ACCOUNT",
+                code=row["number"],
+                name=row.get("displayName", ""),
+                active=not row.get("blocked", False),
+                # Headings and totals take no postings; direct posting matters to journals only.
+                accepts_postings=row.get("accountType", "Posting") == "Posting",
+                attributes={
+                    "category": row.get("category", ""),
+                    "direct_posting": bool(row.get("directPosting", False)),
+                },
+            )  # fmt: skip
+            for row in read("accounts")
+        ]
+        dimensions = {row["id"]: row for row in read("dimensions")}
+        items += [
+            CatalogItem(kind="DIMENSION", code=row["code"], name=row.get("displayName", ""))
+            for row in dimensions.values()
+        ]
+        for row in read("dimensionValues"):
+            dimension = dimensions.get(row.get("dimensionId", ""))
+            if dimension is not None:
+                items.append(CatalogItem(
+                    kind="DIMENSION_VALUE", code=row["code"], parent=dimension["code"],
+                    name=row.get("displayName", ""),
+                ))  # fmt: skip
+        for row in read("taxGroups"):
+            # The code a sales line carries as its taxCode: rules call it the tax code.
+            for kind in ("TAX_GROUP", "TAX_CODE"):
+                items.append(CatalogItem(kind=kind, code=row["code"],
+                                         name=row.get("displayName", "")))  # fmt: skip
+        items += [
+            CatalogItem(kind="TAX_AREA", code=row["code"], name=row.get("displayName", ""))
+            for row in read("taxAreas")
+        ]
+        items += [
+            CatalogItem(kind="PAYMENT_TERM", code=row["code"], name=row.get("displayName", ""))
+            for row in read("paymentTerms")
+        ]
+        items += [
+            CatalogItem(
+                kind="EMPLOYEE",
+                code=row["number"],
+                name=row.get("displayName", ""),
+                active=row.get("status", "Active") == "Active",
+            )  # fmt: skip
+            for row in read("employees")
+        ]
+        items += [
+            CatalogItem(
+                kind="CUSTOMER",
+                code=row["number"],
+                name=row.get("displayName", ""),
+                active=_not_blocked(row.get("blocked")),
+            )  # fmt: skip
+            for row in read("customers")
+        ]
+        items += [
+            CatalogItem(
+                kind="ITEM",
+                code=row["number"],
+                name=row.get("displayName", ""),
+                active=not row.get("blocked", False),
+            )  # fmt: skip
+            for row in read("items")
+        ]
+        return items
+
+    def find_invoice(self, *, key: str) -> ErpDocument | None:
+        """The invoice, else the credit memo, whose externalDocumentNumber is `key`.
+
+        With the "post" policy, a draft found here (its posting failed or its answer was lost)
+        is posted now, so a retry finishes what the lost attempt started.
+        """
+        for entity_set in ("salesInvoices", "salesCreditMemos"):
+            found = self._by_key(entity_set, key)
+            if found is not None:
+                if self.settings.post_policy == "post" and found.get("status") == "Draft":
+                    return self._post(entity_set, found, key)
+                return self._document(entity_set, found)
+        return None
+
+    def list_documents(self) -> Iterator[ErpDocumentSummary]:
+        company = self.api.company_path()
+        for entity_set, kind, date_field in (
+            ("salesInvoices", "INVOICE", "postingDate"),
+            ("salesCreditMemos", "CREDIT_MEMO", "postingDate"),
+        ):
+            params = {"$filter": "externalDocumentNumber ne ''"}
+            for row in self.api.get_all(
+                f"{company}/{entity_set}", params=params, what=f"list its {entity_set}"
+            ):
+                key = row.get("externalDocumentNumber") or ""
+                if not key.startswith(KEY_PREFIX):
+                    continue
+                yield ErpDocumentSummary(
+                    key=key, id=row["id"], number=row.get("number", ""), kind=kind,
+                    amount=Decimal(str(row.get("totalAmountIncludingTax", "0"))),
+                    posting_date=date.fromisoformat(row[date_field]),
+                )  # fmt: skip
+
+    # --- invoices -------------------------------------------------------------------------------
+
+    def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
+        """The requests post_invoice sends, in order; nothing is sent (the company's id is
+        shown as configured when only its name is known)."""
+        company = (
+            f"companies({self.settings.company_id})"
+            if self.settings.company_id
+            else f"companies(<id of {self.settings.company_name}>)"
+        )
+        number = self._customer_number(plan)
+        requests: list[dict[str, Any]] = [
+            {"method": "GET", "url": f"{company}/customers",
+             "params": {"$filter": f"number eq {odata_literal(number)}"},
+             "purpose": "is the customer there?"},
+        ]  # fmt: skip
+        if self.settings.create_customers:
+            requests.append({"method": "POST", "url": f"{company}/customers",
+                             "body": self._customer_body(plan),
+                             "purpose": "only when the lookup found nothing"})  # fmt: skip
+        operations = self._invoice_operations(plan, key, number, company)
+        requests.append({"method": "POST", "url": "$batch", "headers": {"Isolation": "snapshot"},
+                         "body": {"requests": [op.as_batch() for op in operations]}})  # fmt: skip
+        if self.settings.post_policy == "post":
+            requests.append({"method": "POST", "url": f"{company}/salesInvoices(<id>)/"
+                             "Microsoft.NAV.post", "purpose": "post the new draft"})  # fmt: skip
+        return requests
+
+    def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
+        if plan.total < ZERO:
+            raise ConnectorError(
+                f"Invoice {plan.document_number} totals {plan.total}: Business Central does not "
+                "post a negative invoice. Issue it as a credit memo in ServiceTrade.",
+                category=FailureCategory.VALUE, transient=False,
+            )  # fmt: skip
+        customer = self._customer(plan)
+        company = self.api.company_path()
+        operations = self._invoice_operations(plan, key, customer["number"], company)
+        answers = self.api.batch(
+            [op.as_batch() for op in operations],
+            what=f"create invoice {plan.document_number} ({key})",
+        )
+        invoice = answers[0].body
+        if self.settings.post_policy == "post":
+            return self._post("salesInvoices", invoice, key)
+        return self._document("salesInvoices", invoice)
+
+    def _invoice_operations(
+        self, plan: InvoicePlan, key: str, customer_number: str, company: str
+    ) -> list[Operation]:
+        header: dict[str, Any] = {
+            "customerNumber": customer_number,
+            "externalDocumentNumber": key,
+            "invoiceDate": plan.posting_date.isoformat(),
+            "postingDate": plan.posting_date.isoformat(),
+        }
+        if plan.currency and plan.currency != self.settings.local_currency:
+            header["currencyCode"] = plan.currency
+        operations = [Operation("1", "POST", f"{company}/salesInvoices", header)]
+        lines = [line for line in plan.lines if line.amount != ZERO]
+        if not lines:
+            raise ConnectorError(
+                f"Invoice {plan.document_number}: an invoice whose every amount is zero cannot be "
+                "posted.",
+                category=FailureCategory.VALUE, transient=False,
+            )  # fmt: skip
+        for line in lines:
+            line_id = str(len(operations) + 1)
+            operations.append(
+                Operation(line_id, "POST", "$1/salesInvoiceLines", self._line_body(line), ["1"])
+            )
+            for code, value in _dimensions(line).items():
+                operations.append(Operation(
+                    str(len(operations) + 1), "POST", f"${line_id}/dimensionSetLines",
+                    {"code": code, "valueCode": value}, [line_id],
+                ))  # fmt: skip
+        return operations
+
+    def _line_body(self, line: PlanLine) -> dict[str, Any]:
+        # Quantity ±1 at the line's amount: the amount is exact to the cent and its sign says
+        # which side (a negative line, e.g. a discount, debits revenue).
+        body: dict[str, Any] = {
+            "lineType": "Account",
+            "lineObjectNumber": line.account,
+            "description": line.description[:DESCRIPTION_LENGTH],
+            "quantity": Decimal(1) if line.amount > ZERO else Decimal(-1),
+            "unitPrice": abs(line.amount),
+        }
+        if self.settings.line_tax_code:
+            body["taxCode"] = self.settings.line_tax_code
+        return body
+
+    # --- credit memos ---------------------------------------------------------------------------
+
+    def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
+        company = self.api.company_path()
+        original = self.api.call(
+            "GET", f"{company}/salesInvoices({original_id})",
+            params={"$expand": "salesInvoiceLines($expand=dimensionSetLines)"},
+            what=f"read the invoice to credit ({key})",
+        ).body  # fmt: skip
+        status = original.get("status")
+        if status in ("Draft", "In Review"):
+            raise ConnectorError(
+                f"Invoice {original.get('number')} is still a draft in Business Central: it "
+                "cannot be credited. Delete the draft in Business Central, or post it, then retry.",
+                category=FailureCategory.PREREQUISITE, transient=False,
+            )  # fmt: skip
+        if status in ("Canceled", "Corrective"):
+            raise ConnectorError(
+                f"Invoice {original.get('number')} is already cancelled in Business Central; "
+                "there is nothing left to credit.",
+                category=FailureCategory.VALUE, transient=False,
+            )  # fmt: skip
+        header = {
+            "customerNumber": original["customerNumber"],
+            "externalDocumentNumber": key,
+            "creditMemoDate": posting_date.isoformat(),
+            "postingDate": posting_date.isoformat(),
+            "invoiceId": original_id,
+        }
+        operations = [Operation("1", "POST", f"{company}/salesCreditMemos", header)]
+        for line in original.get("salesInvoiceLines", []):
+            if line.get("lineType") == "Comment":
+                continue
+            line_id = str(len(operations) + 1)
+            body = {name: line[name] for name in _MIRRORED_LINE_FIELDS if line.get(name) not in
+                    (None, "")}  # fmt: skip
+            operations.append(Operation(line_id, "POST", "$1/salesCreditMemoLines", body, ["1"]))
+            for dimension in line.get("dimensionSetLines", []):
+                operations.append(Operation(
+                    str(len(operations) + 1), "POST", f"${line_id}/dimensionSetLines",
+                    {"code": dimension["code"], "valueCode": dimension["valueCode"]}, [line_id],
+                ))  # fmt: skip
+        answers = self.api.batch(
+            [op.as_batch() for op in operations],
+            what=f"create the credit memo for invoice {original.get('number')} ({key})",
+        )
+        memo = answers[0].body
+        if self.settings.post_policy == "post":
+            return self._post("salesCreditMemos", memo, key)
+        return self._document("salesCreditMemos", memo)
+
+    # --- time -----------------------------------------------------------------------------------
+
+    def post_time_entries(self, *, plan: TimePlan, key: str) -> ErpDocument:
+        if self.settings.time_entries != "time_registration":
+            raise ConnectorError(
+                f"time_entries {self.settings.time_entries!r} is not supported: API v2.0 journal "
+                "lines take G/L amounts, not hours. Use 'time_registration'.",
+                category=FailureCategory.VALUE, transient=False,
+            )  # fmt: skip
+        company = self.api.company_path()
+        for job_number in sorted({entry.job_number for entry in plan.entries if entry.job_number}):
+            self._project(company, job_number)
+        new = self._time_entries_missing(company, plan)
+        groups = [self._time_operations(company, entry) for entry in new]
+        # Each $batch is all or nothing; entries are matched again on a retry, so a week larger
+        # than one batch is safe in several.
+        chunk: list[list[Operation]] = []
+        for group in [*groups, []]:
+            size = sum(len(item) for item in chunk)
+            if chunk and (not group or size + len(group) > MAX_BATCH_OPERATIONS):
+                self.api.batch(
+                    _renumbered(chunk), what=f"create the time entries of {plan.technician} "
+                    f"for the week of {plan.week_starting} ({key})",
+                )  # fmt: skip
+                chunk = []
+            if group:
+                chunk.append(group)
+        count = len(plan.entries)
+        return ErpDocument(id=key, number=f"{count} time entries", url="")
+
+    def _time_entries_missing(self, company: str, plan: TimePlan) -> list[TimePlanEntry]:
+        """The plan's entries Business Central does not have yet, matched by date, project and
+        hours (the page has no field to carry our key)."""
+        dates = [date.fromisoformat(entry.work_date) for entry in plan.entries]
+        if not dates:
+            return []
+        first, last = min(dates), max(dates) + timedelta(days=1)
+        existing = Counter(
+            _time_signature(row.get("date", ""), row.get("jobNumber", ""), row.get("quantity"))
+            for row in self.api.get_all(
+                f"{company}/timeRegistrationEntries",
+                params={"$filter": f"employeeNumber eq {odata_literal(plan.employee)} and "
+                                   f"date ge {first.isoformat()} and date lt {last.isoformat()}"},
+                what=f"read the time entries of {plan.employee}",
+            )
+        )  # fmt: skip
+        missing = []
+        for entry in plan.entries:
+            signature = _time_signature(entry.work_date, entry.job_number, entry.hours)
+            if existing[signature] > 0:
+                existing[signature] -= 1
+            else:
+                missing.append(entry)
+        return missing
+
+    def _time_operations(self, company: str, entry: TimePlanEntry) -> list[Operation]:
+        body: dict[str, Any] = {
+            "employeeNumber": entry.employee,
+            "date": entry.work_date,
+            "quantity": entry.hours,
+        }
+        if entry.job_number:
+            body["jobNumber"] = entry.job_number
+            if self.settings.job_task_number:
+                body["jobTaskNumber"] = self.settings.job_task_number
+        operations = [Operation("1", "POST", f"{company}/timeRegistrationEntries", body)]
+        for source, dimension in sorted(self.settings.time_dimensions.items()):
+            value = str(getattr(entry, source, "") or "")
+            if value:
+                operations.append(Operation(
+                    str(len(operations) + 1), "POST", "$1/dimensionSetLines",
+                    {"code": dimension, "valueCode": value}, ["1"],
+                ))  # fmt: skip
+        return operations
+
+    def _project(self, company: str, number: str) -> None:
+        found = list(self.api.get_all(
+            f"{company}/projects", params={"$filter": f"number eq {odata_literal(number)}"},
+            what=f"look up project {number}",
+        ))  # fmt: skip
+        if found:
+            return
+        if not self.settings.create_projects:
+            raise ConnectorError(
+                f"Project {number} does not exist in Business Central. Create it there (or allow "
+                "Crosswalk to create projects), then retry.",
+                category=FailureCategory.PREREQUISITE, transient=False,
+            )  # fmt: skip
+        self.api.call(
+            "POST", f"{company}/projects", body={"number": number, "displayName": number},
+            what=f"create project {number}", creates=True,
+        )  # fmt: skip
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _customer_number(self, plan: InvoicePlan) -> str:
+        return f"{self.settings.customer_number_prefix}{plan.customer_ref}"
+
+    def _customer_body(self, plan: InvoicePlan) -> dict[str, Any]:
+        return {"number": self._customer_number(plan), "displayName": plan.customer_name[:100]}
+
+    def _customer(self, plan: InvoicePlan) -> dict[str, Any]:
+        """The invoice's customer, created first when missing and the connection allows it."""
+        number = self._customer_number(plan)
+        company = self.api.company_path()
+        found = list(self.api.get_all(
+            f"{company}/customers", params={"$filter": f"number eq {odata_literal(number)}"},
+            what=f"look up customer {number}",
+        ))  # fmt: skip
+        if found:
+            customer = found[0]
+            if not _not_blocked(customer.get("blocked")):
+                raise ConnectorError(
+                    f"Customer {number} ({customer.get('displayName', '')}) is blocked in Business "
+                    "Central. Unblock it there, then retry.",
+                    category=FailureCategory.PREREQUISITE, transient=False,
+                )  # fmt: skip
+            return customer
+        if not self.settings.create_customers:
+            raise ConnectorError(
+                f"Customer {number} ({plan.customer_name}) does not exist in Business Central. "
+                "Create it there (or allow Crosswalk to create customers), then retry.",
+                category=FailureCategory.PREREQUISITE, transient=False,
+            )  # fmt: skip
+        created: dict[str, Any] = self.api.call(
+            "POST", f"{company}/customers", body=self._customer_body(plan),
+            what=f"create customer {number}", creates=True,
+        ).body  # fmt: skip
+        return created
+
+    def _by_key(self, entity_set: str, key: str) -> dict[str, Any] | None:
+        rows = list(self.api.get_all(
+            f"{self.api.company_path()}/{entity_set}",
+            params={"$filter": f"externalDocumentNumber eq {odata_literal(key)}"},
+            what=f"look up {key}",
+        ))  # fmt: skip
+        return rows[0] if rows else None
+
+    def _post(self, entity_set: str, document: dict[str, Any], key: str) -> ErpDocument:
+        """Post a draft, then read it back: posting gives it its final number."""
+        path = f"{self.api.company_path()}/{entity_set}({document['id']})"
+        self.api.call("POST", f"{path}/Microsoft.NAV.post", what=f"post {key}", creates=True)
+        posted = self.api.call("GET", path, what=f"read {key} after posting").body
+        return self._document(entity_set, posted)
+
+    def _document(self, entity_set: str, document: dict[str, Any]) -> ErpDocument:
+        draft = document.get("status") in ("Draft", "In Review")
+        number = str(document.get("number", ""))
+        url = self.api.deep_link(page=PAGES[(entity_set, draft)], number=number)
+        return ErpDocument(id=str(document["id"]), number=number, url=url)
+
+
+_MIRRORED_LINE_FIELDS = ("lineType", "lineObjectNumber", "description", "quantity", "unitPrice",
+                         "taxCode")  # fmt: skip
+
+
+def _dimensions(line: PlanLine) -> dict[str, str]:
+    return {
+        name.removeprefix("dimension:"): coding.value
+        for name, coding in line.codings.items()
+        if name.startswith("dimension:") and coding.value
+    }
+
+
+def _not_blocked(value: Any) -> bool:
+    return value in (None, "", " ", False)
+
+
+def _time_signature(work_date: str, job_number: str, hours: Any) -> tuple[str, str, Decimal]:
+    return (work_date, job_number or "", Decimal(str(hours or 0)).normalize())
+
+
+def _renumbered(groups: list[list[Operation]]) -> list[dict[str, Any]]:
+    """Several entries' operations in one batch: ids made unique, references kept."""
+    requests: list[dict[str, Any]] = []
+    for group in groups:
+        offset = len(requests)
+        for operation in group:
+            moved = int(operation.id) + offset
+            url = operation.url
+            if url.startswith("$"):
+                reference, _, rest = url[1:].partition("/")
+                url = f"${int(reference) + offset}/{rest}"
+            depends = [str(int(item) + offset) for item in operation.depends_on]
+            requests.append(
+                Operation(str(moved), operation.method, url, operation.body, depends).as_batch()
+            )
+    return requests

@@ -1,0 +1,832 @@
+"""A small Business Central for tests: the Entra token endpoint and the API v2.0 pages the
+connector uses, served by Werkzeug on a real socket.
+
+It behaves the way the connector must cope with: it checks what Business Central checks (fields
+that exist and may be written, required fields, unknown customers and codes, blocked accounts,
+dimension values that are not allowed) and answers `{"error": {"code", "message"}}`; a `$batch`
+sent with `Isolation: snapshot` is kept whole or rolled back whole; records carry ETags and
+updates need a matching If-Match; and faults can be injected: 429 with Retry-After, 5xx,
+expired tokens, and a timeout after commit (the change is kept, the answer comes too late).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from syncengine.erps import wire
+
+TENANT = "contoso-tenant"
+ENVIRONMENT = "sandbox"
+COMPANY_ID = "11111111-2222-3333-4444-555555555555"
+COMPANY_NAME = "CRONUS USA, Inc."
+CLIENT_ID = "crosswalk-app"
+CLIENT_SECRET = "fake-secret-value-123"
+CENT = Decimal("0.01")
+
+# Writable fields per entity set, as Business Central's API v2.0 pages declare them (only the
+# fields the fake knows; anything else is refused as unknown or read-only).
+WRITABLE = {
+    "customers": {
+        "number",
+        "displayName",
+        "type",
+        "addressLine1",
+        "addressLine2",
+        "city",
+        "state",
+        "country",
+        "postalCode",
+        "phoneNumber",
+        "email",
+        "website",
+        "taxLiable",
+        "taxAreaId",
+        "currencyCode",
+        "paymentTermsId",
+        "blocked",
+    },
+    "salesInvoices": {
+        "externalDocumentNumber",
+        "invoiceDate",
+        "postingDate",
+        "dueDate",
+        "customerId",
+        "customerNumber",
+        "currencyCode",
+        "paymentTermsId",
+        "customerPurchaseOrderReference",
+    },
+    "salesCreditMemos": {
+        "externalDocumentNumber",
+        "creditMemoDate",
+        "postingDate",
+        "dueDate",
+        "customerId",
+        "customerNumber",
+        "currencyCode",
+        "invoiceId",
+        "invoiceNumber",
+    },
+    "salesInvoiceLines": {
+        "lineType",
+        "lineObjectNumber",
+        "accountId",
+        "itemId",
+        "description",
+        "quantity",
+        "unitPrice",
+        "taxCode",
+        "sequence",
+    },
+    "salesCreditMemoLines": {
+        "lineType",
+        "lineObjectNumber",
+        "accountId",
+        "itemId",
+        "description",
+        "quantity",
+        "unitPrice",
+        "taxCode",
+        "sequence",
+    },
+    "dimensionSetLines": {"id", "code", "valueId", "valueCode"},
+    "timeRegistrationEntries": {
+        "employeeId",
+        "employeeNumber",
+        "jobId",
+        "jobNumber",
+        "jobTaskNumber",
+        "date",
+        "quantity",
+    },
+    "projects": {"number", "displayName"},
+}
+READ_ONLY = {
+    "salesInvoices": {"id", "number", "status", "totalAmountIncludingTax", "customerName"},
+    "salesCreditMemos": {"id", "number", "status", "totalAmountIncludingTax", "customerName"},
+    "customers": {"id", "balanceDue", "lastModifiedDateTime"},
+}
+LINE_SETS = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines"}
+LIST_SETS = (
+    "accounts",
+    "dimensions",
+    "dimensionValues",
+    "taxGroups",
+    "taxAreas",
+    "paymentTerms",
+    "employees",
+    "customers",
+    "items",
+    "projects",
+    "vendors",
+)
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Fault:
+    kind: str  # "429", "500", "503", "timeout_after_commit", "expire_token"
+    method: str = ""
+    path_contains: str = ""
+    times: int = 1
+    retry_after: int = 7
+
+
+@dataclass
+class Sent:
+    """One request the fake received (a $batch's operations are logged one by one too)."""
+
+    method: str
+    path: str
+    entity_set: str
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    in_batch: bool = False
+
+
+class FakeBusinessCentral:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {}
+        self.numbers = itertools.count(1001)
+        self.tokens: set[str] = set()
+        self.faults: list[Fault] = []
+        self.sent: list[Sent] = []
+        self.token_requests = 0
+        self.page_size = 3
+        self.commit_delay = 0.0  # seconds a timeout_after_commit answer is held back
+        self.base_url = ""
+
+    # --- set-up helpers -------------------------------------------------------------------------
+
+    def add(self, entity_set: str, **values: Any) -> dict[str, Any]:
+        with self.lock:
+            record = {"id": str(uuid.uuid4()), **values}
+            self._stamp(record)
+            self.tables.setdefault(entity_set, {})[record["id"]] = record
+            return record
+
+    def add_dimension(self, code: str, values: dict[str, str]) -> None:
+        dimension = self.add("dimensions", code=code, displayName=code.title())
+        for value, name in values.items():
+            self.add(
+                "dimensionValues",
+                code=value,
+                displayName=name,
+                dimensionId=dimension["id"],
+                blocked=False,
+            )
+
+    def rows(self, entity_set: str, **where: Any) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                row
+                for row in self.tables.get(entity_set, {}).values()
+                if all(row.get(name) == value for name, value in where.items())
+            ]
+
+    def inject(
+        self,
+        kind: str,
+        *,
+        method: str = "",
+        path_contains: str = "",
+        times: int = 1,
+        retry_after: int = 7,
+    ) -> None:
+        with self.lock:
+            self.faults.append(Fault(kind, method, path_contains, times, retry_after))
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    # --- WSGI -----------------------------------------------------------------------------------
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        delay = 0.0
+        with self.lock:
+            status, headers, body, delay = self._serve(request)
+        if delay:
+            time.sleep(delay)  # committed already: the caller's timeout runs out first
+        payload = wire.dumps(body) if body is not None else ""
+        response = Response(
+            payload, status=status, headers=headers, content_type="application/json"
+        )
+        return response(environ, start_response)
+
+    def _serve(self, request: Request) -> tuple[int, dict[str, str], Any, float]:
+        path = request.path
+        if path == f"/{TENANT}/oauth2/v2.0/token":
+            status, body = self._token(request)
+            return status, {}, body, 0.0
+        fault = self._fault(request.method, path)
+        if fault is not None and fault.kind in ("429", "500", "503"):
+            code = {
+                "429": "TooManyRequests",
+                "500": "Internal_ServerError",
+                "503": "ServiceUnavailable",
+            }[fault.kind]
+            headers = {"Retry-After": str(fault.retry_after)} if fault.kind != "500" else {}
+            return int(fault.kind), headers, _error(code, "Injected by the test."), 0.0
+        if fault is not None and fault.kind == "expire_token":
+            self.tokens.clear()
+        authorization = request.headers.get("Authorization", "")
+        if authorization.removeprefix("Bearer ") not in self.tokens:
+            return 401, {}, _error("Authentication_InvalidCredentials", "The token expired."), 0.0
+        prefix = f"/v2.0/{TENANT}/{ENVIRONMENT}/api/v2.0/"
+        if not path.startswith(prefix):
+            return 404, {}, _error("BadRequest_ResourceNotFound", "No such environment."), 0.0
+        relative = path.removeprefix(prefix)
+        body = wire.loads(request.get_data()) if request.get_data() else None
+        query = {
+            name: values[0] for name, values in parse_qs(request.query_string.decode()).items()
+        }
+        if relative == "$batch":
+            status, answer = self._batch(body or {}, request.headers.get("Isolation", ""))
+        else:
+            self.sent.append(
+                Sent(request.method, relative, _entity_set(relative), body, dict(request.headers))
+            )
+            status, answer = self._handle(
+                request.method, relative, query, body, request.headers.get("If-Match", "")
+            )
+            if isinstance(answer, dict):
+                answer.pop("@fake.path", None)
+        late = fault is not None and fault.kind == "timeout_after_commit"
+        delay = self.commit_delay if late else 0.0
+        return status, {}, answer, delay
+
+    def _fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if (
+                fault.times > 0
+                and (not fault.method or fault.method == method)
+                and (fault.path_contains in path)
+            ):
+                fault.times -= 1
+                return fault
+        return None
+
+    def _token(self, request: Request) -> tuple[int, Any]:
+        self.token_requests += 1
+        form = request.form
+        if form.get("grant_type") != "client_credentials" or not form.get("scope", "").endswith(
+            "/.default"
+        ):
+            return 400, {"error": "invalid_request", "error_description": "Bad grant."}
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return 401, {
+                "error": "invalid_client",
+                "error_description": f"Bad secret for {form.get('client_id')}.",
+            }
+        token = uuid.uuid4().hex
+        self.tokens.add(token)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3599}
+
+    # --- $batch ---------------------------------------------------------------------------------
+
+    def _batch(self, body: dict[str, Any], isolation: str) -> tuple[int, Any]:
+        operations = body.get("requests", [])
+        if len(operations) > 100:
+            return 400, _error("BadRequest", "A batch holds at most 100 operations.")
+        saved = copy.deepcopy(self.tables)
+        created: dict[str, str] = {}
+        responses = []
+        failed = False
+        for operation in operations:
+            op_id = str(operation.get("id"))
+            if failed:
+                responses.append(
+                    {
+                        "id": op_id,
+                        "status": 424,
+                        "body": _error("BadRequest", "Not run: an earlier operation failed."),
+                    }
+                )
+                continue
+            url = operation.get("url", "")
+            reference = re.match(r"^\$(\w+)(/.*)?$", url)
+            if reference:
+                url = created.get(reference.group(1), "$unknown") + (reference.group(2) or "")
+            url, _, query_text = url.partition("?")
+            query = {name: values[0] for name, values in parse_qs(query_text).items()}
+            self.sent.append(
+                Sent(
+                    operation.get("method", ""),
+                    url,
+                    _entity_set(url),
+                    operation.get("body"),
+                    operation.get("headers") or {},
+                    True,
+                )
+            )
+            status, answer = self._handle(
+                operation.get("method", ""), url, query, operation.get("body"), ""
+            )
+            if status == 201 and isinstance(answer, dict):
+                created[op_id] = answer.pop("@fake.path")
+            responses.append({"id": op_id, "status": status, "headers": {}, "body": answer})
+            if status >= 400:
+                failed = True
+        if failed and isolation.lower() == "snapshot":
+            self.tables = saved  # all or nothing
+        return 200, {"responses": responses}
+
+    # --- one request ----------------------------------------------------------------------------
+
+    def _handle(
+        self, method: str, path: str, query: dict[str, str], body: Any, if_match: str
+    ) -> tuple[int, Any]:
+        try:
+            return self._route(method, path, query, body, if_match)
+        except Refused as refused:
+            return refused.status, _error(refused.code, refused.message)
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: Any, if_match: str
+    ) -> tuple[int, Any]:
+        segments = [_segment(part) for part in path.strip("/").split("/")]
+        if segments[0][0] != "companies":
+            raise Refused(404, "BadRequest_ResourceNotFound", f"Unknown segment {segments[0][0]}.")
+        company = segments[0][1]
+        if company is None:
+            rows = [{"id": COMPANY_ID, "name": COMPANY_NAME, "displayName": COMPANY_NAME}]
+            return 200, {"value": _filtered(rows, query.get("$filter", ""))}
+        if company != COMPANY_ID:
+            raise Refused(404, "Internal_CompanyNotFound", "The company does not exist.")
+        if len(segments) == 1:
+            return 200, {"id": COMPANY_ID, "name": COMPANY_NAME, "displayName": COMPANY_NAME}
+        entity_set, key = segments[1]
+        if len(segments) == 2 and key is None:
+            if method == "GET":
+                return 200, self._list(entity_set, query, path)
+            if method == "POST":
+                return 201, self._create(entity_set, body or {}, parent=None, path=path)
+        record = self._get(entity_set, key)
+        if len(segments) == 2:
+            if method == "GET":
+                return 200, self._show(entity_set, record, query.get("$expand", ""))
+            if method == "PATCH":
+                return 200, self._update(entity_set, record, body or {}, if_match)
+        rest = segments[2:]
+        if rest == [("Microsoft.NAV.post", None)] and method == "POST":
+            self._post_document(entity_set, record)
+            return 204, None
+        if len(rest) == 1 and rest[0][1] is None and method == "POST":
+            return 201, self._create(rest[0][0], body or {}, parent=(entity_set, record), path=path)
+        if len(rest) == 2 and rest[1][0] == "dimensionSetLines" and method == "POST":
+            line = self._get(rest[0][0], rest[0][1])
+            return 201, self._create(
+                "dimensionSetLines", body or {}, parent=(rest[0][0], line), path=path
+            )
+        raise Refused(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed on {path}.")
+
+    def _get(self, entity_set: str, key: str | None) -> dict[str, Any]:
+        record = self.tables.get(entity_set, {}).get(key or "")
+        if record is None:
+            raise Refused(404, "Internal_RecordNotFound", f"No {entity_set} record {key}.")
+        return record
+
+    def _list(self, entity_set: str, query: dict[str, str], path: str) -> dict[str, Any]:
+        if entity_set not in (
+            *LIST_SETS,
+            "salesInvoices",
+            "salesCreditMemos",
+            "timeRegistrationEntries",
+        ):
+            raise Refused(404, "BadRequest_ResourceNotFound", f"No entity set {entity_set}.")
+        rows = _filtered(list(self.tables.get(entity_set, {}).values()), query.get("$filter", ""))
+        skip = int(query.get("$skiptoken", "0"))
+        page = [self._show(entity_set, row, "") for row in rows[skip : skip + self.page_size]]
+        answer: dict[str, Any] = {"value": page}
+        if skip + self.page_size < len(rows):
+            rest = {name: value for name, value in query.items() if name != "$skiptoken"}
+            rest["$skiptoken"] = str(skip + self.page_size)
+            answer["@odata.nextLink"] = (
+                f"{self.base_url}/v2.0/{TENANT}/{ENVIRONMENT}/api/v2.0/{path}?{urlencode(rest)}"
+            )
+        return answer
+
+    def _show(self, entity_set: str, record: dict[str, Any], expand: str) -> dict[str, Any]:
+        shown = {name: value for name, value in record.items() if not name.startswith("_")}
+        if entity_set in LINE_SETS and "Lines" in expand:
+            lines = self._children(LINE_SETS[entity_set], record["id"])
+            with_dimensions = "dimensionSetLines" in expand
+            shown[LINE_SETS[entity_set]] = [
+                {
+                    **_public(line),
+                    **(
+                        {
+                            "dimensionSetLines": [
+                                _public(d) for d in self._children("dimensionSetLines", line["id"])
+                            ]
+                        }
+                        if with_dimensions
+                        else {}
+                    ),
+                }
+                for line in lines
+            ]
+        return shown
+
+    def _children(self, entity_set: str, parent_id: str) -> list[dict[str, Any]]:
+        return [
+            row
+            for row in self.tables.get(entity_set, {}).values()
+            if row.get("_parent") == parent_id
+        ]
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def _check_fields(self, entity_set: str, body: dict[str, Any]) -> None:
+        writable = WRITABLE.get(entity_set)
+        if writable is None:
+            raise Refused(405, "BadRequest_MethodNotAllowed", f"{entity_set} is read-only.")
+        for name in body:
+            if name in READ_ONLY.get(entity_set, set()):
+                raise Refused(
+                    400, "BadRequest_InvalidOperation", f"The property '{name}' is read-only."
+                )
+            if name not in writable:
+                raise Refused(
+                    400,
+                    "BadRequest",
+                    f"The property '{name}' does not exist on type '{entity_set}'.",
+                )
+
+    def _create(
+        self,
+        entity_set: str,
+        body: dict[str, Any],
+        *,
+        parent: tuple[str, dict[str, Any]] | None,
+        path: str,
+    ) -> dict[str, Any]:
+        self._check_fields(entity_set, body)
+        record = getattr(self, f"_new_{entity_set}")(body, parent)
+        record.setdefault("id", str(uuid.uuid4()))
+        if parent is not None:
+            record["_parent"] = parent[1]["id"]
+        self._stamp(record)
+        self.tables.setdefault(entity_set, {})[record["id"]] = record
+        if parent is not None and parent[0] in LINE_SETS:
+            self._total(parent[0], parent[1])
+        return {**_public(record), "@fake.path": f"{path}({record['id']})"}
+
+    def _update(
+        self, entity_set: str, record: dict[str, Any], body: dict[str, Any], if_match: str
+    ) -> dict[str, Any]:
+        if not if_match:
+            raise Refused(
+                400,
+                "BadRequest_InvalidToken",
+                "Could not validate the client concurrency token required by the service.",
+            )
+        if if_match not in ("*", record["@odata.etag"]):
+            raise Refused(
+                409, "Request_EntityChanged", "Another user has already changed the record."
+            )
+        self._check_fields(entity_set, body)
+        record.update(body)
+        self._stamp(record)
+        return _public(record)
+
+    def _new_customers(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:
+        _required(body, "displayName")
+        number = body.get("number") or f"C{next(self.numbers)}"
+        if self.rows("customers", number=number):
+            raise Refused(
+                400,
+                "Internal_EntityWithSameKeyExists",
+                f"The record in table Customer already exists. No.='{number}'.",
+            )
+        _length(body, "number", 20)
+        _length(body, "displayName", 100)
+        return {"blocked": " ", **body, "number": number}
+
+    def _new_projects(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:
+        _required(body, "number")
+        if self.rows("projects", number=body["number"]):
+            raise Refused(400, "Internal_EntityWithSameKeyExists", "The project already exists.")
+        return dict(body)
+
+    def _customer(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("customerId"):
+            return self._get("customers", body["customerId"])
+        if not body.get("customerNumber"):
+            raise Refused(
+                400,
+                "Application_DialogException",
+                "You must specify a customer id or a customer number.",
+            )
+        found = self.rows("customers", number=body["customerNumber"])
+        if not found:
+            raise Refused(
+                400,
+                "Internal_RecordNotFound",
+                "The Customer does not exist. "
+                f"Identification fields and values: No.='{body['customerNumber']}'",
+            )
+        if found[0].get("blocked") not in (" ", "", None):
+            raise Refused(
+                400, "Application_DialogException", f"Customer {body['customerNumber']} is blocked."
+            )
+        return found[0]
+
+    def _new_document(self, body: dict[str, Any], prefix: str) -> dict[str, Any]:
+        customer = self._customer(body)
+        _length(body, "externalDocumentNumber", 35)
+        return {
+            **body,
+            "number": f"{prefix}{next(self.numbers)}",
+            "status": "Draft",
+            "customerId": customer["id"],
+            "customerNumber": customer["number"],
+            "customerName": customer.get("displayName", ""),
+            "currencyCode": "USD",
+            "totalAmountExcludingTax": Decimal("0.00"),
+            "totalTaxAmount": Decimal("0.00"),
+            "totalAmountIncludingTax": Decimal("0.00"),
+        }
+
+    def _new_salesInvoices(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        return {**self._new_document(body, "S-INV"), "remainingAmount": Decimal("0.00")}
+
+    def _new_salesCreditMemos(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        record = self._new_document(body, "S-CR")
+        if body.get("invoiceId"):
+            invoice = self._get("salesInvoices", body["invoiceId"])
+            if invoice["status"] not in ("Open", "Paid"):
+                raise Refused(
+                    400,
+                    "Application_DialogException",
+                    f"Invoice {invoice['number']} is not posted; nothing to apply to.",
+                )
+            if invoice["customerId"] != record["customerId"]:
+                raise Refused(
+                    400, "Application_DialogException", "The invoice is another customer's."
+                )
+            record["invoiceNumber"] = invoice["number"]
+        return record
+
+    def _new_line(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:
+        document = parent[1]
+        if document["status"] != "Draft":
+            raise Refused(
+                400,
+                "Application_DialogException",
+                f"Status must be equal to 'Open' in Sales Header: No.={document['number']}",
+            )
+        _required(body, "lineType")
+        _length(body, "description", 100)
+        if body["lineType"] == "Account":
+            _required(body, "lineObjectNumber")
+            self._postable_account(body["lineObjectNumber"])
+        elif body["lineType"] != "Comment":
+            raise Refused(
+                400,
+                "Application_EvaluateException",
+                f"'{body['lineType']}' is not an option the fake knows.",
+            )
+        quantity = Decimal(str(body.get("quantity", 0)))
+        price = Decimal(str(body.get("unitPrice", 0)))
+        amount = (quantity * price).quantize(CENT, rounding=ROUND_HALF_UP)
+        return {
+            **body,
+            "documentId": document["id"],
+            "quantity": quantity,
+            "unitPrice": price,
+            "amountExcludingTax": amount,
+            "amountIncludingTax": amount,
+            "netAmount": amount,
+        }
+
+    _new_salesInvoiceLines = _new_line  # noqa: N815
+    _new_salesCreditMemoLines = _new_line  # noqa: N815
+
+    def _postable_account(self, number: str) -> None:
+        found = self.rows("accounts", number=number)
+        if not found:
+            raise Refused(
+                400,
+                "Internal_InvalidTableRelation",
+                f"The field No. of table Sales "
+                f"Line contains a value ({number}) that cannot be found in the related "
+                "table (G/L Account).",
+            )
+        if found[0].get("blocked"):
+            raise Refused(
+                400,
+                "Application_FieldValidationException",
+                "Blocked must be equal to "
+                f"'No' in G/L Account: No.={number}. Current value is 'Yes'.",
+            )
+        if found[0].get("accountType", "Posting") != "Posting":
+            raise Refused(
+                400,
+                "Application_FieldValidationException",
+                f"Account Type must be equal to 'Posting' in G/L Account: No.={number}.",
+            )
+
+    def _new_dimensionSetLines(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        _required(body, "code")
+        dimension = self.rows("dimensions", code=body["code"])
+        if not dimension:
+            raise Refused(
+                400,
+                "Internal_InvalidTableRelation",
+                f"The dimension {body['code']} does not exist.",
+            )
+        value = self.rows(
+            "dimensionValues", dimensionId=dimension[0]["id"], code=body.get("valueCode")
+        )
+        if not value:
+            raise Refused(
+                400,
+                "Internal_InvalidTableRelation",
+                f"Dimension value {body['code']} {body.get('valueCode')} does not exist.",
+            )
+        if value[0].get("blocked"):
+            raise Refused(
+                400,
+                "Application_DialogException",
+                f"Dimension value {body['code']} {body['valueCode']} is blocked and not allowed.",
+            )
+        siblings = self._children("dimensionSetLines", parent[1]["id"])
+        if any(row["code"] == body["code"] for row in siblings):
+            raise Refused(
+                400, "Internal_EntityWithSameKeyExists", f"Dimension {body['code']} is already set."
+            )
+        return {
+            "code": body["code"],
+            "valueCode": body["valueCode"],
+            "id": dimension[0]["id"],
+            "valueId": value[0]["id"],
+            "parentId": parent[1]["id"],
+        }
+
+    def _new_timeRegistrationEntries(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        _required(body, "employeeNumber")
+        _required(body, "date")
+        if not self.rows("employees", number=body["employeeNumber"]):
+            raise Refused(
+                400, "Internal_RecordNotFound", f"Employee {body['employeeNumber']} does not exist."
+            )
+        if body.get("jobNumber") and not self.rows("projects", number=body["jobNumber"]):
+            raise Refused(
+                400, "Internal_RecordNotFound", f"Job {body['jobNumber']} does not exist."
+            )
+        quantity = Decimal(str(body.get("quantity", 0)))
+        if quantity <= 0:
+            raise Refused(400, "Application_FieldValidationException", "Quantity must be positive.")
+        return {
+            **body,
+            "quantity": quantity,
+            "status": "Open",
+            "jobNumber": body.get("jobNumber", ""),
+        }
+
+    def _total(self, entity_set: str, document: dict[str, Any]) -> None:
+        lines = self._children(LINE_SETS[entity_set], document["id"])
+        total = sum((line["amountIncludingTax"] for line in lines), Decimal("0.00"))
+        document.update(totalAmountExcludingTax=total, totalAmountIncludingTax=total)
+        self._stamp(document)
+
+    def _post_document(self, entity_set: str, document: dict[str, Any]) -> None:
+        if entity_set not in LINE_SETS:
+            raise Refused(400, "BadRequest_MethodNotImplemented", "No such action.")
+        if document["status"] != "Draft":
+            raise Refused(400, "Application_DialogException", "The document is already posted.")
+        lines = self._children(LINE_SETS[entity_set], document["id"])
+        if not lines:
+            raise Refused(400, "Application_DialogException", "There is nothing to post.")
+        for line in lines:
+            if line["lineType"] == "Account":
+                self._postable_account(line["lineObjectNumber"])
+        if document["totalAmountIncludingTax"] < 0:
+            raise Refused(400, "Application_DialogException", "The total must be positive.")
+        if entity_set == "salesCreditMemos" and document.get("invoiceId"):
+            invoice = self._get("salesInvoices", document["invoiceId"])
+            if document["totalAmountIncludingTax"] > invoice["remainingAmount"]:
+                raise Refused(
+                    400,
+                    "Application_DialogException",
+                    f"Invoice {invoice['number']} has less left to credit.",
+                )
+            invoice["remainingAmount"] -= document["totalAmountIncludingTax"]
+            invoice["status"] = "Paid" if invoice["remainingAmount"] == 0 else "Open"
+            self._stamp(invoice)
+        prefix = "PS-INV" if entity_set == "salesInvoices" else "PS-CR"
+        document.update(
+            status="Open",
+            number=f"{prefix}{next(self.numbers)}",
+            remainingAmount=document["totalAmountIncludingTax"],
+        )
+        self._stamp(document)
+
+    def _stamp(self, record: dict[str, Any]) -> None:
+        record["@odata.etag"] = f'W/"{uuid.uuid4().hex[:12]}"'
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in record.items() if not name.startswith("_")}
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _required(body: dict[str, Any], name: str) -> None:
+    if body.get(name) in (None, ""):
+        raise Refused(400, "BadRequest_RequiredParamNotProvided", f"'{name}' must have a value.")
+
+
+def _length(body: dict[str, Any], name: str, limit: int) -> None:
+    if len(str(body.get(name, ""))) > limit:
+        raise Refused(
+            400,
+            "Application_StringExceededLength",
+            f"The length of the string for "
+            f"{name} is {len(str(body[name]))}, but it must be at most {limit}.",
+        )
+
+
+def _segment(part: str) -> tuple[str, str | None]:
+    match = re.fullmatch(r"([\w.]+)(?:\(([^)]*)\))?", part)
+    if match is None:
+        raise Refused(400, "BadRequest_NotFound", f"Cannot read the segment {part!r}.")
+    return match.group(1), match.group(2)
+
+
+def _entity_set(path: str) -> str:
+    names = [_segment(part)[0] for part in path.strip("/").split("/") if part]
+    names = [name for name in names if name not in ("companies", "Microsoft.NAV.post")]
+    return names[-1] if names else ""
+
+
+_CONDITION = re.compile(r"^(\w+) (eq|ne|ge|gt|le|lt) ('(?:[^']|'')*'|[\w.:-]+)$")
+
+
+def _filtered(rows: list[dict[str, Any]], expression: str) -> list[dict[str, Any]]:
+    """The few $filter forms the connector uses: comparisons joined by `and`."""
+    if not expression:
+        return rows
+    conditions = []
+    for part in expression.split(" and "):
+        match = _CONDITION.match(part.strip())
+        if match is None:
+            raise Refused(400, "BadRequest_InvalidRequestUrl", f"Cannot read the filter {part!r}.")
+        name, operator, literal = match.groups()
+        value = literal[1:-1].replace("''", "'") if literal.startswith("'") else literal
+        conditions.append((name, operator, value))
+    compare = {
+        "eq": str.__eq__,
+        "ne": str.__ne__,
+        "ge": str.__ge__,
+        "gt": str.__gt__,
+        "le": str.__le__,
+        "lt": str.__lt__,
+    }
+    return [
+        row
+        for row in rows
+        if all(
+            compare[operator](str(row.get(name, "")), value) for name, operator, value in conditions
+        )
+    ]
+
+
+@pytest.fixture
+def fake_bc() -> Iterator[FakeBusinessCentral]:
+    """A running fake Business Central; its `base_url` serves both Entra and the API."""
+    fake = FakeBusinessCentral()
+    server = make_server("127.0.0.1", 0, fake, threaded=True)
+    fake.base_url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        thread.join()
