@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import re
 import threading
 import time
@@ -178,6 +179,16 @@ class FakeBusinessCentral:
 
     # --- set-up helpers -------------------------------------------------------------------------
 
+    company_name = COMPANY_NAME
+    client_secret = CLIENT_SECRET
+
+    def seed_demo_books(self) -> None:
+        _seed_demo_books(self)
+
+    def connection(self, *, slug: str = "bc", **settings: Any) -> Any:
+        """A saved Business Central connection pointing here, its client id and secret set."""
+        return _bc_connection(self, slug=slug, **settings)
+
     def add(self, entity_set: str, **values: Any) -> dict[str, Any]:
         with self.lock:
             record = {"id": str(uuid.uuid4()), **values}
@@ -263,6 +274,7 @@ class FakeBusinessCentral:
             name: values[0] for name, values in parse_qs(request.query_string.decode()).items()
         }
         if relative == "$batch":
+            self.sent.append(Sent("POST", "$batch", "$batch", None, dict(request.headers)))
             status, answer = self._batch(body or {}, request.headers.get("Isolation", ""))
         else:
             self.sent.append(
@@ -489,7 +501,9 @@ class FakeBusinessCentral:
         if parent is not None:
             record["_parent"] = parent[1]["id"]
         self._stamp(record)
-        self.tables.setdefault(entity_set, {})[record["id"]] = record
+        # Dimension set lines share ids (the dimension's): each is stored under a key of its own.
+        key = record["id"] if entity_set != "dimensionSetLines" else str(uuid.uuid4())
+        self.tables.setdefault(entity_set, {})[key] = record
         if parent is not None and parent[0] in LINE_SETS:
             self._total(parent[0], parent[1])
         return {**_public(record), "@fake.path": f"{path}({record['id']})"}
@@ -820,6 +834,7 @@ def _filtered(rows: list[dict[str, Any]], expression: str) -> list[dict[str, Any
 @pytest.fixture
 def fake_bc() -> Iterator[FakeBusinessCentral]:
     """A running fake Business Central; its `base_url` serves both Entra and the API."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     fake = FakeBusinessCentral()
     server = make_server("127.0.0.1", 0, fake, threaded=True)
     fake.base_url = f"http://127.0.0.1:{server.server_port}"
@@ -830,3 +845,58 @@ def fake_bc() -> Iterator[FakeBusinessCentral]:
     finally:
         server.shutdown()
         thread.join()
+
+
+# --- the demo's books in Business Central, and a connection to them ------------------------------
+
+
+def _seed_demo_books(fake: FakeBusinessCentral) -> None:
+    """The demo connection's lists (console/demo.py) as a Business Central company holds them."""
+    from console import demo
+
+    for number, name, _ in demo.ACCOUNTS:
+        fake.add("accounts", number=number, displayName=name, blocked=False,
+                 accountType="Posting", directPosting=number != "1200", category="")  # fmt: skip
+    fake.add("accounts", number="4999", displayName="Total Revenue", blocked=False,
+             accountType="End-Total", directPosting=False, category="Income")  # fmt: skip
+    fake.add_dimension("DEPARTMENT", {code: line for line, code in demo.SERVICE_LINE_CODES.items()})
+    fake.add_dimension("BRANCH", {code: office for office, code in demo.OFFICE_CODES.items()})
+    for state, rate in demo.STATE_TAX.items():
+        fake.add("taxGroups", code=f"{state}-{rate}", displayName=f"{state} {rate} %",
+                 taxType="Sales Tax")  # fmt: skip
+    fake.add("taxAreas", code="NC", displayName="North Carolina", taxType="Sales Tax")
+    fake.add("paymentTerms", code="NET30", displayName="Net 30 days")
+    for index, name in enumerate(demo.TECHNICIANS):
+        fake.add("employees", number=f"E{300 + index}", displayName=name, status="Active")
+    fake.add("items", number="1896-S", displayName="Filter set", blocked=False)
+    fake.add("customers", number="C10000", displayName="Adatum Corporation", blocked=" ")
+
+
+def bc_settings(fake: FakeBusinessCentral, **changes: Any) -> dict[str, Any]:
+    return {
+        "tenant_id": TENANT, "environment": ENVIRONMENT, "company_id": COMPANY_ID,
+        "api_base_url": fake.base_url, "login_base_url": fake.base_url,
+        "web_base_url": "https://businesscentral.example", "post_policy": "post",
+        "create_customers": True, "create_projects": True, "customer_number_prefix": "ST",
+        "timeout_seconds": 5, **changes,
+    }  # fmt: skip
+
+
+def _bc_connection(fake: FakeBusinessCentral, *, slug: str = "bc", **settings: Any) -> Any:
+    """A Business Central connection pointing at the fake, with its client id and secret set."""
+    from datetime import UTC, datetime
+
+    from syncengine.connections import connection_credentials_set
+    from syncengine.erps.business_central.http import forget_cached_state
+    from syncengine.models import Connection
+
+    forget_cached_state()
+    connection = Connection.objects.create(
+        name=f"ServiceTrade → Business Central ({slug})", slug=slug,
+        target=Connection.Target.BUSINESS_CENTRAL, time_zone="America/New_York",
+        erp_settings=bc_settings(fake, **settings),
+    )  # fmt: skip
+    return connection_credentials_set(
+        connection=connection, side="erp", values={"client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET}, actor="test", now=datetime(2026, 11, 20, tzinfo=UTC),
+    )  # fmt: skip
