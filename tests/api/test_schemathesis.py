@@ -28,9 +28,12 @@ from schemathesis.specs.openapi.checks import (
 
 from console.access import Role
 from console.api.urls import v1_patterns
+from mappings import services as rules
 from mappings.models import RuleVersion
+from mappings.ruleset import MAP_KINDS
 from syncengine.models import Connection, SyncRecord
 from tests.api.conftest import auth, token_for
+from tests.conftest import NOW
 
 # Examples per operation: 15 keeps the file well under a minute; raise it locally to dig deeper.
 MAX_EXAMPLES = int(os.environ.get("CROSSWALK_SCHEMATHESIS_EXAMPLES", "15"))
@@ -84,13 +87,17 @@ def admin_headers(connection: Connection, make_user: Any) -> dict[str, str]:
 
 @pytest.fixture
 def known(connection: Connection, posted: SyncRecord, blocked: SyncRecord) -> dict[str, Any]:
-    """Real objects for path parameters, so operations get past their 404s."""
+    """Real objects for path parameters, so operations get past their 404s; and a rules draft,
+    so the draft's endpoints answer from it rather than with "there is no draft"."""
+    versions = RuleVersion.objects.filter(connection=connection).order_by("number")
+    draft = rules.draft_replace(connection=connection, content=versions.last().content,
+                                actor="test", now=NOW, reason="schemathesis")  # fmt: skip
     return {
         "slug": connection.slug,
         "pk": [posted.pk, blocked.pk],
-        "number": list(
-            RuleVersion.objects.filter(connection=connection).values_list("number", flat=True)
-        ),
+        "number": [version.number for version in versions],
+        "rule_id": [rule["id"] for rule in draft.content["routing"]],
+        "kind": list(MAP_KINDS),
     }
 
 
@@ -111,10 +118,13 @@ def _point_at_known_objects(case: Any, known: dict[str, Any]) -> None:
     params = case.path_parameters or {}
     if "slug" in params:
         params["slug"] = known["slug"]
-    for name, kind in (("id", "pk"), ("pk", "pk"), ("number", "number")):
+    for name, kind in (("id", "pk"), ("pk", "pk"), ("number", "number"), ("rule_id", "rule_id")):
         value = params.get(name)
         if isinstance(value, int) and value % 2 == 0 and known[kind]:
             params[name] = known[kind][value // 2 % len(known[kind])]
+    kind = params.get("kind")
+    if isinstance(kind, str) and len(kind) % 2 == 0:
+        params["kind"] = known["kind"][len(kind) // 2 % len(known["kind"])]
 
 
 @pytest.mark.django_db(transaction=False)
