@@ -292,8 +292,23 @@ class RequiredReasonInput(serializers.Serializer):
     reason = serializers.CharField(max_length=1000, help_text="Why; kept in the rule history.")
 
 
+def _no_nul(value: Any, path: str = "content") -> None:
+    """PostgreSQL cannot store a NUL character in a JSON document; say where it is."""
+    if isinstance(value, str) and "\x00" in value:
+        raise serializers.ValidationError(f"{path}: contains a NUL character.")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key, path)
+            _no_nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_nul(item, f"{path}[{index}]")
+
+
 class DraftReplaceInput(ReasonInput):
-    content = serializers.DictField(help_text="The whole rule set; replaces the draft's.")
+    content = serializers.DictField(
+        help_text="The whole rule set; replaces the draft's.", validators=[_no_nul]
+    )
 
 
 class MapRowInput(ReasonInput):

@@ -310,3 +310,12 @@ def test_a_repeated_publish_with_the_same_key_publishes_once(finance):
     assert first.status_code == second.status_code == 201
     assert second["Idempotent-Replayed"] == "true"
     assert RuleVersion.objects.count() == 2
+
+
+def test_a_nul_character_anywhere_in_a_replaced_rule_set_is_a_validation_problem(finance):
+    content = {"maps": {"SERVICE_LINE": {"Fire\x00": {"revenue_account": "4020"}}}}
+    response = send(finance, "put", f"{RULES}/draft/", {"content": content})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "content"
+    assert "NUL" in response.json()["errors"][0]["message"]
+    assert not RuleDraft.objects.exists()
