@@ -1,0 +1,105 @@
+"""`manage.py preview_posting` prints the exact requests a connector would send for a ServiceTrade
+invoice file, for the sandbox ledger and for Business Central, and sends nothing."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from mappings.catalog import catalog_refresh
+from syncengine.erps.sandbox.models import LedgerInvoice
+from syncengine.models import SyncRecord
+from tests.conftest import NOW, invoice_data
+
+pytestmark = pytest.mark.django_db
+pytest_plugins = ["tests.fakes.business_central"]
+
+
+def invoice_file(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "invoice.json"
+    path.write_text(json.dumps({"data": invoice_data(**changes)}))
+    return path
+
+
+def preview(slug: str, path: Path) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("preview_posting", "--connection", slug, "--document", str(path), stdout=out,
+                 stderr=err)  # fmt: skip
+    return out.getvalue(), err.getvalue()
+
+
+def test_the_sandbox_preview_shows_the_journal_it_would_post_and_posts_nothing(
+    connection, tmp_path
+):
+    out, _ = preview("demo", invoice_file(tmp_path))
+    assert out.startswith("Invoice 10482 (ServiceTrade 4242), total 414.74 USD, key ST-INV-4242")
+    requests = json.loads(out.split(":\n", 1)[1])
+    assert requests[1]["external_document_number"] == "ST-INV-4242"
+    assert [line["account"] for line in requests[1]["lines"]] == [
+        "1200",
+        "4010",
+        "4011",
+        "4011",
+        "2300",
+    ]
+    assert not LedgerInvoice.objects.exists() and not SyncRecord.objects.exists()
+
+
+def test_the_business_central_preview_shows_the_batch_and_sends_nothing(fake_bc, tmp_path):
+    fake_bc.seed_demo_books()
+    connection = fake_bc.connection(slug="bc")
+    from console import demo
+    from mappings import services as mapping_services
+    from mappings.catalog import catalog_store
+    from mappings.models import RuleAudit
+    from syncengine.erps.base import CatalogItem
+
+    catalog_refresh(connection=connection, actor="test", now=NOW)
+    catalog_store(connection=connection, actor="test", now=NOW,
+                  items=[CatalogItem(kind="DEPARTMENT", code=code)
+                         for code in demo.OFFICE_CODES.values()],
+                  action=RuleAudit.Action.CATALOG_IMPORTED, kinds={"DEPARTMENT"})  # fmt: skip
+    rules = demo.demo_rules()
+    rules["maps"] = {kind: rows for kind, rows in rules["maps"].items()
+                     if kind in ("SERVICE_LINE", "TAX_RATE", "OFFICE")}  # fmt: skip
+    for row in rules["maps"]["SERVICE_LINE"].values():
+        row.pop("cost_code")
+    mapping_services.draft_replace(connection=connection, content=rules, actor="test", now=NOW,
+                                   reason="BC")  # fmt: skip
+    mapping_services.draft_publish(connection=connection, effective_from=demo.RULES_EFFECTIVE_FROM,
+                                   reason="BC", actor="test", now=NOW)  # fmt: skip
+    sent_before = len(fake_bc.sent)
+    out, _ = preview("bc", invoice_file(tmp_path))
+    assert len(fake_bc.sent) == sent_before and fake_bc.rows("salesInvoices") == []
+    requests = json.loads(out.split(":\n", 1)[1])
+    assert [request["method"] for request in requests] == ["GET", "POST", "POST", "POST"]
+    batch = requests[2]["body"]["requests"]
+    assert batch[0]["body"]["externalDocumentNumber"] == "ST-INV-4242"
+    prices = [op["body"]["unitPrice"] for op in batch if op["url"] == "$1/salesInvoiceLines"]
+    assert prices == [275, 129.99, 0.3, 9.45]  # exact JSON numbers, as Business Central gets them
+    assert '"unitPrice": 129.99' in out
+
+
+def test_a_blocked_invoice_prints_every_problem_and_fails(connection, tmp_path):
+    items = [{"id": 1, "itemType": "labor", "quantity": "1", "price": "80",
+              "serviceLine": {"name": "Backflow Testing"}},
+             {"id": 2, "itemType": "part", "quantity": "1", "price": "80", "taxable": True,
+              "serviceLine": {"name": "Elevators"}}]  # fmt: skip
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 of 1 invoice"):
+        call_command("preview_posting", "--document", str(invoice_file(tmp_path, items=items,
+                     taxRate="6.75")), stderr=err)  # fmt: skip
+    assert "Invoice 10482 (ServiceTrade 4242) is blocked:" in err.getvalue()
+    assert err.getvalue().count("UNMAPPED_SERVICE_LINE") == 2
+    assert "UNMAPPED_TAX_RATE" in err.getvalue()
+
+
+def test_an_unreadable_file_is_refused_with_the_reason(connection, tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(CommandError, match="bad.json"):
+        preview("demo", path)
