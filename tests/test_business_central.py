@@ -3,8 +3,10 @@ every way a call can fail."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,7 @@ from mappings.resolve import Coding, InvoicePlan, PlanLine
 from mappings.resolve_time import TimePlan, TimePlanEntry
 from syncengine.erps.base import ConnectorError, FailureCategory
 from syncengine.erps.business_central.client import BusinessCentral
+from syncengine.erps.business_central.errors import error_for, meaning_of
 from syncengine.erps.business_central.http import BcApi, BcSettings
 from syncengine.erps.registry import connector_for
 
@@ -457,3 +460,32 @@ def test_the_preview_lists_the_exact_requests_and_sends_nothing(bc):
                  "quantity": Decimal(1), "unitPrice": Decimal("275.00")},
     }  # fmt: skip
     assert requests[3]["url"].endswith("/salesInvoices(<id>)/Microsoft.NAV.post")
+
+
+# --- the error table ----------------------------------------------------------------------------
+
+ERROR_CODES = (
+    Path(__file__).resolve().parents[2] / "shared/validators/business-central/error-codes.json"
+)
+
+
+def test_every_documented_business_central_error_code_has_a_category_and_plain_words():
+    """Every code in ../shared's error-codes.json when it is there, else the codes the fake uses."""
+    if ERROR_CODES.exists():
+        codes = set(json.loads(ERROR_CODES.read_text())["codes"]) - {"Unknown"}
+    else:
+        codes = {"Internal_RecordNotFound", "Application_DialogException", "Request_EntityChanged"}
+    for code in codes:
+        meaning = meaning_of(code)
+        assert meaning is not None, f"{code} has no meaning in errors.CODES"
+        assert meaning.category in vars(FailureCategory).values() and meaning.words
+    assert meaning_of("Authorization_Whatever") is not None
+
+
+def test_an_unknown_code_falls_back_on_the_http_status():
+    error = error_for(status=503, body={"error": {"code": "Nope", "message": "busy"}},
+                      what="read", creates=True, retry_after=30)  # fmt: skip
+    assert (error.category, error.transient, error.retry_after_seconds) == ("CONNECTION", True, 30)
+    assert error.outcome_unknown is False  # a 503 answer means it was not taken
+    lost = error_for(status=504, body=None, what="create", creates=True)
+    assert lost.outcome_unknown is True
