@@ -145,6 +145,9 @@ class CompiledRules:
     routing_levels: tuple[RoutingLevel, ...]  # most specific first
     dimensions: tuple[CompiledDimension, ...]
     routes_on_tags: bool
+    # What resolution learns about one line's own values against one catalog (see `_LinePart`),
+    # kept across documents. Not part of the rules' identity; bounded by `_MEMO_LIMIT`.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def compile_rules(ruleset: RuleSet, version: int | None = None) -> CompiledRules:
@@ -287,15 +290,17 @@ def _compile_dimension(setting: DimensionSetting) -> CompiledDimension:
 # --- the plan -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Coding:
+class Coding(NamedTuple):
     value: str
     reason: str
 
 
-@dataclass(frozen=True)
-class PlanLine:
-    """A signed amount: positive credits the account, negative debits it (revenue side view)."""
+class PlanLine(NamedTuple):
+    """A signed amount: positive credits the account, negative debits it (revenue side view).
+
+    Plans are immutable; named tuples rather than frozen dataclasses because a resolution makes
+    one per line and a frozen dataclass costs four times as much to build.
+    """
 
     account: str
     amount: Decimal
@@ -304,7 +309,8 @@ class PlanLine:
     tax_code: str = ""
     source_line_id: str = ""
     line_kind: str = ""
-    codings: dict[str, Coding] = field(default_factory=dict)
+    # Typed read-only: the shared empty default, like every plan's codings, is never changed.
+    codings: Mapping[str, Coding] = {}
 
 
 @dataclass(frozen=True)
@@ -319,7 +325,7 @@ class InvoicePlan:
     total: Decimal
     lines: tuple[PlanLine, ...]
     rule_version: int | None = None
-    codings: dict[str, Coding] = field(default_factory=dict)
+    codings: Mapping[str, Coding] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -341,7 +347,7 @@ def resolve_invoice(
     header = _header_codings(document)
     lines = [_revenue_line(document, line) for line in invoice.lines]
     if invoice.tax_amount != ZERO:
-        lines.append(_tax_line(invoice, rules, catalog, problems))
+        lines.append(_tax_line(document))
     if problems:
         return list(dict.fromkeys(problems))  # each problem once, in first-seen order
     plan_lines = tuple(filter(None, lines))
@@ -366,7 +372,10 @@ def resolve_invoice(
 class _Document:
     """One resolution's working state: what every line of the document shares, found once."""
 
-    __slots__ = ("invoice", "rules", "catalog", "problems", "context", "routing", "shared")
+    __slots__ = (
+        "invoice", "rules", "catalog", "problems", "context", "routing", "shared", "memo",
+        "parts", "usable_accounts",
+    )  # fmt: skip
 
     def __init__(
         self, invoice: Invoice, rules: CompiledRules, catalog: Catalog, problems: list[Problem]
@@ -387,12 +396,28 @@ class _Document:
         # The codings of dimensions fed from the document (its office, job …), the same on
         # every line: worked out, and their problems reported, on the first line coded.
         self.shared: list[Coding | None] | None = None
+        self.memo = _memo_for(rules, catalog)
+        self.parts, self.usable_accounts = self.memo.parts, self.memo.usable_accounts
 
 
 # --- header -------------------------------------------------------------------------------------
 
 
-def _header_codings(document: _Document) -> dict[str, Coding]:
+def _header_codings(document: _Document) -> Mapping[str, Coding]:
+    invoice = document.invoice
+    key = (invoice.location.address.state, invoice.office.name)
+    known = document.memo.headers.get(key)
+    if known is None:
+        found: list[Problem] = []
+        # One dict shared by every plan with this state and office: plans are read-only.
+        known = document.memo.headers[key] = (_header_coded(document, found), tuple(found))
+    codings, problems = known
+    if problems:
+        document.problems.extend(problems)
+    return codings
+
+
+def _header_coded(document: _Document, problems: list[Problem]) -> dict[str, Coding]:
     invoice, rules = document.invoice, document.rules
     codings: dict[str, Coding] = {}
     state = invoice.location.address.state
@@ -404,9 +429,7 @@ def _header_codings(document: _Document) -> dict[str, Coding]:
             )
     department = _map_target(rules, "OFFICE", invoice.office.name, "department")
     if department:
-        _check_value(
-            CatalogKind.DEPARTMENT, department, "department", document.catalog, document.problems
-        )
+        _check_value(CatalogKind.DEPARTMENT, department, "department", document.catalog, problems)
         codings["department"] = Coding(
             department, f"department {department} from the office map ({invoice.office.name})"
         )
@@ -422,21 +445,99 @@ def _map_target(rules: CompiledRules, kind: str, source: str, target: str) -> st
 
 
 def _revenue_line(document: _Document, line: InvoiceLine) -> PlanLine | None:
-    service_line = norm(line.service_line)
-    row = document.rules.service_lines.get(service_line)
-    choice = _route(document, norm(line.item_type), service_line) or _revenue_map(
+    part = document.parts.get((line.service_line, line.item_type)) or _line_part(document, line)
+    row = part.row
+    choice = _route(document, part.line_kind, part.service_line) or _revenue_map(
         document, line, row.targets if row else None
     )
     if choice is None:
         return None
     account, reason = choice
-    if _check_account(account, "revenue account", document.catalog, document.problems) is None:
-        return None
-    codings = _line_codings(document, line, row)
+    if account not in document.usable_accounts:
+        if _check_account(account, "revenue account", document.catalog, document.problems) is None:
+            return None
+        document.usable_accounts.add(account)
+    codings = _line_codings(document, line, part)
     # Positional: keyword arguments make this, the hottest constructor, 40 % slower.
     return PlanLine(
         account, line.amount, line.description, reason, "", line.source_id, line.item_type, codings
     )
+
+
+class _LinePart(NamedTuple):
+    """Everything about a line that depends only on its own service line and item type (as
+    spelled), the rules and the catalog: worked out once, then reused by every document.
+
+    `dimensions` holds, per dimension setting in order, the coding and problems of a dimension
+    fed from the line, or None for one fed from the document.
+    """
+
+    service_line: str  # normalised
+    line_kind: str  # the item type, normalised
+    row: ServiceLineRow | None
+    codings: tuple[tuple[str, Coding], ...]  # from the service-line map
+    problems: tuple[Problem, ...]  # of those codings
+    dimensions: tuple[tuple[Coding | None, tuple[Problem, ...]] | None, ...]
+
+
+# Distinct (service line, item type) spellings remembered per catalog before starting afresh:
+# real sets hold a few thousand; the bound keeps memory flat whatever the source sends.
+_MEMO_LIMIT = 50_000
+
+
+class _Memo:
+    """What resolution has learnt against one catalog, reused by every later document: results
+    that depend only on a few source values as spelled (a line's service line and item type, a
+    document's state and office, a tax rate), never on amounts or document numbers."""
+
+    __slots__ = ("catalog", "parts", "usable_accounts", "headers", "taxes", "dimensions")
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog  # held, so that its identity cannot be reused by another
+        self.parts: dict[tuple[str, str], _LinePart] = {}
+        self.usable_accounts: set[str] = set()
+        self.headers: dict[tuple[str, str], tuple[Mapping[str, Coding], tuple[Problem, ...]]] = {}
+        self.taxes: dict[tuple[Decimal, str], _TaxCoding] = {}
+        self.dimensions: dict[tuple[int, str], tuple[Coding | None, tuple[Problem, ...]]] = {}
+
+    def full(self) -> bool:
+        return len(self.parts) + len(self.headers) + len(self.dimensions) > _MEMO_LIMIT
+
+
+def _memo_for(rules: CompiledRules, catalog: Catalog) -> _Memo:
+    """This catalog's memo: a new catalog (or a full memo) starts afresh."""
+    memo: _Memo | None = rules.memo.get("catalog")
+    if memo is None or memo.catalog is not catalog or memo.full():
+        memo = rules.memo["catalog"] = _Memo(catalog)
+    return memo
+
+
+def _line_part(document: _Document, line: InvoiceLine) -> _LinePart:
+    rules, catalog = document.rules, document.catalog
+    service_line = norm(line.service_line)
+    row = rules.service_lines.get(service_line)
+    codings: list[tuple[str, Coding]] = []
+    problems: list[Problem] = []
+    for target, kind, label, mapped in row.codings if row else ():
+        _check_value(kind, mapped.value, label, catalog, problems)
+        if line.service_line == mapped.spelling:
+            codings.append((target, mapped.coding))
+        else:
+            reason = f"{label} {mapped.value} from the service-line map ({line.service_line})"
+            codings.append((target, Coding(mapped.value, reason)))
+    dimensions: list[tuple[Coding | None, tuple[Problem, ...]] | None] = []
+    for dimension in rules.dimensions:
+        if not dimension.per_line:
+            dimensions.append(None)
+            continue
+        found: list[Problem] = []
+        coding = _dimension(dimension, dimension.read(document.invoice, line), catalog, found)
+        dimensions.append((coding, tuple(found)))
+    part = _LinePart(
+        service_line, norm(line.item_type), row, tuple(codings), tuple(problems), tuple(dimensions)
+    )
+    document.parts[(line.service_line, line.item_type)] = part
+    return part
 
 
 # The maps that can give a line its revenue account after routing, in order of precedence.
@@ -499,13 +600,22 @@ def _route(document: _Document, line_kind: str, service_line: str) -> tuple[str,
     """The most specific matching routing rule; priority decides among equally specific ones."""
     keys = ((), line_kind, service_line, (line_kind, service_line))  # by line shape
     for probes in document.routing:
-        found = [routes for shape, lookup in probes if (routes := lookup(keys[shape]))]
-        if found:
-            return _best_route(found, document.problems)
+        found = None
+        for shape, lookup in probes:
+            routes = lookup(keys[shape])
+            if routes:
+                if found is not None:  # several entries match: rank them all
+                    matches = [more for shape, lookup in probes if (more := lookup(keys[shape]))]
+                    return _best_route(matches, document.problems)
+                found = routes
+        if found is not None:
+            return _best_route((found,), document.problems)
     return None
 
 
-def _best_route(found: list[tuple[Route, ...]], problems: list[Problem]) -> tuple[str, str] | None:
+def _best_route(
+    found: Sequence[tuple[Route, ...]], problems: list[Problem]
+) -> tuple[str, str] | None:
     """`found` holds the matching index entries, each already best first."""
     if len(found) == 1:
         routes: Sequence[Route] = found[0]
@@ -527,41 +637,58 @@ def _best_route(found: list[tuple[Route, ...]], problems: list[Problem]) -> tupl
     return best.account, routes[0].reason
 
 
-def _line_codings(
-    document: _Document, line: InvoiceLine, row: ServiceLineRow | None
-) -> dict[str, Coding]:
-    codings: dict[str, Coding] = {}
-    for target, kind, label, mapped in row.codings if row else ():
-        _check_value(kind, mapped.value, label, document.catalog, document.problems)
-        if line.service_line == mapped.spelling:
-            codings[target] = mapped.coding
-        else:
-            reason = f"{label} {mapped.value} from the service-line map ({line.service_line})"
-            codings[target] = Coding(mapped.value, reason)
+def _line_codings(document: _Document, line: InvoiceLine, part: _LinePart) -> dict[str, Coding]:
+    codings = dict(part.codings)
+    problems = document.problems
+    if part.problems:
+        problems.extend(part.problems)
     dimensions, shared = document.rules.dimensions, document.shared
-    if shared is None:  # the first line coded: every dimension, in order, keeping the document's
+    if shared is None:  # the first line coded: the document's dimensions, found and checked once
         shared = document.shared = []
-        for dimension in dimensions:
-            coding = _dimension(dimension, dimension.read(document.invoice, line), document)
-            shared.append(_PER_LINE if dimension.per_line else coding)
+        for index, (dimension, own) in enumerate(zip(dimensions, part.dimensions, strict=True)):
+            if own is None:
+                coding = _document_dimension(document, index, dimension, line)
+                shared.append(coding)
+            else:
+                coding, found = own
+                problems.extend(found)
+                shared.append(_PER_LINE)
             if coding is not None:
                 codings[dimension.coding_key] = coding
         return codings
-    for dimension, coding in zip(dimensions, shared, strict=True):
-        if coding is _PER_LINE:
-            coding = _dimension(dimension, dimension.read(document.invoice, line), document)
+    for dimension, coding, own in zip(dimensions, shared, part.dimensions, strict=True):
+        if own is not None:
+            coding, found = own
+            if found:
+                problems.extend(found)
         if coding is not None:
             codings[dimension.coding_key] = coding
     return codings
+
+
+def _document_dimension(
+    document: _Document, index: int, dimension: CompiledDimension, line: InvoiceLine
+) -> Coding | None:
+    source_value = dimension.read(document.invoice, line)
+    if not dimension.values:  # pass-through or default only: nothing worth remembering
+        return _dimension(dimension, source_value, document.catalog, document.problems)
+    known = document.memo.dimensions.get((index, source_value))
+    if known is None:
+        found: list[Problem] = []
+        coding = _dimension(dimension, source_value, document.catalog, found)
+        known = document.memo.dimensions[(index, source_value)] = (coding, tuple(found))
+    if known[1]:
+        document.problems.extend(known[1])
+    return known[0]
 
 
 _PER_LINE = Coding("", "")  # marks, in `_Document.shared`, a dimension fed from the line
 
 
 def _dimension(
-    dimension: CompiledDimension, source_value: str, document: _Document
+    dimension: CompiledDimension, source_value: str, catalog: Catalog, problems: list[Problem]
 ) -> Coding | None:
-    setting, label, problems = dimension.setting, dimension.label, document.problems
+    setting, label = dimension.setting, dimension.label
     # An empty map (a pass-through dimension) needs no normalising: job numbers and customer
     # names are unbounded and would only churn norm()'s cache.
     mapped = dimension.values.get(norm(source_value)) if dimension.values else None
@@ -592,7 +719,7 @@ def _dimension(
         return None
     else:
         return None
-    if setting.dimension not in document.catalog.lists.get(CatalogKind.DIMENSION, _NOTHING):
+    if setting.dimension not in catalog.lists.get(CatalogKind.DIMENSION, _NOTHING):
         problems.append(
             Problem(
                 "UNKNOWN_DIMENSION", f"Dimension {setting.dimension} does not exist in the ERP."
@@ -603,7 +730,7 @@ def _dimension(
         CatalogKind.DIMENSION_VALUE,
         key,
         dimension.value_role,
-        document.catalog,
+        catalog,
         problems,
         shown=code,
     )
@@ -613,12 +740,46 @@ def _dimension(
 # --- tax ----------------------------------------------------------------------------------------
 
 
-def _tax_line(
-    invoice: Invoice, rules: CompiledRules, catalog: Catalog, problems: list[Problem]
-) -> PlanLine | None:
+class _TaxCoding(NamedTuple):
+    """How a tax rate in a state is coded: everything about the tax line but its amount."""
+
+    account: str
+    description: str
+    reason: str
+    tax_code: str
+    problems: tuple[Problem, ...]
+
+
+def _tax_line(document: _Document) -> PlanLine | None:
+    invoice = document.invoice
+    key = (invoice.tax_rate, invoice.location.address.state)
+    known = document.memo.taxes.get(key)
+    if known is None:
+        found: list[Problem] = []
+        known = document.memo.taxes[key] = _tax_coded(document, found)._replace(
+            problems=tuple(found)
+        )
+    if known.problems:
+        document.problems.extend(known.problems)
+        return None
+    return PlanLine(
+        known.account,
+        invoice.tax_amount,
+        known.description,
+        known.reason,
+        known.tax_code,
+        "",
+        "tax",
+        {},
+    )
+
+
+def _tax_coded(document: _Document, problems: list[Problem]) -> _TaxCoding:
+    invoice, rules, catalog = document.invoice, document.rules, document.catalog
     rate = norm(str(invoice.tax_rate))
     state = invoice.location.address.state
     defaults = rules.ruleset.defaults
+    failed = _TaxCoding("", "", "", "", ())
     if defaults.tax_code_source == "STATE":
         code = _map_target(rules, "LOCATION_STATE", state, "tax_code")
         if not code:
@@ -629,7 +790,7 @@ def _tax_line(
                     state,
                 )
             )
-            return None
+            return failed
         code_reason = f"tax code {code} from the location-state map ({state})"
     else:
         code = _map_target(rules, "TAX_RATE", rate, "tax_code")
@@ -641,7 +802,7 @@ def _tax_line(
                     rate,
                 )
             )
-            return None
+            return failed
         code_reason = f"tax code {code} from the tax-rate map ({rate}%)"
     _check_value(CatalogKind.TAX_CODE, code, "tax code", catalog, problems)
     account = _map_target(rules, "TAX_RATE", rate, "tax_account")
@@ -658,17 +819,9 @@ def _tax_line(
                 rate,
             )
         )
-        return None
-    if _check_account(account, "tax liability account", catalog, problems) is None:
-        return None
-    return PlanLine(
-        account=account,
-        amount=invoice.tax_amount,
-        description=f"Sales tax {rate}%",
-        reason=f"{code_reason}; {account_reason}",
-        tax_code=code,
-        line_kind="tax",
-    )
+        return failed
+    _check_account(account, "tax liability account", catalog, problems)
+    return _TaxCoding(account, f"Sales tax {rate}%", f"{code_reason}; {account_reason}", code, ())
 
 
 # --- catalog checks -----------------------------------------------------------------------------

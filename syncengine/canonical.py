@@ -88,7 +88,10 @@ class Invoice:
 
 
 def to_jsonable(document: Any) -> dict[str, Any]:
-    """Dataclass → JSON-ready dict, with Decimals and dates as strings (exact round trip)."""
+    """Dataclass → JSON-ready dict, with Decimals and dates as strings (exact round trip).
+
+    Named tuples inside (plan lines, codings) become objects, like the dataclasses around them.
+    """
 
     def convert(value: Any) -> Any:
         if isinstance(value, Decimal):
@@ -97,6 +100,8 @@ def to_jsonable(document: Any) -> dict[str, Any]:
             return value.isoformat()
         if isinstance(value, dict):
             return {key: convert(item) for key, item in value.items()}
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple: an object
+            return {name: convert(item) for name, item in zip(value._fields, value, strict=True)}
         if isinstance(value, list | tuple):
             return [convert(item) for item in value]
         return value
