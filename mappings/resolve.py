@@ -73,12 +73,20 @@ class Catalog:
 # map row typed "HVAC").
 
 KeyReader = Callable[[dict[str, str]], object]
-Lookup = Callable[[object], "tuple[Route, ...] | None"]
+Lookup = Callable[[object], "Routes | None"]
 
 
 class Route(NamedTuple):
     rule: RoutingRule
     reason: str
+
+
+class Routes(NamedTuple):
+    """One index entry: the rules it holds, best first, and the answer when it alone matches
+    (None when its own best two tie, which only a rule set that skipped validation can do)."""
+
+    routes: tuple[Route, ...]
+    alone: tuple[str, str] | None
 
 
 class MappedValue(NamedTuple):
@@ -104,7 +112,7 @@ class RoutingGroup:
     attributes: tuple[str, ...]
     document_key: KeyReader
     line_shape: int
-    rules: dict[object, dict[object, tuple[Route, ...]]]
+    rules: dict[object, dict[object, Routes]]
     tagged: bool  # tests customer_tag: the document picks one entry per tag of the customer
 
 
@@ -207,16 +215,17 @@ def _routing_group(signature: tuple[str, ...], rules: list[RoutingRule]) -> Rout
         document_key=document_key,
         line_shape=line_shape,
         rules={
-            document_value: {
-                line_value: tuple(
-                    Route(rule, _route_reason(rule)) for rule in sorted(same, key=_rank)
-                )
-                for line_value, same in by_line.items()
-            }
+            document_value: {line_value: _routes(same) for line_value, same in by_line.items()}
             for document_value, by_line in index.items()
         },
         tagged="customer_tag" in signature,
     )
+
+
+def _routes(rules: list[RoutingRule]) -> Routes:
+    routes = tuple(Route(rule, _route_reason(rule)) for rule in sorted(rules, key=_rank))
+    tied = len(routes) > 1 and routes[1].rule.priority == routes[0].rule.priority
+    return Routes(routes, None if tied else (routes[0].rule.account, routes[0].reason))
 
 
 def _no_key(_context: dict[str, str]) -> object:
@@ -395,7 +404,7 @@ class _Document:
         self.routing = _routing_probes(rules, self.context, tags)
         # The codings of dimensions fed from the document (its office, job …), the same on
         # every line: worked out, and their problems reported, on the first line coded.
-        self.shared: list[Coding | None] | None = None
+        self.shared: dict[str, Coding] | None = None
         self.memo = _memo_for(rules, catalog)
         self.parts, self.usable_accounts = self.memo.parts, self.memo.usable_accounts
 
@@ -468,15 +477,18 @@ class _LinePart(NamedTuple):
     """Everything about a line that depends only on its own service line and item type (as
     spelled), the rules and the catalog: worked out once, then reused by every document.
 
-    `dimensions` holds, per dimension setting in order, the coding and problems of a dimension
-    fed from the line, or None for one fed from the document.
+    A line's codings are its own (`codings`: the service-line map's, then the dimensions fed
+    from the line, in setting order) followed by the document's dimensions. `problems` are the
+    own codings' problems; `dimensions` holds, per dimension setting in order, the coding and
+    problems of a dimension fed from the line, or None for one fed from the document, so that
+    the first line of a document reports problems in setting order.
     """
 
     service_line: str  # normalised
     line_kind: str  # the item type, normalised
     row: ServiceLineRow | None
-    codings: tuple[tuple[str, Coding], ...]  # from the service-line map
-    problems: tuple[Problem, ...]  # of those codings
+    codings: dict[str, Coding]
+    problems: tuple[Problem, ...]
     dimensions: tuple[tuple[Coding | None, tuple[Problem, ...]] | None, ...]
 
 
@@ -533,8 +545,14 @@ def _line_part(document: _Document, line: InvoiceLine) -> _LinePart:
         found: list[Problem] = []
         coding = _dimension(dimension, dimension.read(document.invoice, line), catalog, found)
         dimensions.append((coding, tuple(found)))
+    own = dict(codings)
+    for dimension, result in zip(rules.dimensions, dimensions, strict=True):
+        if result is not None:
+            problems.extend(result[1])
+            if result[0] is not None:
+                own[dimension.coding_key] = result[0]
     part = _LinePart(
-        service_line, norm(line.item_type), row, tuple(codings), tuple(problems), tuple(dimensions)
+        service_line, norm(line.item_type), row, own, tuple(problems), tuple(dimensions)
     )
     document.parts[(line.service_line, line.item_type)] = part
     return part
@@ -605,11 +623,13 @@ def _route(document: _Document, line_kind: str, service_line: str) -> tuple[str,
             routes = lookup(keys[shape])
             if routes:
                 if found is not None:  # several entries match: rank them all
-                    matches = [more for shape, lookup in probes if (more := lookup(keys[shape]))]
+                    matches = [
+                        more.routes for shape, lookup in probes if (more := lookup(keys[shape]))
+                    ]
                     return _best_route(matches, document.problems)
                 found = routes
         if found is not None:
-            return _best_route((found,), document.problems)
+            return found.alone or _best_route((found.routes,), document.problems)
     return None
 
 
@@ -638,32 +658,31 @@ def _best_route(
 
 
 def _line_codings(document: _Document, line: InvoiceLine, part: _LinePart) -> dict[str, Coding]:
-    codings = dict(part.codings)
-    problems = document.problems
-    if part.problems:
-        problems.extend(part.problems)
-    dimensions, shared = document.rules.dimensions, document.shared
-    if shared is None:  # the first line coded: the document's dimensions, found and checked once
-        shared = document.shared = []
-        for index, (dimension, own) in enumerate(zip(dimensions, part.dimensions, strict=True)):
-            if own is None:
-                coding = _document_dimension(document, index, dimension, line)
-                shared.append(coding)
-            else:
-                coding, found = own
-                problems.extend(found)
-                shared.append(_PER_LINE)
-            if coding is not None:
-                codings[dimension.coding_key] = coding
-        return codings
-    for dimension, coding, own in zip(dimensions, shared, part.dimensions, strict=True):
+    shared = document.shared
+    if shared is None:
+        shared = document.shared = _first_line_codings(document, line, part)
+    elif part.problems:
+        document.problems.extend(part.problems)
+    return {**part.codings, **shared} if shared else dict(part.codings)
+
+
+def _first_line_codings(
+    document: _Document, line: InvoiceLine, part: _LinePart
+) -> dict[str, Coding]:
+    """The document's own dimensions, found and checked once, on its first line; problems are
+    reported in setting order, the line's own interleaved with the document's."""
+    rules, problems = document.rules, document.problems
+    row_problems = len(part.problems) - sum(len(own[1]) for own in part.dimensions if own)
+    problems.extend(part.problems[:row_problems])
+    shared: dict[str, Coding] = {}
+    for index, (dimension, own) in enumerate(zip(rules.dimensions, part.dimensions, strict=True)):
         if own is not None:
-            coding, found = own
-            if found:
-                problems.extend(found)
+            problems.extend(own[1])
+            continue
+        coding = _document_dimension(document, index, dimension, line)
         if coding is not None:
-            codings[dimension.coding_key] = coding
-    return codings
+            shared[dimension.coding_key] = coding
+    return shared
 
 
 def _document_dimension(
@@ -681,8 +700,6 @@ def _document_dimension(
         document.problems.extend(known[1])
     return known[0]
 
-
-_PER_LINE = Coding("", "")  # marks, in `_Document.shared`, a dimension fed from the line
 
 
 def _dimension(
