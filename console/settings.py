@@ -154,6 +154,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "console.api.tasks.idempotent_requests_purge",
         "schedule": config.env_int("CROSSWALK_IDEMPOTENCY_PURGE_SECONDS", 3600, minimum=60),
     },
+    # ServiceTrade API connections: each polls at its own interval (source_settings), checked
+    # every minute; write-back of posting outcomes runs as often.
+    "servicetrade-poll": {
+        "task": "syncengine.tasks.servicetrade_poll_due",
+        "schedule": config.env_int("CROSSWALK_SERVICETRADE_TICK_SECONDS", 60, minimum=10),
+    },
+    "servicetrade-write-back": {
+        "task": "syncengine.tasks.servicetrade_write_back_all",
+        "schedule": config.env_int("CROSSWALK_SERVICETRADE_TICK_SECONDS", 60, minimum=10),
+    },
 }
 
 # Sync engine tuning.

@@ -125,6 +125,7 @@ class SourceReceipt(models.Model):
         FILE = "FILE", "File"
         WEBHOOK = "WEBHOOK", "Webhook"
         DEMO = "DEMO", "Demo loader"
+        API = "API", "ServiceTrade API"
 
     class Outcome(models.TextChoices):
         PENDING = "PENDING", "Not parsed yet"
@@ -397,3 +398,84 @@ class RateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.used} requests since {self.window_start:%H:%M:%S}"
+
+
+# --- ServiceTrade API: where polling and backfill stand, webhook subscriptions, write-back ------
+
+
+class SourceCursor(models.Model):
+    """How far one connection has read one ServiceTrade list (syncengine.sources.servicetrade_api).
+
+    POLL: `position_epoch` is the `updatedAfter` of the next poll. BACKFILL: the backfill reads
+    `createdAfter=since_epoch … createdBefore=until_epoch` in windows; `position_epoch` is the
+    start of the window being read and `page` the next page in it. A page and the cursor move
+    commit together, so an interrupted backfill resumes at the first page not yet ingested.
+    """
+
+    class Mode(models.TextChoices):
+        POLL = "POLL", "Polling"
+        BACKFILL = "BACKFILL", "Backfill"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    entity = models.CharField(max_length=30)
+    mode = models.CharField(max_length=10, choices=Mode.choices)
+    since_epoch = models.BigIntegerField(null=True, blank=True)
+    until_epoch = models.BigIntegerField(null=True, blank=True)
+    position_epoch = models.BigIntegerField(null=True, blank=True)
+    page = models.PositiveIntegerField(default=1)
+    items_read = models.PositiveBigIntegerField(default=0)
+    started_at = models.DateTimeField()
+    moved_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "entity", "mode"], name="source_cursor_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display()} of {self.entity} for {self.connection_id}"
+
+
+class WebhookSubscription(models.Model):
+    """A webhook Crosswalk registered in ServiceTrade, as last created or checked. The hook URL
+    holds the secret, so only its secret-free prefix is kept."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    remote_id = models.CharField(max_length=64)
+    hook_url_prefix = models.CharField(max_length=500)
+    entity_events = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    checked_at = models.DateTimeField(null=True, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "remote_id"], name="webhook_subscription_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"ServiceTrade webhook {self.remote_id} of {self.connection_id}"
+
+
+class SourceWriteBack(models.Model):
+    """One outcome told back to ServiceTrade for one sync record: never told twice."""
+
+    record = models.ForeignKey(SyncRecord, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=20)
+    at = models.DateTimeField()
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["record", "outcome"], name="source_write_back_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} told for record {self.record_id}"

@@ -35,3 +35,31 @@ def reconciliation_run_all() -> None:
 @shared_task(queue="celery", ignore_result=True, time_limit=600, soft_time_limit=540)
 def timecards_catch_up() -> None:
     services.timecards_catch_up(now=timezone.now())
+
+
+# --- ServiceTrade API (syncengine.sources.servicetrade_api.sync) --------------------------------
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=120, soft_time_limit=100)
+def servicetrade_webhook_process(*, receipt_id: int) -> None:
+    """Re-fetch what one stored webhook delivery names; a failure is left to the next poll."""
+    from syncengine.models import SourceReceipt
+    from syncengine.sources.servicetrade_api import sync
+
+    receipt = SourceReceipt.objects.select_related("connection").get(pk=receipt_id)
+    sync.webhook_message_process(receipt=receipt, now=timezone.now())
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=1800, soft_time_limit=1740)
+def servicetrade_poll_due() -> None:
+    from syncengine.sources.servicetrade_api import sync
+
+    sync.servicetrade_poll_due(now=timezone.now())
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=600, soft_time_limit=540)
+def servicetrade_write_back_all() -> None:
+    from syncengine.sources.servicetrade_api import sync
+
+    for connection in sync.connections_with_api():
+        sync.servicetrade_write_back(connection=connection, now=timezone.now())

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from syncengine import services, webhooks
 from syncengine.models import Connection, SourceReceipt
+from syncengine.sources.servicetrade_api import sync as servicetrade_sync
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -35,6 +36,13 @@ def servicetrade_webhook(request: HttpRequest, slug: str, secret: str) -> JsonRe
     except RequestDataTooBig:
         limit = settings.CROSSWALK_MAX_PAYLOAD_BYTES
         return JsonResponse({"error": f"Body larger than {limit} bytes."}, status=413)
+    if servicetrade_sync.is_entity_message(body):
+        # ServiceTrade's own webhook: ids only; stored now, each entity re-fetched (issue 7).
+        receipt = servicetrade_sync.webhook_message_receive(
+            connection=connection, body=body, origin=request.META.get("REMOTE_ADDR", ""),
+            now=timezone.now(),
+        )  # fmt: skip
+        return JsonResponse({"receipt": receipt.pk, "errors": receipt.errors}, status=202)
     result = services.invoices_ingest(
         connection=connection,
         body=body,

@@ -1,0 +1,90 @@
+"""python manage.py servicetrade {backfill,poll,subscribe,check,write-back} — the ServiceTrade API.
+
+- `backfill --since DATE`: every invoice created since DATE, with a progress bar. Interrupted
+  (Ctrl-C, a ServiceTrade outage), it keeps its position; run the same command again to continue.
+- `poll`: one poll now (beat polls on its own every `poll_interval_seconds`).
+- `subscribe --base-url URL`: register Crosswalk's webhook in ServiceTrade (a new hook secret).
+- `check`: what is wrong with the registered webhook, if anything (exit status 1 if so).
+- `write-back`: tell ServiceTrade now how posting ended for invoices not told yet.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from tqdm import tqdm
+
+from syncengine.management.commands._connections import connection_from_option
+from syncengine.models import SourceCursor
+from syncengine.sources.servicetrade_api import sync
+from syncengine.sources.servicetrade_api.client import Page, ServiceTradeError
+
+
+class Command(BaseCommand):
+    help = "Read from and write to ServiceTrade's API for a connection."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        backfill = actions.add_parser("backfill", help="Ingest every invoice created since DATE.")
+        backfill.add_argument("--since", required=True, type=date.fromisoformat,
+                              help="YYYY-MM-DD (midnight UTC).")  # fmt: skip
+        subscribe = actions.add_parser("subscribe", help="Register the webhook in ServiceTrade.")
+        subscribe.add_argument("--base-url", required=True,
+                               help="Where ServiceTrade reaches Crosswalk, e.g. "
+                               "https://crosswalk.example.com")  # fmt: skip
+        for name in ("poll", "check", "write-back"):
+            actions.add_parser(name)
+        for action in actions.choices.values():
+            action.add_argument("--connection", help="Connection slug (default: the only one).")
+
+    def handle(self, *args: Any, action: str, connection: str | None, **options: Any) -> None:
+        target = connection_from_option(connection)
+        try:
+            if action == "backfill":
+                self._backfill(target, options["since"])
+            elif action == "poll":
+                result = sync.servicetrade_poll(connection=target, now=timezone.now())
+                self.stdout.write(f"{result.invoices} invoice(s) read, {result.accepted} new or "
+                                  f"changed, {len(result.errors)} problem(s).")  # fmt: skip
+            elif action == "subscribe":
+                sub = sync.webhook_subscribe(connection=target, base_url=options["base_url"],
+                                             now=timezone.now())  # fmt: skip
+                self.stdout.write(f"Webhook {sub.remote_id} registered: {sub.hook_url_prefix}…")
+            elif action == "check":
+                self._check(target)
+            else:
+                told = sync.servicetrade_write_back(connection=target, now=timezone.now())
+                self.stdout.write(f"{told} outcome(s) told to ServiceTrade.")
+        except ServiceTradeError as error:
+            raise CommandError(error.message) from None
+
+    def _backfill(self, connection: Any, since: date) -> None:
+        bar = tqdm(desc="Backfilling invoices", unit="invoice")
+
+        def on_page(page: Page, cursor: SourceCursor) -> None:
+            bar.update(len(page.items))
+            bar.set_postfix(window=str(cursor.position_epoch), page=page.number)
+
+        try:
+            result = sync.servicetrade_backfill(connection=connection, since=since,
+                                                now=timezone.now(), on_page=on_page)  # fmt: skip
+        except (ServiceTradeError, KeyboardInterrupt) as stop:
+            bar.close()
+            why = stop.message if isinstance(stop, ServiceTradeError) else "interrupted"
+            raise CommandError(f"Backfill stopped ({why}). Its position is kept: run the same "
+                               "command again to continue.") from None  # fmt: skip
+        bar.close()
+        self.stdout.write(f"Backfill done: {result.invoices} invoice(s) read, {result.accepted} "
+                          f"new or changed, {result.unchanged} already up to date, "
+                          f"{len(result.errors)} problem(s).")  # fmt: skip
+
+    def _check(self, connection: Any) -> None:
+        problems = sync.webhook_check(connection=connection, now=timezone.now())
+        for problem in problems:
+            self.stderr.write(problem)
+        if problems:
+            raise SystemExit(1)
+        self.stdout.write("The ServiceTrade webhook is registered, enabled and current.")
