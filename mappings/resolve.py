@@ -153,6 +153,8 @@ class CompiledRules:
     routing_levels: tuple[RoutingLevel, ...]  # most specific first
     dimensions: tuple[CompiledDimension, ...]
     routes_on_tags: bool
+    # The document attributes, besides the tag, that groups on customer tags test.
+    tag_context: tuple[str, ...]
     # What resolution learns about one line's own values against one catalog (see `_LinePart`),
     # kept across documents. Not part of the rules' identity; bounded by `_MEMO_LIMIT`.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -173,6 +175,18 @@ def compile_rules(ruleset: RuleSet, version: int | None = None) -> CompiledRules
         routing_levels=levels,
         dimensions=tuple(_compile_dimension(setting) for setting in ruleset.dimensions),
         routes_on_tags=any(group.tagged for level in levels for group in level.groups),
+        tag_context=tuple(
+            sorted(
+                {
+                    attribute
+                    for level in levels
+                    for group in level.groups
+                    if group.tagged
+                    for attribute in group.attributes
+                    if attribute not in (*_LINE_ATTRIBUTES, "customer_tag")
+                }
+            )
+        ),
     )
 
 
@@ -382,7 +396,7 @@ class _Document:
     """One resolution's working state: what every line of the document shares, found once."""
 
     __slots__ = (
-        "invoice", "rules", "catalog", "problems", "context", "routing", "shared", "memo",
+        "invoice", "rules", "catalog", "problems", "routing", "shared", "memo",
         "parts", "usable_accounts",
     )  # fmt: skip
 
@@ -393,15 +407,7 @@ class _Document:
         self.rules = rules
         self.catalog = catalog
         self.problems = problems
-        # The document's routing attributes, normalised.
-        self.context = {
-            "document_kind": "invoice",
-            "office": norm(invoice.office.name),
-            "job_type": norm(invoice.job.job_type),
-            "state": norm(invoice.location.address.state),
-        }
-        tags = tuple(map(norm, invoice.customer_tags)) if rules.routes_on_tags else ()
-        self.routing = _routing_probes(rules, self.context, tags)
+        self.routing = _routing_probes(rules, invoice)
         # The codings of dimensions fed from the document (its office, job …), the same on
         # every line: worked out, and their problems reported, on the first line coded.
         self.shared: dict[str, Coding] | None = None
@@ -594,23 +600,67 @@ def _revenue_map(
     return None
 
 
-def _routing_probes(
-    rules: CompiledRules, context: dict[str, str], tags: tuple[str, ...]
-) -> tuple[tuple[tuple[int, Lookup], ...], ...]:
+Probes = tuple[tuple[tuple[int, Lookup], ...], ...]
+
+
+def _routing_probes(rules: CompiledRules, invoice: Invoice) -> Probes:
     """Per level with any, the index entries this document's lines can match, as (line shape,
-    lookup): one per group, or per customer tag for groups on tags; most specific level first."""
+    lookup): one per group, or per customer tag for groups on tags; most specific level first.
+
+    What the office, job type and state select is remembered across documents (a few thousand
+    combinations at most); only the customer's tags are looked at for each document.
+    """
+    key = (invoice.office.name, invoice.job.job_type, invoice.location.address.state)
+    memo = rules.memo.setdefault("probes", {})
+    untagged = memo.get(key)
+    if untagged is None:
+        if len(memo) > _MEMO_LIMIT:
+            memo.clear()
+        context = {
+            "document_kind": "invoice",
+            "office": norm(key[0]),
+            "job_type": norm(key[1]),
+            "state": norm(key[2]),
+        }
+        untagged = memo[key] = (_level_probes(rules, (context,), tagged=False), context)
+    by_level, context = untagged
+    if not (rules.routes_on_tags and invoice.customer_tags):
+        return tuple(probes for probes in by_level if probes)
+    # A line can match a group on customer tags through any of the customer's tags; what one
+    # tag selects depends on the tag and the few document attributes those groups also test.
+    tag_memo = rules.memo.setdefault("tag_probes", {})
+    if len(tag_memo) > _MEMO_LIMIT:
+        tag_memo.clear()
+    scope = tuple(context[attribute] for attribute in rules.tag_context)
+    merged = [list(probes) for probes in by_level]
+    for tag in invoice.customer_tags:
+        tagged = tag_memo.get((scope, tag))
+        if tagged is None:
+            tagged_context = {**context, "customer_tag": norm(tag)}
+            tagged = tag_memo[(scope, tag)] = _level_probes(
+                rules, (tagged_context,), tagged=True
+            )
+        for probes, more in zip(merged, tagged, strict=True):
+            probes.extend(more)
+    return tuple(tuple(probes) for probes in merged if probes)
+
+
+def _level_probes(
+    rules: CompiledRules, contexts: tuple[dict[str, str], ...], *, tagged: bool
+) -> Probes:
+    """For every level (empty ones too), the probes of the groups that do (or do not) test
+    customer tags, for each of the contexts."""
     levels = []
-    # A line can match a group on customer tags through any of the customer's tags.
-    tagged_contexts = [{**context, "customer_tag": tag} for tag in tags]
     for level in rules.routing_levels:
         probes = []
-        for document_key, lookup, line_shape, tagged in level.probes:
-            for values in tagged_contexts if tagged else (context,):
+        for document_key, lookup, line_shape, on_tags in level.probes:
+            if on_tags is not tagged:
+                continue
+            for values in contexts:
                 by_line = lookup(document_key(values))
                 if by_line:
                     probes.append((line_shape, by_line.get))
-        if probes:
-            levels.append(tuple(probes))
+        levels.append(tuple(probes))
     return tuple(levels)
 
 
