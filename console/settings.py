@@ -178,6 +178,9 @@ CROSSWALK_SANDBOX_FAULTS = config.env_str("CROSSWALK_SANDBOX_FAULTS")
 # First retry delay; each further attempt doubles it (capped at an hour).
 CROSSWALK_RETRY_BASE_SECONDS = config.env_int("CROSSWALK_RETRY_BASE_SECONDS", 30, minimum=1)
 CROSSWALK_MAX_PAYLOAD_BYTES = config.env_int("CROSSWALK_MAX_PAYLOAD_BYTES", 5_000_000, minimum=1024)
+# Demos only: every ServiceTrade API call goes to an in-process fake ServiceTrade
+# (syncengine/sources/servicetrade_api/fake.py) instead of the connection's base URL.
+CROSSWALK_SERVICETRADE_FAKE = config.env_bool("CROSSWALK_SERVICETRADE_FAKE", default=False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CROSSWALK_MAX_PAYLOAD_BYTES
 
 REST_FRAMEWORK = {

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from syncengine import services
 from syncengine.models import (
@@ -22,6 +23,7 @@ from syncengine.models import (
 )
 from syncengine.sources.servicetrade_api import sync
 from syncengine.sources.servicetrade_api.client import ServiceTradeError, to_epoch
+from syncengine.sources.servicetrade_api.fake import DEMO_INVOICES
 from tests.conftest import NOW
 from tests.fakes.servicetrade import make_client, st_connection
 
@@ -416,3 +418,12 @@ def test_a_purchase_order_becomes_job_items_sourced_to_it_and_is_never_added_twi
         ("Capacitor", Decimal("9.95"), "PO 4471"),
         ("Condenser fan motor", Decimal("142.10"), "PO 4471"),
     ]
+
+
+def test_the_demo_setting_reads_from_the_in_process_fake_servicetrade(connection, settings):
+    settings.CROSSWALK_SERVICETRADE_FAKE = True
+    connection.source_settings = {"api": True, "base_url": "https://servicetrade.invalid/api"}
+    connection.save(update_fields=["source_settings"])
+    result = sync.servicetrade_poll(connection=connection, now=timezone.now())
+    assert result.accepted == DEMO_INVOICES
+    assert SyncRecord.objects.count() == DEMO_INVOICES

@@ -518,3 +518,30 @@ def served(fake: FakeServiceTrade) -> Iterator[FakeServiceTrade]:
     finally:
         server.shutdown()
         thread.join()
+
+
+# --- the demo's ServiceTrade --------------------------------------------------------------------
+
+_DEMO: FakeServiceTrade | None = None
+_DEMO_LOCK = threading.Lock()
+DEMO_INVOICES = 25
+
+
+def demo_fake() -> FakeServiceTrade:
+    """One fake ServiceTrade per process, served on a local port, with invoices created over the
+    last few hours. Used instead of a connection's base URL and credentials when the setting
+    CROSSWALK_SERVICETRADE_FAKE is on (demos without a ServiceTrade account)."""
+    global _DEMO
+    with _DEMO_LOCK:
+        if _DEMO is None:
+            fake = FakeServiceTrade()
+            server = make_server("127.0.0.1", 0, fake, threaded=True)
+            fake.base_url = f"http://127.0.0.1:{server.server_port}"
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            start = int(fake.clock()) - DEMO_INVOICES * 600
+            for index in range(DEMO_INVOICES):
+                fake.clock = lambda index=index: start + index * 600  # type: ignore[misc]
+                fake.add_invoice()
+            fake.clock = time.time
+            _DEMO = fake
+        return _DEMO

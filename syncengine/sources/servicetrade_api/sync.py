@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -83,6 +83,15 @@ def client_for(
     refresh token is stored again, encrypted, at once (the old one no longer works)."""
     stored = connection.source_secrets()
     credentials = {name: stored[name] for name in SECRET_NAMES if stored.get(name)}
+    settings = api_settings(connection)
+    if django_settings.CROSSWALK_SERVICETRADE_FAKE:
+        # Demos without a ServiceTrade account: the in-process fake stands in for the real one.
+        from syncengine.sources.servicetrade_api import fake
+
+        demo = fake.demo_fake()
+        settings = replace(settings, base_url=demo.api_url, token_url="",
+                           auth_mode="oauth2_client_credentials")  # fmt: skip
+        credentials = {"client_id": fake.CLIENT_ID, "client_secret": fake.CLIENT_SECRET}
 
     def keep_refresh_token(token: str) -> None:
         from django.utils import timezone
@@ -93,7 +102,7 @@ def client_for(
             reason="ServiceTrade issued a new refresh token",
         )  # fmt: skip
 
-    return ServiceTradeClient(settings=api_settings(connection), secrets=credentials,
+    return ServiceTradeClient(settings=settings, secrets=credentials,
                               on_refresh_token=keep_refresh_token, sleep=sleep)  # fmt: skip
 
 
