@@ -4,22 +4,31 @@ The dashboard's numbers are database aggregates: one `aggregate()` with filtered
 state numbers, and `TruncDate` + `Count` per day for the 30-day chart. Only the latency
 percentiles are computed in Python, over a bounded sample of the latest postings.
 
-Days and weeks are UTC days for now (weeks start on Monday); the template says so. Moving to the
-connection's own time zone means passing `ZoneInfo(connection.time_zone)` where `UTC` is used.
+Days and weeks (starting on Monday) are the reader's: the view passes the time zone the console
+is showing (console/timezones.py), and "today", "this week" and the chart's days follow it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils.timesince import timesince
 
-from syncengine.models import Connection, SyncEvent, SyncRecord, SyncRecordQuerySet, SyncState
+from syncengine.erps.base import FailureCategory
+from syncengine.models import (
+    Connection,
+    DocumentKind,
+    Operation,
+    SyncEvent,
+    SyncRecord,
+    SyncRecordQuerySet,
+    SyncState,
+)
 
 # Posted soon without anyone doing anything: due, being retried with backoff, or in flight.
 WAITING_STATES = (SyncState.READY, SyncState.RETRY_SCHEDULED, SyncState.POSTING)
@@ -33,10 +42,52 @@ LATENCY_DAYS = 7
 LATENCY_SAMPLE = 5000
 
 
+# What the sync log's "Kind" filter offers: each a (document kind, operation) pair.
+KIND_FILTERS: dict[str, tuple[str, str]] = {
+    "invoice": (DocumentKind.INVOICE, Operation.CREATE),
+    "credit_memo": (DocumentKind.INVOICE, Operation.VOID_CREDIT_MEMO),
+    "timecard": (DocumentKind.TIMECARD, Operation.CREATE),
+}
+KIND_FILTER_CHOICES = [
+    ("invoice", "Invoices"),
+    ("credit_memo", "Credit memos for voids"),
+    ("timecard", "Timecards"),
+]
+# The "Failure category" filter: the ERP's answers by kind, plus RULES for every record the
+# posting rules blocked (their category is the problem's code, e.g. UNMAPPED_SERVICE_LINE).
+CONNECTOR_CATEGORIES = {
+    FailureCategory.AUTH: "Sign-in refused by the ERP",
+    FailureCategory.CONNECTION: "ERP unreachable",
+    FailureCategory.RATE_LIMIT: "ERP rate limit",
+    FailureCategory.VALUE: "Value refused by the ERP",
+    FailureCategory.MISSING_REFERENCE: "Missing in the ERP",
+    FailureCategory.DUPLICATE: "Duplicate in the ERP",
+    FailureCategory.PREREQUISITE: "Prerequisite missing",
+    FailureCategory.INTERNAL: "Crosswalk error",
+}
+RULES_CATEGORY = "RULES"
+CATEGORY_FILTER_CHOICES = [
+    (RULES_CATEGORY, "Posting rules (blocked)"),
+    *CONNECTOR_CATEGORIES.items(),
+]
+
+
 def records_filtered(
-    records: SyncRecordQuerySet, *, connection: str = "", state: str = "", cause: str = ""
+    records: SyncRecordQuerySet,
+    *,
+    connection: str = "",
+    state: str = "",
+    cause: str = "",
+    kind: str = "",
+    category: str = "",
+    received_from: datetime | None = None,
+    received_before: datetime | None = None,
 ) -> SyncRecordQuerySet:
-    """The sync log's and the bulk retry's filters; unknown states are ignored, like empty ones."""
+    """The sync log's and the bulk retry's filters; unknown values are ignored, like empty ones.
+
+    `received_from` / `received_before` bound `received_at` (inclusive / exclusive): the view
+    turns the dates a person typed into midnights of their time zone.
+    """
     if connection:
         records = records.filter(connection__slug=connection)
     if state in STATE_GROUPS:
@@ -45,6 +96,19 @@ def records_filtered(
         records = records.filter(state=state)
     if cause:
         records = records.filter(failure_cause=cause)
+    if kind in KIND_FILTERS:
+        document_kind, operation = KIND_FILTERS[kind]
+        records = records.filter(document__kind=document_kind, operation=operation)
+    if category == RULES_CATEGORY:
+        records = records.exclude(failure_category="").exclude(
+            failure_category__in=list(CONNECTOR_CATEGORIES)
+        )
+    elif category in CONNECTOR_CATEGORIES:
+        records = records.filter(failure_category=category)
+    if received_from is not None:
+        records = records.filter(received_at__gte=received_from)
+    if received_before is not None:
+        records = records.filter(received_at__lt=received_before)
     return records
 
 
@@ -96,31 +160,33 @@ class Dashboard:
     health: Health
 
 
-def connection_dashboard(*, connection: Connection, now: datetime) -> Dashboard:
+def connection_dashboard(*, connection: Connection, now: datetime, zone: tzinfo = UTC) -> Dashboard:
     records = SyncRecord.objects.filter(connection=connection)
-    today = now.astimezone(UTC).date()
+    today = now.astimezone(zone).date()
     week_start = today - timedelta(days=today.weekday())
-    counts = _counts(records, today=today, week_start=week_start)
+    counts = _counts(records, today=today, week_start=week_start, zone=zone)
     return Dashboard(
         today=today,
         week_start=week_start,
         counts=counts,
         causes=records.failure_causes(),
         latency=_latency(records, now=now),
-        chart=_chart(connection, records, today=today),
+        chart=_chart(connection, records, today=today, zone=zone),
         health=_health(connection, counts, now=now),
     )
 
 
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+def _start_of(day: date, zone: tzinfo) -> datetime:
+    """Midnight at the start of `day` in `zone` (a zone's own rules, DST included)."""
+    return datetime.combine(day, time.min).replace(tzinfo=zone)
 
 
-def _counts(records: SyncRecordQuerySet, *, today: date, week_start: date) -> Counts:
+def _counts(records: SyncRecordQuerySet, *, today: date, week_start: date, zone: tzinfo) -> Counts:
     posted = Q(state=SyncState.POSTED)
+    since_today, since_monday = _start_of(today, zone), _start_of(week_start, zone)
     totals = records.aggregate(
-        posted_today=Count("pk", filter=posted & Q(posted_at__gte=_start_of(today))),
-        posted_this_week=Count("pk", filter=posted & Q(posted_at__gte=_start_of(week_start))),
+        posted_today=Count("pk", filter=posted & Q(posted_at__gte=since_today)),
+        posted_this_week=Count("pk", filter=posted & Q(posted_at__gte=since_monday)),
         waiting=Count("pk", filter=Q(state__in=WAITING_STATES)),
         blocked=Count("pk", filter=Q(state=SyncState.BLOCKED)),
         failed=Count("pk", filter=Q(state=SyncState.FAILED)),
@@ -244,6 +310,7 @@ class Chart:
     ticks: list[Tick]
     total_posted: int
     total_failed: int
+    zone_name: str = "UTC"  # whose days these are
     width: int = CHART_WIDTH
     height: int = CHART_HEIGHT
     plot_left: int = PLOT_LEFT
@@ -263,7 +330,10 @@ class Chart:
     def summary(self) -> str:
         """The chart in one sentence, for its aria-label."""
         first, last = self.days[0].day, self.days[-1].day
-        span = f"Posted and failed per day, {first.day} {first:%b} to {last.day} {last:%b %Y} (UTC)"
+        span = (
+            f"Posted and failed per day, {first.day} {first:%b} to {last.day} {last:%b %Y} "
+            f"({self.zone_name})"
+        )
         if not self.total_posted and not self.total_failed:
             return f"{span}: nothing posted or failed."
         busiest = max(self.days, key=lambda day: (day.posted, day.day))
@@ -273,17 +343,21 @@ class Chart:
         )
 
 
-def _chart(connection: Connection, records: SyncRecordQuerySet, *, today: date) -> Chart:
+def _chart(
+    connection: Connection, records: SyncRecordQuerySet, *, today: date, zone: tzinfo
+) -> Chart:
     first = today - timedelta(days=CHART_DAYS - 1)
     posted = _per_day(
-        records.filter(state=SyncState.POSTED, posted_at__gte=_start_of(first)),
+        records.filter(state=SyncState.POSTED, posted_at__gte=_start_of(first, zone)),
         field="posted_at",
         count=Count("pk"),
+        zone=zone,
     )
     failed = _per_day(
-        _failed_events(connection, _start_of(first)),
+        _failed_events(connection, _start_of(first, zone)),
         field="at",
         count=Count("record", distinct=True),
+        zone=zone,
     )
     days = [first + timedelta(days=offset) for offset in range(CHART_DAYS)]
     top = _scale_top(max([*posted.values(), *failed.values(), 0]))
@@ -295,12 +369,13 @@ def _chart(connection: Connection, records: SyncRecordQuerySet, *, today: date) 
         ticks=[Tick(value, _y(value, top)) for value in range(0, top + 1, top // 4)],
         total_posted=sum(posted.values()),
         total_failed=sum(failed.values()),
+        zone_name=str(zone),
     )
 
 
-def _per_day(rows: QuerySet[Any], *, field: str, count: Count) -> dict[date, int]:
+def _per_day(rows: QuerySet[Any], *, field: str, count: Count, zone: tzinfo) -> dict[date, int]:
     per_day = (
-        rows.annotate(day=TruncDate(field, tzinfo=UTC))
+        rows.annotate(day=TruncDate(field, tzinfo=zone))
         .values("day")
         .annotate(n=count)
         .order_by("day")

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from console import auth, views
+from console import account_views, auth, views
 
 console_patterns = [
     path("", views.home, name="home"),
@@ -37,6 +37,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", account_views.account, name="account"),
     path("hooks/", include("syncengine.urls")),
     path("api/", include("console.api.urls")),
     path("", include("console.ops_urls")),

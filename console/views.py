@@ -7,6 +7,7 @@ Function views, one domain call each; reads that need more than a filter live in
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -30,6 +31,7 @@ from console.access import (
     require_role,
     roles_of,
 )
+from console.timezones import start_of_day
 from syncengine import services
 from syncengine.erps.sandbox.models import LedgerInvoice
 from syncengine.models import SyncRecord, SyncState
@@ -75,7 +77,9 @@ def dashboard(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     connection = get_connection_for_user(request.user, slug)
     context = {
         "connection": connection,
-        "dashboard": selectors.connection_dashboard(connection=connection, now=timezone.now()),
+        "dashboard": selectors.connection_dashboard(
+            connection=connection, now=timezone.now(), zone=timezone.get_current_timezone()
+        ),
         "is_admin": Role.ADMIN in roles_of(request.user),
         "other_connections": connections_for(request.user).exclude(pk=connection.pk),
     }
@@ -111,19 +115,34 @@ def dashboard_retry_cause(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return redirect("console:dashboard", slug=connection.slug)
 
 
+FILTER_NAMES = ("connection", "state", "kind", "category", "from", "to", "cause", "q")
+
+
 def _filtered_records(request: HttpRequest) -> tuple[QuerySet[SyncRecord], dict[str, str]]:
-    filters = {
-        name: request.GET.get(name, "").strip() for name in ("connection", "state", "cause", "q")
-    }
+    filters = {name: request.GET.get(name, "").strip() for name in FILTER_NAMES}
+    received_from, received_to = _day(filters["from"]), _day(filters["to"])
     records = selectors.records_filtered(
         records_for(request.user).select_related("connection", "document"),
         connection=filters["connection"],
         state=filters["state"],
         cause=filters["cause"],
+        kind=filters["kind"],
+        category=filters["category"],
+        received_from=start_of_day(received_from) if received_from else None,
+        # "To" includes the whole day: up to the next midnight.
+        received_before=start_of_day(received_to + timedelta(days=1)) if received_to else None,
     )
     if filters["q"]:
         records = records.matching(filters["q"])
     return records, filters
+
+
+def _day(text: str) -> date | None:
+    """A date typed as YYYY-MM-DD (what <input type=date> sends); anything else is no filter."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 @login_required
@@ -143,6 +162,8 @@ def sync_log(request: HtmxHttpRequest) -> TemplateResponse:
         "filter_query": urlencode({name: value for name, value in filters.items() if value}),
         "states": SyncState.choices,
         "state_groups": selectors.STATE_GROUP_CHOICES,
+        "kinds": selectors.KIND_FILTER_CHOICES,
+        "categories": selectors.CATEGORY_FILTER_CHOICES,
         "connections": connections_for(request.user),
     }
     template = "console/sync_log.html"
