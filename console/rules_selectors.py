@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 
 from mappings import preview
 from mappings import services as rules
@@ -519,16 +519,25 @@ def review_page(*, connection: Connection, now: datetime) -> ReviewPage:
         return ReviewPage(state, [], [], [], None, (), None)
     issues = rules_issues(state, now=now)
     impact = preview.draft_impact(connection=connection)
-    in_force = state.in_force.content if state.in_force else EMPTY_CONTENT
     return ReviewPage(
         state=state,
-        changes=change_rows(in_force, state.draft.content),
+        changes=[_change_row(change) for change in draft_changes(state)],
         errors=[issue for issue in issues if issue.severity == ERROR],
         warnings=[issue for issue in issues if issue.severity != ERROR],
         impact=impact,
         fixed_listed=impact.fixed[:IMPACT_LISTED],
         earliest_fixed=_earliest_date([record.document_id for record in impact.fixed]),
     )
+
+
+def draft_changes(state: RulesState) -> list[Change]:
+    """What publishing the draft would change: the draft against the version in force today
+    (not the version it started from, which a later publish may have replaced). The review page
+    and the API's draft diff show these."""
+    if state.draft is None:
+        return []
+    in_force = state.in_force.content if state.in_force else EMPTY_CONTENT
+    return ruleset_diff(in_force, state.draft.content)
 
 
 def _earliest_date(document_ids: list[int]) -> date | None:
@@ -594,10 +603,6 @@ class AuditRow:
 def rule_history(*, connection: Connection, subject: str) -> list[AuditRow]:
     """Who changed `subject` (e.g. maps.SERVICE_LINE.HVAC), newest first; every rule change
     when `subject` is empty."""
-    audit = RuleAudit.objects.filter(connection=connection)
-    if subject:
-        # Audit subjects keep the source value as typed ("hvac" or "HVAC"): match either.
-        audit = audit.filter(subject__iexact=subject)
     return [
         AuditRow(
             at=row.at,
@@ -608,8 +613,21 @@ def rule_history(*, connection: Connection, subject: str) -> list[AuditRow]:
             after=_audit_text(row.after),
             reason=row.reason,
         )
-        for row in audit.order_by("-id")[:HISTORY_LIMIT]
+        for row in rule_audit(connection=connection, subject=subject).order_by("-id")[
+            :HISTORY_LIMIT
+        ]
     ]
+
+
+def rule_audit(*, connection: Connection, subject: str = "") -> QuerySet[RuleAudit]:
+    """The audit rows of one rule (`maps.SERVICE_LINE.HVAC`, `routing.7` …), or of every rule
+    and catalog change when `subject` is empty. The console's history page and the API's read
+    this; unordered, so each pages it its own way."""
+    audit = RuleAudit.objects.filter(connection=connection)
+    if subject:
+        # Audit subjects keep the source value as typed ("hvac" or "HVAC"): match either.
+        audit = audit.filter(subject__iexact=subject)
+    return audit
 
 
 def _audit_text(value: Any) -> str:

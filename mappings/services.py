@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F, Max
 
+from mappings import transfer
 from mappings.models import CatalogEntry, RuleAudit, RuleDraft, RuleVersion, SourceValue
 from mappings.resolve import Catalog, CatalogValue, CompiledRules, compile_rules
 from mappings.ruleset import (
@@ -311,6 +313,166 @@ def draft_dimension_set(
     )
 
 
+def draft_dimension_delete(
+    *, connection: Connection, dimension: str, actor: str, now: datetime, reason: str = ""
+) -> RuleDraft:
+    """Remove the setting of one ERP dimension. Raises RulesError when it has none."""
+    return _keyed_delete(
+        connection=connection,
+        section="dimensions",
+        key=(dimension.strip(),),
+        label=f"dimension {dimension.strip()!r}",
+        action=RuleAudit.Action.DIMENSION_DELETED,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
+
+
+def draft_numbering_rule_set(
+    *, connection: Connection, rule: dict[str, Any], actor: str, now: datetime, reason: str = ""
+) -> RuleDraft:
+    """Add or replace the numbering rule of one entity (keyed by `rule["entity"]`, e.g.
+    CUSTOMER). Raises RulesError for a rule the rule set cannot hold (an empty range …)."""
+    return _keyed_set(
+        connection=connection,
+        section="numbering",
+        item=rule,
+        action=RuleAudit.Action.NUMBERING_SET,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
+
+
+def draft_numbering_rule_delete(
+    *, connection: Connection, entity: str, actor: str, now: datetime, reason: str = ""
+) -> RuleDraft:
+    """Remove the numbering rule of one entity. Raises RulesError when it has none.
+
+    Audited as NUMBERING_SET with no `after`: the audit actions have no "numbering deleted" (a
+    new choice would need a migration of the audit table for a label)."""
+    return _keyed_delete(
+        connection=connection,
+        section="numbering",
+        key=(entity.strip(),),
+        label=f"numbering rule for {entity.strip()!r}",
+        action=RuleAudit.Action.NUMBERING_SET,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
+
+
+def draft_field_owner_set(
+    *,
+    connection: Connection,
+    entity: str,
+    field: str,
+    owner: str,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Say which side owns one field of an entity (ERP, SOURCE or LATEST). Raises RulesError
+    for an unknown entity or owner."""
+    return _keyed_set(
+        connection=connection,
+        section="ownership",
+        item={"entity": entity.strip(), "field": field.strip(), "owner": owner.strip()},
+        action=RuleAudit.Action.OWNERSHIP_SET,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
+
+
+def draft_field_owner_delete(
+    *,
+    connection: Connection,
+    entity: str,
+    field: str,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Forget who owns one field. Raises RulesError when nobody was set; audited as
+    OWNERSHIP_SET with no `after` (see `draft_numbering_rule_delete`)."""
+    return _keyed_delete(
+        connection=connection,
+        section="ownership",
+        key=(entity.strip(), field.strip()),
+        label=f"owner of {entity.strip()}.{field.strip()}",
+        action=RuleAudit.Action.OWNERSHIP_SET,
+        actor=actor,
+        now=now,
+        reason=reason,
+    )
+
+
+# The key of an item in the list sections of a rule set; `diff.py` compares them by the same.
+_SECTION_KEYS = {
+    "dimensions": ("dimension",),
+    "numbering": ("entity",),
+    "ownership": ("entity", "field"),
+}
+
+
+def _item_key(section: str, item: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(item.get(name) for name in _SECTION_KEYS[section])
+
+
+def _keyed_set(
+    *,
+    connection: Connection,
+    section: str,
+    item: dict[str, Any],
+    action: str,
+    actor: str,
+    now: datetime,
+    reason: str,
+) -> RuleDraft:
+    key = _item_key(section, item)
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        items = content.setdefault(section, [])
+        before = next((old for old in items if _item_key(section, old) == key), None)
+        if before is not None:
+            items.remove(before)
+        items.append(item)
+        return before, item
+
+    return _edit(
+        connection=connection, actor=actor, now=now, action=action,
+        subject=".".join([section, *map(str, key)]), change=change, reason=reason,
+    )  # fmt: skip
+
+
+def _keyed_delete(
+    *,
+    connection: Connection,
+    section: str,
+    key: tuple[str, ...],
+    label: str,
+    action: str,
+    actor: str,
+    now: datetime,
+    reason: str,
+) -> RuleDraft:
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        items = content.get(section, [])
+        before = next((old for old in items if _item_key(section, old) == key), None)
+        if before is None:
+            raise RulesError(f"The draft has no {label}.")
+        items.remove(before)
+        return before, None
+
+    return _edit(
+        connection=connection, actor=actor, now=now, action=action,
+        subject=".".join([section, *key]), change=change, reason=reason,
+    )  # fmt: skip
+
+
 def draft_defaults_set(
     *,
     connection: Connection,
@@ -375,22 +537,98 @@ def draft_replace(
     *, connection: Connection, content: dict[str, Any], actor: str, now: datetime, reason: str
 ) -> RuleDraft:
     """Replace the whole draft (an import). All or nothing; raises RulesError on a bad shape."""
-
-    def change(current: dict[str, Any]) -> tuple[Any, Any]:
-        before = copy.deepcopy(current)
-        current.clear()
-        current.update(content)
-        return before, content
-
     return _edit(
-        connection=connection,
-        actor=actor,
-        now=now,
-        action=RuleAudit.Action.DRAFT_REPLACED,
-        subject="draft",
-        change=change,
-        reason=reason,
-    )
+        connection=connection, actor=actor, now=now, action=RuleAudit.Action.DRAFT_REPLACED,
+        subject="draft", change=_content_replacer(content), reason=reason,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DraftImported:
+    draft: RuleDraft
+    summary: str  # what was imported, for people: "the TAX_RATE map (3 row(s))"
+
+
+def draft_import(
+    *,
+    connection: Connection,
+    data: str | bytes,
+    source: str,
+    actor: str,
+    now: datetime,
+    map_kind: str | None = None,
+    routing: bool = False,
+    reason: str = "",
+) -> DraftImported:
+    """Import a rules file into the draft (started if need be), all or nothing, audited.
+
+    `data` is a whole rule set as JSON (it replaces the draft), or CSV of one map (`map_kind`:
+    that map is replaced, the rest of the draft kept) or of the routing rules (`routing`).
+    `source` names where it came from ("rules.json", "through the API") for the default
+    reason. Used by `manage.py rules import` and the API's import endpoints.
+
+    Raises `transfer.TransferError` naming the row and column (CSV) or line, column or path
+    (JSON) of every problem, and RulesError; nothing is stored then.
+    """
+    if map_kind is not None and routing:
+        raise RulesError("Import one map or the routing rules, not both at once.")
+    origin = ""
+    if map_kind is not None:
+        rows = transfer.map_from_csv(kind=map_kind, text=data)
+        subject, summary = f"maps.{map_kind}", f"the {map_kind} map ({len(rows)} row(s))"
+        change = _map_replacer(map_kind, rows)
+    elif routing:
+        routing_rules = transfer.routing_from_csv(text=data)
+        subject, summary = "routing", f"the routing rules ({len(routing_rules)})"
+        change = _routing_replacer(routing_rules)
+    else:
+        document = transfer.ruleset_from_json(text=data)
+        subject, summary, origin = "draft", "the whole rule set", _import_origin(document)
+        change = _content_replacer(document.content)
+    draft = _edit(
+        connection=connection, actor=actor, now=now, action=RuleAudit.Action.DRAFT_REPLACED,
+        subject=subject, change=change, reason=reason.strip() or f"Imported {source}{origin}",
+    )  # fmt: skip
+    return DraftImported(draft=draft, summary=summary)
+
+
+ContentChange = Callable[[dict[str, Any]], tuple[Any, Any]]
+
+
+def _map_replacer(map_kind: str, rows: dict[str, dict[str, str]]) -> ContentChange:
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        maps = content.setdefault("maps", {})
+        before = maps.get(map_kind, {})
+        maps[map_kind] = rows  # an empty map is dropped when the draft is saved
+        return before, rows
+
+    return change
+
+
+def _routing_replacer(routing_rules: list[dict[str, Any]]) -> ContentChange:
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        before = content.get("routing", [])
+        content["routing"] = routing_rules
+        return before, routing_rules
+
+    return change
+
+
+def _content_replacer(new_content: dict[str, Any]) -> ContentChange:
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        before = copy.deepcopy(content)
+        content.clear()
+        content.update(new_content)
+        return before, new_content
+
+    return change
+
+
+def _import_origin(document: transfer.RuleSetDocument) -> str:
+    if document.connection is None:
+        return ""
+    version = f" version {document.version}" if document.version else " draft"
+    return f" (exported from {document.connection}{version})"
 
 
 @transaction.atomic

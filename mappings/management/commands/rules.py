@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 from django.utils import timezone
 
 from mappings import services, transfer
@@ -122,48 +121,26 @@ class Command(BaseCommand):
 
     def _import(self, options: dict[str, Any]) -> None:
         file, map_kind, routing = options["file"], options["map_kind"], options["routing"]
-        kind = _file_kind(file, map_kind, routing)
+        _file_kind(file, map_kind, routing)
         connection = connection_from_option(options["connection"])
         data = self._read(file, options)
         name = "stdin" if file == "-" else Path(file).name
-        origin = ""
         try:
-            if kind == "json":
-                document = transfer.ruleset_from_json(text=data)
-                origin = _origin(document)
-            elif map_kind:
-                rows = transfer.map_from_csv(kind=map_kind, text=data)
-            else:
-                rules = transfer.routing_from_csv(text=data)
+            imported = services.draft_import(
+                connection=connection, data=data, source=name, map_kind=map_kind,
+                routing=routing, actor=options["actor"].strip() or _os_user(),
+                now=timezone.now(), reason=options["reason"],
+            )  # fmt: skip
         except transfer.TransferError as error:
             raise CommandError(
                 f"Nothing was imported: {file} has {len(error.errors)} problem(s):\n"
                 + "\n".join(f"  {message}" for message in error.errors)
             ) from None
-
-        now = timezone.now()
-        actor = options["actor"].strip() or _os_user()
-        reason = options["reason"].strip() or f"Imported {name}{origin}"
-        try:
-            with transaction.atomic():
-                # Lock the draft first, so no edit lands between reading it and replacing it.
-                draft = services.draft_for_update(connection=connection, actor=actor, now=now)
-                content = _canonical(draft.content)
-                if kind == "json":
-                    content = document.content
-                    summary = "the whole rule set"
-                elif map_kind:
-                    content["maps"][map_kind] = rows
-                    summary = f"the {map_kind} map ({len(rows)} row(s))"
-                else:
-                    content["routing"] = rules
-                    summary = f"the routing rules ({len(rules)})"
-                services.draft_replace(
-                    connection=connection, content=content, actor=actor, now=now, reason=reason
-                )
         except services.RulesError as error:
             raise CommandError(f"Nothing was imported: {error}") from None
-        self.stdout.write(f"Imported {summary} from {name} into the draft of {connection.slug}.")
+        self.stdout.write(
+            f"Imported {imported.summary} from {name} into the draft of {connection.slug}."
+        )
         self._report_issues(connection)
 
     def _read(self, file: str, options: dict[str, Any]) -> bytes:
@@ -282,13 +259,6 @@ def _canonical(content: Any) -> dict[str, Any]:
     except RuleSetFormatError as error:
         # Stored rules are always saved through parse_ruleset; this only guards against surprises.
         raise CommandError(f"The stored rules are not a valid rule set: {error}") from None
-
-
-def _origin(document: transfer.RuleSetDocument) -> str:
-    if document.connection is None:
-        return ""
-    version = f" version {document.version}" if document.version else " draft"
-    return f" (exported from {document.connection}{version})"
 
 
 def _os_user() -> str:
