@@ -27,6 +27,19 @@ urlpatterns = [
         views.reconciliation_detail,
         name="reconciliation-run",
     ),
+    path(
+        "connections/<slug:slug>/settings/", views.connection_settings, name="connection-settings"
+    ),
+    path(
+        "connections/<slug:slug>/settings/<str:side>/",
+        views.connection_settings_save,
+        name="connection-settings-save",
+    ),
+    path(
+        "connections/<slug:slug>/settings/<str:side>/test/",
+        views.connection_settings_test,
+        name="connection-settings-test",
+    ),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/new/", views.token_create, name="token-create"),
     path("account/tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),

@@ -1,5 +1,6 @@
 """Operations pages: a connection's ERP catalog (refresh, CSV import), its reconciliation runs
-and their findings, and the signed-in user's API tokens.
+and their findings, its settings and credentials (Admins only; credentials write-only, with a
+test-connection button), and the signed-in user's API tokens.
 
 Everyone on a connection may read its catalog and reconciliation; only Admins refresh, import or
 run (403 for others, after the 404 for a connection the user cannot see). Tokens belong to the
@@ -8,6 +9,7 @@ signed-in user: a token of someone else is a 404. Thin function views, one domai
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -30,11 +32,27 @@ from console.api.models import ApiToken
 from console.views import HtmxHttpRequest
 from mappings.catalog import CatalogImportError, RefreshResult, catalog_import_csv, catalog_refresh
 from mappings.models import CATALOG_KIND_CHOICES, CatalogEntry
+from syncengine.connections import (
+    SettingsInvalid,
+    connection_side_save,
+    connection_test,
+    credential_fields_set,
+    settings_from_form,
+    side_forms,
+)
 from syncengine.erps.base import ConnectorError
-from syncengine.models import Connection, ReconciliationFinding, ReconciliationRun
+from syncengine.models import (
+    Connection,
+    ConnectionAudit,
+    ReconciliationFinding,
+    ReconciliationRun,
+)
 from syncengine.reconcile import reconciliation_run
+from syncengine.secrets import CredentialsUnreadable
+from syncengine.sources.servicetrade_api.client import ServiceTradeError
 
 RECENT_RUNS = 20
+RECENT_AUDITS = 20
 MAX_ISSUES_SHOWN = 10
 MAX_CSV_BYTES = 5 * 1024 * 1024
 TOKEN_NAME_MAX_LENGTH = ApiToken._meta.get_field("name").max_length or 100
@@ -330,3 +348,90 @@ def token_revoke(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, f"Token “{token.name}” was already revoked.")
     return redirect("ops:tokens")
+
+
+# --- connection settings ------------------------------------------------------------------------
+
+
+def _settings_page(
+    request: HttpRequest,
+    connection: Connection,
+    *,
+    errors: dict[str, dict[str, str]] | None = None,
+    status: int = 200,
+) -> TemplateResponse:
+    forms = side_forms(connection)
+    sides = []
+    for form in forms:
+        saved = dict(getattr(connection, f"{form.side}_settings"))
+        sides.append(
+            {
+                "form": form,
+                "fields": [
+                    {"field": field, "value": _shown(saved.get(field.name, field.default))}
+                    for field in form.fields
+                ],
+                "secrets_set": set(credential_fields_set(connection=connection, side=form.side)),
+                "errors": (errors or {}).get(form.side, {}),
+            }
+        )
+    audits = ConnectionAudit.objects.filter(connection=connection)[:RECENT_AUDITS]
+    context = {"connection": connection, "sides": sides, "audits": audits}
+    return TemplateResponse(request, "console/ops/connection_settings.html", context, status=status)
+
+
+def _shown(value: Any) -> Any:
+    """How a saved value fills its input: objects as JSON text, the rest as they are."""
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+@require_GET
+@login_required
+def connection_settings(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
+    return _settings_page(request, _admin(request, slug))
+
+
+@require_POST
+@login_required
+def connection_settings_save(request: HtmxHttpRequest, slug: str, side: str) -> HttpResponse:
+    connection = _admin(request, slug)
+    form = next((form for form in side_forms(connection) if form.side == side), None)
+    if form is None:
+        raise Http404("This connection has no such settings.")
+    try:
+        values = settings_from_form(form, request.POST)
+    except SettingsInvalid as invalid:
+        messages.error(request, "Nothing was saved: correct the fields marked below.")
+        return _settings_page(request, connection, errors={side: invalid.errors}, status=400)
+    typed = {name: request.POST.get(f"{side}-secret-{name}", "") for name in form.secrets}
+    connection_side_save(
+        connection=connection,
+        form=form,
+        settings=values,
+        secrets_typed=typed,
+        clear=request.POST.getlist(f"{side}-clear"),
+        actor=_actor(request),
+        now=timezone.now(),
+        reason=request.POST.get("reason", "").strip()[:500],
+    )
+    messages.success(request, f"{form.title} settings saved. Test the connection to check them.")
+    return redirect("ops:connection-settings", slug=connection.slug)
+
+
+@require_POST
+@login_required
+def connection_settings_test(request: HtmxHttpRequest, slug: str, side: str) -> TemplateResponse:
+    connection = _admin(request, slug)
+    if side not in ("erp", "source"):
+        raise Http404("This connection has no such side.")
+    try:
+        found = connection_test(connection=connection, side="erp" if side == "erp" else "source")
+    except (ConnectorError, ServiceTradeError, CredentialsUnreadable, LookupError) as error:
+        result = {"ok": False, "text": getattr(error, "message", "") or str(error)}
+    else:
+        result = {"ok": True, "text": found}
+    context = {"connection": connection, "side": side, "result": result}
+    template = "console/ops/connection_settings.html#test-result"
+    if not request.htmx:
+        template = "console/ops/connection_test.html"
+    return TemplateResponse(request, template, context)

@@ -7,8 +7,12 @@ only which fields are set, which is what the console and API show.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from django.db import transaction
@@ -103,3 +107,169 @@ def connection_credentials_rotate() -> int:
             locked.save(update_fields=["erp_credentials", "source_credentials"])
             count += 1
     return count
+
+
+# --- what each side asks for, for the console's settings form ------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One non-secret setting as the form shows it: its kind says how the typed text is read."""
+
+    name: str
+    kind: str  # "text", "bool", "number" or "json"
+    default: Any
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class SideForm:
+    side: Side
+    title: str
+    fields: tuple[SettingField, ...]
+    secrets: tuple[str, ...]
+
+
+def _kind_of(annotation: object) -> str:
+    text = str(annotation)
+    if text == "bool":
+        return "bool"
+    if text in ("int", "float"):
+        return "number"
+    if text.startswith("dict"):
+        return "json"
+    return "text"
+
+
+def _fields_of(settings_class: type) -> tuple[SettingField, ...]:
+    result = []
+    for item in dataclasses.fields(settings_class):
+        if item.default is not dataclasses.MISSING:
+            default: Any = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            default = item.default_factory()
+        else:
+            default = ""
+        result.append(SettingField(item.name, _kind_of(item.type), default))
+    return tuple(result)
+
+
+def side_forms(connection: Connection) -> list[SideForm]:
+    """The ERP's settings and credentials (none for the sandbox), then ServiceTrade's."""
+    from syncengine.erps.registry import erp_secret_names, erp_settings_class
+    from syncengine.sources.servicetrade_api.client import StSettings
+    from syncengine.sources.servicetrade_api.sync import SECRET_NAMES
+
+    forms = []
+    erp_class = erp_settings_class(connection.target)
+    if erp_class is not None:
+        forms.append(
+            SideForm(
+                "erp",
+                connection.get_target_display(),
+                _fields_of(erp_class),
+                erp_secret_names(connection.target),
+            )
+        )
+    forms.append(SideForm("source", "ServiceTrade", _fields_of(StSettings), SECRET_NAMES))
+    return forms
+
+
+class SettingsInvalid(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        self.errors = errors
+
+
+def settings_from_form(form: SideForm, data: Mapping[str, str]) -> dict[str, Any]:
+    """The typed settings of one side, read by kind; every unreadable field is named at once.
+
+    A field left empty takes its default (it is removed from the saved settings)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field in form.fields:
+        key = f"{form.side}-{field.name}"
+        if field.kind == "bool":
+            values[field.name] = key in data
+            continue
+        text = data.get(key, "").strip()
+        if not text:
+            values[field.name] = None
+            continue
+        if field.kind == "number":
+            try:
+                number = Decimal(text)
+            except InvalidOperation:
+                errors[field.name] = f"{text!r} is not a number."
+                continue
+            if not number.is_finite() or number < 0:
+                errors[field.name] = "Give a number of zero or more."
+                continue
+            values[field.name] = int(number) if isinstance(field.default, int) else float(number)
+        elif field.kind == "json":
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as error:
+                errors[field.name] = f"Not valid JSON: {error.msg} (line {error.lineno})."
+                continue
+            if not isinstance(parsed, dict):
+                errors[field.name] = 'Give an object, e.g. {"branch": "BRANCH"}.'
+                continue
+            values[field.name] = parsed
+        else:
+            values[field.name] = text
+    if errors:
+        raise SettingsInvalid(errors)
+    return values
+
+
+@transaction.atomic
+def connection_side_save(
+    *,
+    connection: Connection,
+    form: SideForm,
+    settings: dict[str, Any],
+    secrets_typed: dict[str, str],
+    clear: Iterable[str],
+    actor: str,
+    now: datetime,
+    reason: str,
+) -> Connection:
+    """One side's settings (every field: an empty one goes back to its default) and its
+    credentials (typed ones replace, cleared ones go, the rest stay), audited."""
+    field = f"{form.side}_settings"
+    connection = Connection.objects.select_for_update().get(pk=connection.pk)
+    before = dict(getattr(connection, field))
+    after = {name: value for name, value in before.items() if name not in settings}
+    after.update({name: value for name, value in settings.items() if value is not None})
+    if after != before:
+        setattr(connection, field, after)
+        connection.save(update_fields=[field])
+        ConnectionAudit.objects.create(
+            connection=connection, actor=actor, at=now, action=f"{form.side}_settings_changed",
+            before=before, after=after, reason=reason,
+        )  # fmt: skip
+    wanted = {name: value for name, value in secrets_typed.items() if name in form.secrets}
+    allowed_clear = [name for name in clear if name in form.secrets]
+    return connection_credentials_set(
+        connection=connection, side=form.side, values=wanted, clear=allowed_clear,
+        actor=actor, now=now, reason=reason,
+    )  # fmt: skip
+
+
+def connection_test(*, connection: Connection, side: Side) -> str:
+    """Reach one side with the saved settings and credentials; what it found, in a sentence.
+
+    Raises ConnectorError (the ERP) or ServiceTradeError (the source) with the reason."""
+    if side == "erp":
+        from syncengine.erps.registry import connector_for
+
+        return connector_for(connection).check()
+    from syncengine.sources.servicetrade_api.sync import client_for
+
+    with client_for(connection) as client:
+        offices = client.offices()
+    return f"ServiceTrade answered: {len(offices)} offices."

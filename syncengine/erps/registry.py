@@ -1,4 +1,4 @@
-"""Which connector class serves which `Connection.target`."""
+"""Which connector class serves which `Connection.target`, and what each one needs set."""
 
 from __future__ import annotations
 
@@ -22,3 +22,19 @@ def connector_for(connection: Connection) -> Connector:
 
         return BusinessCentral(connection=connection)
     raise LookupError(f"No connector for target {connection.target!r}")
+
+
+def erp_settings_class(target: str) -> type | None:
+    """The dataclass a target's `Connection.erp_settings` are read into; None: nothing to set."""
+    if target == Connection.Target.BUSINESS_CENTRAL:
+        from syncengine.erps.business_central.http import BcSettings
+
+        return BcSettings
+    return None
+
+
+def erp_secret_names(target: str) -> tuple[str, ...]:
+    """The credential fields a target's connector reads from `Connection.erp_secrets()`."""
+    if target == Connection.Target.BUSINESS_CENTRAL:
+        return ("client_id", "client_secret")
+    return ()
