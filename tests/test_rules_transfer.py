@@ -576,3 +576,18 @@ def test_any_valid_map_round_trips_through_csv_unchanged(generated):
     assert transfer.map_to_csv(
         kind=kind, rows=transfer.map_from_csv(kind=kind, text=canonical)
     ) == (canonical)
+
+
+def test_a_map_import_is_audited_as_that_map_with_its_rows_before_and_after(drafted, tmp_path):
+    before = draft_content(drafted)["maps"]["TAX_RATE"]
+    path = tmp_path / "tax.csv"
+    path.write_text("source_value,tax_code\n7.25,NC-7.25\n")
+    run("import", "--map", "TAX_RATE", str(path), "--actor", "dana")
+    audit = RuleAudit.objects.filter(connection=drafted).latest("id")
+    assert (audit.action, audit.subject, audit.actor) == (
+        RuleAudit.Action.DRAFT_REPLACED,
+        "maps.TAX_RATE",
+        "dana",
+    )
+    assert (audit.before, audit.after) == (before, {"7.25": {"tax_code": "NC-7.25"}})
+    assert audit.reason == "Imported tax.csv"

@@ -44,6 +44,26 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class ErpUnavailable(exceptions.APIException):
+    """The ERP could not be read (a catalog refresh, a reconciliation); nothing was changed."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "erp_unavailable"
+
+
+def import_invalid(messages: list[str]) -> Response:
+    """A refused file as problem JSON: each message `where: what` (`row 4, column code: …`,
+    `line 3, column 9: …`) becomes an error whose `field` says where."""
+    errors = []
+    for message in messages:
+        where, _, what = message.partition(": ")
+        errors.append({"field": where if what else "file", "message": what or message,
+                       "code": "invalid"})  # fmt: skip
+    noun = "problem" if len(errors) == 1 else "problems"
+    return problem(400, code="import_invalid", errors=errors,
+                   detail=f"Nothing was imported: the file has {len(errors)} {noun}.")  # fmt: skip
+
+
 def problem(
     status_code: int,
     *,

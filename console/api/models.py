@@ -61,6 +61,9 @@ class IdempotentRequest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_unique_key")
         ]
+        # For the hourly purge, `created_at < now - KEY_TTL` over every user's keys
+        # (`console.api.services.idempotent_requests_purge`): without it, a full table scan.
+        indexes = [models.Index(fields=["created_at"], name="idempotent_request_created")]
 
     def __str__(self) -> str:
         return f"{self.key} → {self.status or 'in progress'}"

@@ -1,9 +1,9 @@
-"""Operations endpoints of one connection: its ERP catalog (read, refresh), the sandbox ledger
-(read only) and the webhook HMAC secret.
+"""Operations endpoints of one connection: its ERP catalog (read, refresh, CSV import), the
+sandbox ledger (read only) and the webhook HMAC secret.
 
-Access mirrors console/ops_views.py: everyone on the connection reads; only Admin refreshes the
-catalog or sets the webhook secret (403 for others, after the 404 for a connection the user
-cannot see). Lists are keyset-paginated on id (`console.api.paging`).
+Access mirrors console/ops_views.py: everyone on the connection reads; only Admin refreshes or
+imports the catalog or sets the webhook secret (403 for others, after the 404 for a connection
+the user cannot see). Lists are keyset-paginated on id (`console.api.paging`).
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework import exceptions, status
+from drf_spectacular.types import OpenApiTypes
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from console.access import Role, get_connection_for_user, require_role
 from console.api import serializers as s
+from console.api.errors import ErpUnavailable, import_invalid
 from console.api.idempotency import idempotent
 from console.api.paging import keyset_page
+from console.api.rules_views import CsvBodyParser
 from console.api.views import (
     IDEMPOTENCY_PARAMETER,
     READ_ERRORS,
@@ -28,20 +31,20 @@ from console.api.views import (
     documented,
     problems,
 )
-from mappings.catalog import catalog_refresh
+from mappings.catalog import CatalogImportError, RefreshResult, catalog_import_csv, catalog_refresh
 from mappings.models import CatalogEntry
 from syncengine import webhooks
 from syncengine.erps.base import ConnectorError
-from syncengine.erps.sandbox.models import JournalEntry, LedgerAccount, LedgerInvoice
+from syncengine.erps.sandbox.models import (
+    JournalEntry,
+    LedgerAccount,
+    LedgerInvoice,
+    LedgerTimeEntry,
+)
 from syncengine.models import Connection
 
 CATALOG_PAGE_SIZE = 200
 LEDGER_PAGE_SIZE = 50
-
-
-class ErpUnavailable(exceptions.APIException):
-    status_code = status.HTTP_502_BAD_GATEWAY
-    default_code = "erp_unavailable"
 
 
 def _admin(request: Request, slug: str) -> Connection:
@@ -92,8 +95,45 @@ class CatalogRefreshView(ApiView):
             result = catalog_refresh(connection=connection, actor=self.actor(), now=timezone.now())
         except ConnectorError as error:
             raise ErpUnavailable(f"The ERP could not be read; nothing changed. {error}") from error
-        issues = s.RuleIssueSerializer(result.issues, many=True).data
-        return Response({"counts": result.counts(), "issues": issues})
+        return _catalog_written(result)
+
+
+def _catalog_written(result: RefreshResult) -> Response:
+    issues = s.RuleIssueSerializer(result.issues, many=True).data
+    return Response({"counts": result.counts(), "issues": issues})
+
+
+class CatalogImportView(ApiView):
+    parser_classes = [CsvBodyParser]
+
+    @documented(
+        operation_id="catalog_import",
+        request={"text/csv": OpenApiTypes.STR},
+        parameters=[s.CatalogImportInput, IDEMPOTENCY_PARAMETER],
+        responses={200: s.CatalogRefreshSerializer, **problems(413, 415), **WRITE_ERRORS},
+        description="Admin: replace one list of the catalog (`kind`) with a CSV file, for an "
+        "ERP that cannot be read (the console's catalog import; columns in docs/catalogs.md). "
+        "Values of that kind left out are flagged missing. All or nothing: every problem is "
+        "under `errors` with its row and column.",
+    )
+    @idempotent
+    def post(self, request: Request, slug: str) -> Response:
+        connection = _admin(request, slug)
+        query = self.valid(s.CatalogImportInput, request.query_params)
+        body = request.data if isinstance(request.data, bytes) else b""
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            line = body[: error.start].count(b"\n") + 1
+            byte = body[error.start]
+            return import_invalid([f"line {line}: byte 0x{byte:02X} is not UTF-8; save as UTF-8"])
+        try:
+            result = catalog_import_csv(connection=connection, kind=query["kind"], text=text,
+                                        actor=self.actor(), now=timezone.now(),
+                                        reason=query["reason"])  # fmt: skip
+        except CatalogImportError as error:
+            return import_invalid(error.errors)
+        return _catalog_written(result)
 
 
 # --- sandbox ledger ----------------------------------------------------------------------------
@@ -155,6 +195,25 @@ class LedgerEntryListView(ApiView):
             request, entries, size=LEDGER_PAGE_SIZE, cursor="before", descending=True
         )
         return Response({"results": s.JournalEntrySerializer(page, many=True).data,
+                         "next": next_url})  # fmt: skip
+
+
+class LedgerTimeEntryListView(ApiView):
+    @documented(
+        operation_id="ledger_time_entries_list",
+        parameters=[s.LedgerPageInput],
+        responses={200: s.LedgerTimeEntryPageSerializer, **problems(400), **READ_ERRORS},
+        description=f"Time posted to the sandbox ledger (payroll and job costing), newest "
+        f"first, {LEDGER_PAGE_SIZE} a page.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        connection = _ledger_connection(request, slug)
+        self.valid(s.LedgerPageInput, request.query_params)
+        entries = LedgerTimeEntry.objects.filter(connection=connection)
+        page, next_url = keyset_page(
+            request, entries, size=LEDGER_PAGE_SIZE, cursor="before", descending=True
+        )
+        return Response({"results": s.LedgerTimeEntrySerializer(page, many=True).data,
                          "next": next_url})  # fmt: skip
 
 

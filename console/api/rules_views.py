@@ -28,10 +28,12 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from console import rules_selectors as selectors
 from console.access import Role, get_connection_for_user, require_role
 from console.api import serializers as s
-from console.api.errors import PayloadTooLarge, problem
+from console.api.errors import PayloadTooLarge, import_invalid, problem
 from console.api.idempotency import idempotent
+from console.api.paging import keyset_page
 from console.api.views import (
     IDEMPOTENCY_PARAMETER,
     READ_ERRORS,
@@ -105,6 +107,23 @@ class _RulesView(ApiView):
     def draft_response(self, draft: RuleDraft, code: int = status.HTTP_200_OK) -> Response:
         draft = RuleDraft.objects.select_related("base_version").get(pk=draft.pk)
         return Response(s.RuleDraftSerializer(draft).data, status=code)
+
+    def imported(
+        self, connection: Connection, *, map_kind: str | None = None, routing: bool = False
+    ) -> Response:
+        """Import the request's body (a rules file, as bytes) into the draft."""
+        reason = self.valid(s.ImportInput, self.request.query_params)["reason"]
+        body = self.request.data if isinstance(self.request.data, bytes) else b""
+        try:
+            result = rules.draft_import(
+                connection=connection, data=body, source="through the API", map_kind=map_kind,
+                routing=routing, actor=self.actor(), now=timezone.now(), reason=reason,
+            )  # fmt: skip
+        except transfer.TransferError as error:
+            return import_invalid(error.errors)
+        except rules.RulesError as error:
+            raise RulesInvalid(str(error)) from error
+        return self.draft_response(result.draft)
 
 
 # --- the draft ---------------------------------------------------------------------------------
@@ -308,6 +327,188 @@ class DefaultsView(_EditView):
         return self.edited(draft)
 
 
+class _ItemSetView(_EditView):
+    """PUT one keyed item of a list section (a dimension setting, a numbering rule, a field
+    owner): the body is the item and a `reason`."""
+
+    input: type[s.serializers.Serializer]
+
+    def set_item(self, slug: str) -> Response:
+        connection, data = self.edit(slug, self.input)
+        reason = data.pop("reason")
+        try:
+            draft = self.service(connection=connection, item=data, actor=self.actor(),
+                                 now=timezone.now(), reason=reason)  # fmt: skip
+        except rules.RulesError as error:
+            raise RulesInvalid(str(error)) from error
+        return self.edited(draft)
+
+    def service(self, *, item: dict[str, Any], **kwargs: Any) -> RuleDraft:
+        raise NotImplementedError
+
+
+class DimensionView(_ItemSetView):
+    input = s.DimensionSettingInput
+
+    @documented(
+        operation_id="rules_draft_dimension_set",
+        request=s.DimensionSettingInput,
+        responses={200: s.RuleDraftSerializer, **EDIT_ERRORS},
+        description="Admin, Finance: set how one ERP dimension is filled (add it, or replace "
+        "its setting).",
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        return self.set_item(slug)
+
+    def service(self, *, item: dict[str, Any], **kwargs: Any) -> RuleDraft:
+        return rules.draft_dimension_set(setting=item, **kwargs)
+
+
+class NumberingView(_ItemSetView):
+    input = s.NumberingRuleInput
+
+    @documented(
+        operation_id="rules_draft_numbering_set",
+        request=s.NumberingRuleInput,
+        responses={200: s.RuleDraftSerializer, **EDIT_ERRORS},
+        description="Admin, Finance: set the numbering rule of one entity (add or replace).",
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        return self.set_item(slug)
+
+    def service(self, *, item: dict[str, Any], **kwargs: Any) -> RuleDraft:
+        return rules.draft_numbering_rule_set(rule=item, **kwargs)
+
+
+class OwnershipView(_ItemSetView):
+    input = s.FieldOwnerInput
+
+    @documented(
+        operation_id="rules_draft_ownership_set",
+        request=s.FieldOwnerInput,
+        responses={200: s.RuleDraftSerializer, **EDIT_ERRORS},
+        description="Admin, Finance: say which side owns one field of an entity.",
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        return self.set_item(slug)
+
+    def service(self, *, item: dict[str, Any], **kwargs: Any) -> RuleDraft:
+        return rules.draft_field_owner_set(**item, **kwargs)
+
+
+class _ItemDeleteView(_EditView):
+    input: type[s.serializers.Serializer]
+
+    def delete_item(self, slug: str) -> Response:
+        connection, data = self.edit(slug, self.input)
+        reason = data.pop("reason")
+        try:
+            draft = self.service(connection=connection, actor=self.actor(), now=timezone.now(),
+                                 reason=reason, **data)  # fmt: skip
+        except rules.RulesError as error:
+            raise RulesInvalid(str(error)) from error
+        return self.edited(draft)
+
+    def service(self, **kwargs: Any) -> RuleDraft:
+        raise NotImplementedError
+
+
+class DimensionDeleteView(_ItemDeleteView):
+    input = s.DimensionDeleteInput
+
+    @documented(
+        operation_id="rules_draft_dimension_delete",
+        request=s.DimensionDeleteInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={200: s.RuleDraftSerializer, **EDIT_ERRORS},
+        description="Admin, Finance: remove the setting of one dimension.",
+    )
+    @idempotent
+    def post(self, request: Request, slug: str) -> Response:
+        return self.delete_item(slug)
+
+    def service(self, **kwargs: Any) -> RuleDraft:
+        return rules.draft_dimension_delete(**kwargs)
+
+
+class NumberingDeleteView(_ItemDeleteView):
+    input = s.NumberingDeleteInput
+
+    @documented(
+        operation_id="rules_draft_numbering_delete",
+        request=s.NumberingDeleteInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={200: s.RuleDraftSerializer, **EDIT_ERRORS},
+        description="Admin, Finance: remove the numbering rule of one entity.",
+    )
+    @idempotent
+    def post(self, request: Request, slug: str) -> Response:
+        return self.delete_item(slug)
+
+    def service(self, **kwargs: Any) -> RuleDraft:
+        return rules.draft_numbering_rule_delete(**kwargs)
+
+
+class OwnershipDeleteView(_ItemDeleteView):
+    input = s.FieldOwnerDeleteInput
+
+    @documented(
+        operation_id="rules_draft_ownership_delete",
+        request=s.FieldOwnerDeleteInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={200: s.RuleDraftSerializer, **EDIT_ERRORS},
+        description="Admin, Finance: forget who owns one field.",
+    )
+    @idempotent
+    def post(self, request: Request, slug: str) -> Response:
+        return self.delete_item(slug)
+
+    def service(self, **kwargs: Any) -> RuleDraft:
+        return rules.draft_field_owner_delete(**kwargs)
+
+
+# --- the draft against the rules in force, and the rule history ---------------------------------
+
+HISTORY_PAGE_SIZE = 50
+
+
+class DraftDiffView(_RulesView):
+    @documented(
+        operation_id="rules_draft_diff",
+        responses={200: s.DraftDiffSerializer, **READ_ERRORS},
+        description="What publishing the draft would change: the draft against the version in "
+        "force today, as the console's review page shows it.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        state = selectors.rules_state(connection=self.readable(slug), now=timezone.now())
+        if state.draft is None:
+            raise Http404("There is no draft: start one with POST …/rules/draft/.")
+        return Response({
+            "in_force": state.in_force.number if state.in_force else None,
+            "base_version": state.base_number,
+            "changes": [change.to_dict() for change in selectors.draft_changes(state)],
+        })  # fmt: skip
+
+
+class HistoryView(_RulesView):
+    @documented(
+        operation_id="rules_history",
+        parameters=[s.RuleHistoryInput],
+        responses={200: s.RuleAuditPageSerializer, **problems(400), **READ_ERRORS},
+        description=f"Who changed a rule (`subject`), when, before, after and why: the rule "
+        f"history, newest first, {HISTORY_PAGE_SIZE} a page.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        connection = self.readable(slug)
+        query = self.valid(s.RuleHistoryInput, request.query_params)
+        rows = selectors.rule_audit(connection=connection, subject=query["subject"])
+        page, next_url = keyset_page(
+            request, rows, size=HISTORY_PAGE_SIZE, cursor="before", descending=True
+        )
+        return Response({"results": s.RuleAuditSerializer(page, many=True).data,
+                         "next": next_url})  # fmt: skip
+
+
 # --- checks, preview, impact -------------------------------------------------------------------
 
 
@@ -482,15 +683,11 @@ class RawBodyParser(BaseParser):
         return bytes(data)
 
 
-def _transfer_errors(error: transfer.TransferError) -> Response:
-    errors = []
-    for message in error.errors:
-        where, _, what = message.partition(": ")
-        errors.append({"field": where if what else "file", "message": what or message,
-                       "code": "invalid"})  # fmt: skip
-    noun = "problem" if len(errors) == 1 else "problems"
-    return problem(400, code="import_invalid", errors=errors,
-                   detail=f"Nothing was imported: the file has {len(errors)} {noun}.")  # fmt: skip
+class CsvBodyParser(RawBodyParser):
+    media_type = "text/csv"
+
+
+IMPORT_ERRORS = {**problems(413, 415), **EDIT_ERRORS}
 
 
 class DraftImportView(_RulesView):
@@ -500,27 +697,48 @@ class DraftImportView(_RulesView):
         operation_id="rules_draft_import",
         request={"application/json": OpenApiTypes.OBJECT},
         parameters=[REASON_PARAMETER, IDEMPOTENCY_PARAMETER],
-        responses={200: s.RuleDraftSerializer, **problems(413), **EDIT_ERRORS},
+        responses={200: s.RuleDraftSerializer, **IMPORT_ERRORS},
         description="Admin, Finance: replace the draft with a rules file (the body, as written "
         "by the export). All or nothing; every problem is listed under `errors` with where it "
         "is (`line 3, column 9`, or a path such as `rules.maps.SERVICE_LINE.HVAC`).",
     )
     @idempotent
     def post(self, request: Request, slug: str) -> Response:
+        return self.imported(self.editable(slug))
+
+
+class MapImportView(_RulesView):
+    parser_classes = [CsvBodyParser]
+
+    @documented(
+        operation_id="rules_draft_map_import",
+        request={"text/csv": OpenApiTypes.STR},
+        parameters=[REASON_PARAMETER, IDEMPOTENCY_PARAMETER],
+        responses={200: s.RuleDraftSerializer, **IMPORT_ERRORS},
+        description="Admin, Finance: replace one map of the draft with a CSV file (as the "
+        "export writes it); the rest of the draft stays. All or nothing; every problem is "
+        "listed under `errors` with its row and column (`row 4, column revenue_account`).",
+    )
+    @idempotent
+    def post(self, request: Request, slug: str, kind: str) -> Response:
         connection = self.editable(slug)
-        reason = self.valid(s.ImportInput, request.query_params)["reason"]
-        body = request.data if isinstance(request.data, bytes) else b""
-        try:
-            document = transfer.ruleset_from_json(text=body)
-        except transfer.TransferError as error:
-            return _transfer_errors(error)
-        try:
-            draft = rules.draft_replace(connection=connection, content=document.content,
-                                        actor=self.actor(), now=timezone.now(),
-                                        reason=reason or "Imported through the API")  # fmt: skip
-        except rules.RulesError as error:
-            raise RulesInvalid(str(error)) from error
-        return self.draft_response(draft)
+        return self.imported(connection, map_kind=_map_kind(kind))
+
+
+class RoutingImportView(_RulesView):
+    parser_classes = [CsvBodyParser]
+
+    @documented(
+        operation_id="rules_draft_routing_import",
+        request={"text/csv": OpenApiTypes.STR},
+        parameters=[REASON_PARAMETER, IDEMPOTENCY_PARAMETER],
+        responses={200: s.RuleDraftSerializer, **IMPORT_ERRORS},
+        description="Admin, Finance: replace the draft's GL routing rules with a CSV file; the "
+        "rest of the draft stays. All or nothing, problems by row and column.",
+    )
+    @idempotent
+    def post(self, request: Request, slug: str) -> Response:
+        return self.imported(self.editable(slug), routing=True)
 
 
 class _JsonForErrors(BaseContentNegotiation):
@@ -547,8 +765,8 @@ class ExportView(_RulesView):
             **problems(400),
             **READ_ERRORS,
         },
-        description="The draft (or `version`) as a rules file: the whole rule set as JSON, or "
-        "one `map` as CSV. Imports take the JSON back unchanged.",
+        description="The draft (or `version`) as a rules file: the whole rule set as JSON, "
+        "one `map` as CSV, or the `routing` rules as CSV. The imports take each back unchanged.",
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
         connection = self.readable(slug)
@@ -561,6 +779,9 @@ class ExportView(_RulesView):
         if "map" in query:
             rows = content.get("maps", {}).get(query["map"], {})
             text = transfer.map_to_csv(kind=query["map"], rows=rows)
+            return HttpResponse(text, content_type="text/csv; charset=utf-8")
+        if query["routing"]:
+            text = transfer.routing_to_csv(rules=content.get("routing", []))
             return HttpResponse(text, content_type="text/csv; charset=utf-8")
         text = transfer.ruleset_to_json(content=content, connection=connection.slug,
                                         version=number, effective_from=effective)  # fmt: skip

@@ -11,7 +11,15 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from console.selectors import STATE_GROUPS
-from mappings.ruleset import MAP_KINDS, CatalogKind
+from mappings.models import RuleAudit
+from mappings.ruleset import (
+    DIMENSION_SOURCES,
+    MAP_KINDS,
+    NUMBERING_ENTITIES,
+    OWNED_ENTITIES,
+    OWNERS,
+    CatalogKind,
+)
 from syncengine.models import SyncRecord, SyncState
 from syncengine.money import DECIMAL_PLACES, MAX_DIGITS
 
@@ -404,6 +412,110 @@ class FixedRecordsSerializer(serializers.Serializer):
     records = serializers.ListField(child=serializers.IntegerField())
 
 
+# Bounds of the numbers a rule holds: wide enough for any real numbering range, and kept within
+# what every JSON reader takes as an exact integer.
+RULE_INTEGER_MAX = 2**31 - 1
+
+
+# Numbering and field ownership both have an `entity` with its own choices: written inline, so
+# drf-spectacular does not have to invent two enum component names for one field name.
+@extend_schema_field({"type": "string", "enum": list(NUMBERING_ENTITIES)})
+class NumberingEntityField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=list(NUMBERING_ENTITIES), **kwargs)
+
+
+@extend_schema_field({"type": "string", "enum": list(OWNED_ENTITIES)})
+class OwnedEntityField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=list(OWNED_ENTITIES), **kwargs)
+
+
+class DimensionSettingInput(ReasonInput):
+    dimension = serializers.CharField(max_length=50, help_text="The ERP dimension code.")
+    source = serializers.ChoiceField(
+        choices=list(DIMENSION_SOURCES), help_text="The source attribute that feeds it."
+    )
+    values = serializers.DictField(
+        child=serializers.CharField(max_length=200), required=False, default=dict,
+        validators=[_no_nul], help_text="Source value → dimension value.",
+    )  # fmt: skip
+    default = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    pass_through = serializers.BooleanField(required=False, default=False)
+    required = serializers.BooleanField(required=False, default=False)
+
+
+class DimensionDeleteInput(ReasonInput):
+    dimension = serializers.CharField(max_length=50)
+
+
+class NumberingRuleInput(ReasonInput):
+    entity = NumberingEntityField()
+    prefix = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    start = serializers.IntegerField(min_value=0, max_value=RULE_INTEGER_MAX)
+    end = serializers.IntegerField(min_value=0, max_value=RULE_INTEGER_MAX)
+    width = serializers.IntegerField(required=False, default=0, min_value=0, max_value=50)
+
+
+class NumberingDeleteInput(ReasonInput):
+    entity = NumberingEntityField()
+
+
+class FieldOwnerInput(ReasonInput):
+    entity = OwnedEntityField()
+    field = serializers.CharField(max_length=100, help_text="The field, e.g. tax_code.")
+    owner = serializers.ChoiceField(choices=list(OWNERS))
+
+
+class FieldOwnerDeleteInput(ReasonInput):
+    entity = OwnedEntityField()
+    field = serializers.CharField(max_length=100)
+
+
+class ChangeSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Where, e.g. maps.SERVICE_LINE.HVAC.revenue_account.")
+    change = serializers.ChoiceField(choices=["added", "removed", "changed"])
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+class DraftDiffSerializer(serializers.Serializer):
+    in_force = serializers.IntegerField(
+        allow_null=True, help_text="The version in force today; null when there is none."
+    )
+    base_version = serializers.IntegerField(
+        allow_null=True, help_text="The version the draft started from."
+    )
+    changes = ChangeSerializer(many=True)
+
+
+class RuleAuditSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    actor = serializers.CharField()
+    action = serializers.ChoiceField(choices=RuleAudit.Action.values)
+    subject = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+
+
+class RuleAuditPageSerializer(serializers.Serializer):
+    results = RuleAuditSerializer(many=True)
+    next = serializers.CharField(allow_null=True)
+
+
+class RuleHistoryInput(serializers.Serializer):
+    subject = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="",
+        help_text="One rule, e.g. maps.SERVICE_LINE.HVAC or routing.7 (compared ignoring case); "
+        "every change of the rules and catalog when left out.",
+    )  # fmt: skip
+    before = serializers.IntegerField(
+        required=False, min_value=1, help_text="Keyset cursor, from the previous page's `next`."
+    )
+
+
 class QueuedSerializer(serializers.Serializer):
     queued = serializers.IntegerField()
 
@@ -490,6 +602,27 @@ class JournalEntryPageSerializer(serializers.Serializer):
     next = serializers.CharField(allow_null=True)
 
 
+class LedgerTimeEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_document_number = serializers.CharField()
+    batch = serializers.CharField(help_text="The timecard's key.")
+    employee = serializers.CharField()
+    work_date = serializers.DateField()
+    kind = serializers.CharField()
+    hours = serializers.DecimalField(max_digits=6, decimal_places=2)
+    pay_type = serializers.CharField()
+    job_number = serializers.CharField(allow_blank=True)
+    cost_code = serializers.CharField(allow_blank=True)
+    department = serializers.CharField(allow_blank=True)
+    clock_in = serializers.CharField(allow_blank=True)
+    clock_out = serializers.CharField(allow_blank=True)
+
+
+class LedgerTimeEntryPageSerializer(serializers.Serializer):
+    results = LedgerTimeEntrySerializer(many=True)
+    next = serializers.CharField(allow_null=True)
+
+
 class LedgerPageInput(serializers.Serializer):
     before = serializers.IntegerField(
         required=False, min_value=1, help_text="Keyset cursor, from the previous page's `next`."
@@ -521,9 +654,22 @@ class ExportInput(serializers.Serializer):
         choices=MAP_KIND_KEYS, required=False,
         help_text="One map as CSV; the whole rule set as JSON when left out.",
     )  # fmt: skip
+    routing = serializers.BooleanField(
+        required=False, default=False, help_text="The routing rules as CSV."
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("routing") and "map" in data:
+            raise serializers.ValidationError({"routing": "Export one map or the routing rules."})
+        return data
 
 
 class ImportInput(serializers.Serializer):
     reason = serializers.CharField(
-        max_length=1000, required=False, allow_blank=True, default="Imported through the API"
-    )
+        max_length=1000, required=False, allow_blank=True, default="",
+        help_text="Why; kept in the rule history (by default: imported through the API).",
+    )  # fmt: skip
+
+
+class CatalogImportInput(ImportInput):
+    kind = serializers.ChoiceField(choices=CATALOG_KINDS, help_text="The list the file replaces.")

@@ -31,7 +31,37 @@ rules_patterns = [
         rules_views.RoutingDeleteView.as_view(),
         name="rule-routing-delete",
     ),
+    path(
+        DRAFT + "maps/<str:kind>/import/",
+        rules_views.MapImportView.as_view(),
+        name="rule-map-import",
+    ),
+    path(
+        DRAFT + "routing/import/",
+        rules_views.RoutingImportView.as_view(),
+        name="rule-routing-import",
+    ),
     path(DRAFT + "defaults/", rules_views.DefaultsView.as_view(), name="rule-defaults"),
+    path(DRAFT + "dimensions/", rules_views.DimensionView.as_view(), name="rule-dimension"),
+    path(
+        DRAFT + "dimensions/delete/",
+        rules_views.DimensionDeleteView.as_view(),
+        name="rule-dimension-delete",
+    ),
+    path(DRAFT + "numbering/", rules_views.NumberingView.as_view(), name="rule-numbering"),
+    path(
+        DRAFT + "numbering/delete/",
+        rules_views.NumberingDeleteView.as_view(),
+        name="rule-numbering-delete",
+    ),
+    path(DRAFT + "ownership/", rules_views.OwnershipView.as_view(), name="rule-ownership"),
+    path(
+        DRAFT + "ownership/delete/",
+        rules_views.OwnershipDeleteView.as_view(),
+        name="rule-ownership-delete",
+    ),
+    path(DRAFT + "diff/", rules_views.DraftDiffView.as_view(), name="rule-draft-diff"),
+    path(RULES + "history/", rules_views.HistoryView.as_view(), name="rule-history"),
     path(DRAFT + "validate/", rules_views.DraftValidateView.as_view(), name="rule-validate"),
     path(DRAFT + "preview/", rules_views.DraftPreviewView.as_view(), name="rule-preview"),
     path(DRAFT + "impact/", rules_views.DraftImpactView.as_view(), name="rule-impact"),
@@ -57,6 +87,11 @@ ops_patterns = [
         name="catalog-refresh",
     ),
     path(
+        CONNECTION + "catalog/import/",
+        ops_views.CatalogImportView.as_view(),
+        name="catalog-import",
+    ),
+    path(
         CONNECTION + "ledger/accounts/",
         ops_views.LedgerAccountListView.as_view(),
         name="ledger-accounts",
@@ -70,6 +105,11 @@ ops_patterns = [
         CONNECTION + "ledger/entries/",
         ops_views.LedgerEntryListView.as_view(),
         name="ledger-entries",
+    ),
+    path(
+        CONNECTION + "ledger/time-entries/",
+        ops_views.LedgerTimeEntryListView.as_view(),
+        name="ledger-time-entries",
     ),
     path(
         CONNECTION + "webhook-secret/",

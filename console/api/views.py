@@ -36,14 +36,21 @@ from console.access import (
 )
 from console.api import serializers as s
 from console.api.authentication import ApiUserRateThrottle, TokenAuthentication
-from console.api.errors import PROBLEM_CONTENT_TYPE, Conflict, problem_exception_handler
+from console.api.errors import (
+    PROBLEM_CONTENT_TYPE,
+    Conflict,
+    ErpUnavailable,
+    problem_exception_handler,
+)
 from console.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from console.api.idempotency import idempotent
 from console.api.models import ApiToken
 from mappings.diff import ruleset_diff
 from mappings.models import RuleVersion
 from syncengine import services
+from syncengine.erps.base import ConnectorError
 from syncengine.models import Connection, ReconciliationRun, SyncRecord
+from syncengine.reconcile import reconciliation_run
 
 PAGE_SIZE = 50
 RECONCILIATION_RUNS = 20
@@ -377,6 +384,27 @@ class ReconciliationListView(ApiView):
             "-started_at", "-id"
         )[:RECONCILIATION_RUNS]
         return Response(s.ReconciliationSerializer(runs, many=True).data)
+
+    @documented(
+        operation_id="reconciliations_run",
+        request=None,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: s.ReconciliationDetailSerializer, **problems(502), **WRITE_ERRORS},
+        description="Admin: reconcile now, as the console's \"Run now\": the ERP's documents "
+        "against what was posted; what can be re-driven is. The run with its findings. An ERP "
+        "that cannot be read is 502 `erp_unavailable` and no run is recorded.",
+    )
+    @idempotent
+    def post(self, request: Request, slug: str) -> Response:
+        connection = get_connection_for_user(request.user, slug)
+        require_role(request.user, Role.ADMIN)  # after the 404, as everywhere
+        try:
+            run = reconciliation_run(connection=connection, actor=self.actor(), now=timezone.now())
+        except ConnectorError as error:
+            raise ErpUnavailable(
+                f"The ERP could not be read; nothing was compared. {error}"
+            ) from error
+        return Response(s.ReconciliationDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 class ReconciliationDetailView(ApiView):

@@ -85,13 +85,32 @@ CONNECTION_ENDPOINTS: list[tuple[str, str, Any, int, int, int]] = [
     ("post", "rules/versions/1/rollback/", {}, 403, 400, 400),
     ("get", "rules/versions/1/fixed/", None, 200, 200, 200),
     ("post", "rules/versions/1/retry-fixed/", {}, 403, 200, 200),
+    # CSV imports (a str body is sent as text/csv): a file with no rows is refused, all or nothing
+    ("post", "rules/draft/maps/SERVICE_LINE/import/", "", 403, 400, 400),
+    ("post", "rules/draft/routing/import/", "", 403, 400, 400),
+    ("get", "rules/export/?routing=true", None, 200, 200, 200),
+    ("get", "rules/draft/diff/", None, 200, 200, 200),
+    ("get", "rules/history/?subject=maps.SERVICE_LINE.HVAC", None, 200, 200, 200),
+    # per-item edits: setting the same item again is harmless; deleting an absent one is a 400
+    ("put", "rules/draft/dimensions/", {"dimension": "AREA", "source": "office"}, 403, 200, 200),
+    ("post", "rules/draft/dimensions/delete/", {"dimension": "NOPE"}, 403, 400, 400),
+    ("put", "rules/draft/numbering/", {"entity": "SITE", "start": 1, "end": 99}, 403, 200, 200),
+    ("post", "rules/draft/numbering/delete/", {"entity": "JOB"}, 403, 400, 400),
+    ("put", "rules/draft/ownership/", {"entity": "CUSTOMER", "field": "tax_code", "owner": "ERP"},
+     403, 200, 200),
+    ("post", "rules/draft/ownership/delete/", {"entity": "CONTACT", "field": "nope"},
+     403, 400, 400),
+    # reconciliation: everyone reads, Admin runs one
+    ("post", "reconciliations/", {}, 403, 403, 201),
     # catalog: everyone reads, Admin refreshes
     ("get", "catalog/?kind=ACCOUNT", None, 200, 200, 200),
     ("post", "catalog/refresh/", {}, 403, 403, 200),
+    ("post", "catalog/import/?kind=TAX_CODE", "code\n", 403, 403, 400),
     # sandbox ledger: read only
     ("get", "ledger/accounts/", None, 200, 200, 200),
     ("get", "ledger/invoices/", None, 200, 200, 200),
     ("get", "ledger/entries/", None, 200, 200, 200),
+    ("get", "ledger/time-entries/", None, 200, 200, 200),
     # the webhook HMAC secret: Admin
     ("post", "webhook-secret/", {}, 403, 403, 201),
     ("delete", "webhook-secret/", None, 403, 403, 204),
@@ -134,6 +153,8 @@ def other_endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 def call(client, method: str, url: str, body: Any):
+    if isinstance(body, str):
+        return getattr(client, method)(url, body, content_type="text/csv")
     if method in ("post", "put", "patch"):
         return getattr(client, method)(url, body, content_type="application/json")
     return getattr(client, method)(url)
