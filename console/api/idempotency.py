@@ -57,6 +57,20 @@ def _claim(request: Request, key: str, digest: str) -> IdempotentRequest | None:
         return None
 
 
+def _storable(value: Any) -> Any:
+    """The outcome with each NUL character as U+FFFD: PostgreSQL cannot store a NUL in a JSON
+    document, and only an error message quoting a bad request holds one (nothing with a NUL is
+    ever stored as rules or records), e.g. a CSV header cell holding one, named by `import_invalid`.
+    A replay shows U+FFFD where the first answer had the NUL."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
 def idempotent(
     method: Callable[..., Response],
 ) -> Callable[..., Response]:
@@ -104,7 +118,9 @@ def idempotent(
             row.delete()
         else:
             row.status = response.status_code
-            row.response_json = json.loads(JSONRenderer().render(response.data) or b"null")
+            row.response_json = _storable(
+                json.loads(JSONRenderer().render(response.data) or b"null")
+            )
             row.save(update_fields=["status", "response_json"])
         return response
 

@@ -83,3 +83,21 @@ def test_a_key_that_is_too_long_is_a_validation_problem(client, user, blocked):
     response = post(client, f"/api/v1/records/{blocked.pk}/retry/", {}, user, "k" * 256)
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_idempotency_key"
+
+
+def test_a_refusal_quoting_a_nul_character_is_stored_and_replayed_without_it(
+    client, user, connection
+):
+    # PostgreSQL cannot store a NUL in JSON: the stored outcome holds U+FFFD in its place.
+    url = "/api/v1/connections/demo/rules/draft/routing/import/"
+    headers = {**auth(token_for(user)), "Idempotency-Key": "nul-1"}
+    body = "id,account,b\x00d\n1,4010,x\n"
+    first = client.post(url, body, content_type="text/csv", headers=headers)
+    second = client.post(url, body, content_type="text/csv", headers=headers)
+    assert (first.status_code, second.status_code) == (400, 400)
+    assert "b\x00d" in first.json()["errors"][0]["field"]
+    assert second["Idempotent-Replayed"] == "true"
+    assert second.json()["errors"][0]["field"] == first.json()["errors"][0]["field"].replace(
+        "\x00", "\ufffd"
+    )
+    assert IdempotentRequest.objects.get(key="nul-1").status == 400
