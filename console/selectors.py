@@ -420,3 +420,40 @@ def _chart_day(index: int, day: date, posted: int, failed: int, top: int) -> Cha
         failed_bar=_bar(bars_left + BAR_WIDTH + BAR_GAP, failed, top),
         label=f"{day.day} {day:%b}" if (CHART_DAYS - 1 - index) % 7 == 0 else "",
     )
+
+
+# --- a bulk retry's progress --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryProgress:
+    """Where the records of one bulk retry stand now."""
+
+    total: int
+    posted: int
+    failed: int  # needs a person again: failed, blocked or uncertain
+    waiting: int  # still on its way: ready, retry scheduled, posting
+
+    @property
+    def done(self) -> bool:
+        return self.waiting == 0
+
+    @property
+    def settled(self) -> int:
+        return self.total - self.waiting
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.settled / self.total) if self.total else 100
+
+
+def retry_batch_progress(*, connection: Connection, batch: str) -> RetryProgress:
+    """Counted by the database over the batch's records (indexed by `retry_batch`)."""
+    again = (SyncState.FAILED, SyncState.BLOCKED, SyncState.UNCERTAIN)
+    counts = SyncRecord.objects.filter(connection=connection, retry_batch=batch).aggregate(
+        total=Count("pk"),
+        posted=Count("pk", filter=Q(state=SyncState.POSTED)),
+        failed=Count("pk", filter=Q(state__in=again)),
+        waiting=Count("pk", filter=Q(state__in=WAITING_STATES)),
+    )
+    return RetryProgress(**counts)

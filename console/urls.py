@@ -13,6 +13,11 @@ console_patterns = [
         views.dashboard_retry_cause,
         name="dashboard-retry-cause",
     ),
+    path(
+        "connections/<slug:slug>/retries/<str:batch>/",
+        views.retry_progress,
+        name="retry-progress",
+    ),
     path("sync/", views.sync_log, name="sync-log"),
     path("sync/<int:pk>/", views.record_detail, name="record-detail"),
     path("sync/<int:pk>/retry/", views.record_retry, name="record-retry"),

@@ -7,17 +7,18 @@ Function views, one domain call each; reads that need more than a filter live in
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
@@ -34,7 +35,7 @@ from console.access import (
 from console.timezones import start_of_day
 from syncengine import services
 from syncengine.erps.sandbox.models import LedgerInvoice
-from syncengine.models import SyncRecord, SyncState
+from syncengine.models import SyncRecord, SyncRecordQuerySet, SyncState
 
 PAGE_SIZE = 50
 
@@ -75,6 +76,7 @@ def dashboard_index(request: HtmxHttpRequest) -> HttpResponse:
 def dashboard(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     require_role(request.user, *Role.ALL)
     connection = get_connection_for_user(request.user, slug)
+    batch = request.GET.get("batch", "").strip()[:32]
     context = {
         "connection": connection,
         "dashboard": selectors.connection_dashboard(
@@ -82,6 +84,10 @@ def dashboard(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
         ),
         "is_admin": Role.ADMIN in roles_of(request.user),
         "other_connections": connections_for(request.user).exclude(pk=connection.pk),
+        "batch": batch,
+        "progress": (
+            selectors.retry_batch_progress(connection=connection, batch=batch) if batch else None
+        ),
     }
     template = "console/dashboard.html"
     # A boosted request (the retry-all form, following its redirect) wants the whole page.
@@ -104,21 +110,37 @@ def dashboard_retry_cause(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         state=request.POST.get("state", ""),
         cause="",
     )
+    batch = secrets.token_hex(8)
     queued = services.sync_records_retry_bulk(
-        records=records, actor=_actor(request), now=timezone.now()
+        records=records, actor=_actor(request), now=timezone.now(), batch=batch
     )
-    if queued:
-        noun = "record" if queued == 1 else "records"
-        messages.success(request, f"Queued {queued} {noun} for another attempt.")
-    else:
+    if not queued:
         messages.info(request, "No blocked or failed records have this cause any more.")
-    return redirect("console:dashboard", slug=connection.slug)
+        return redirect("console:dashboard", slug=connection.slug)
+    noun = "record" if queued == 1 else "records"
+    messages.success(request, f"Queued {queued} {noun} for another attempt.")
+    dashboard_url = reverse("console:dashboard", args=[connection.slug])
+    return redirect(f"{dashboard_url}?{urlencode({'batch': batch})}")
+
+
+@require_GET
+@login_required
+def retry_progress(request: HtmxHttpRequest, slug: str, batch: str) -> TemplateResponse:
+    """How a bulk retry is getting on; the dashboard polls this until nothing is waiting."""
+    require_role(request.user, *Role.ALL)
+    connection = get_connection_for_user(request.user, slug)
+    context = {
+        "connection": connection,
+        "batch": batch,
+        "progress": selectors.retry_batch_progress(connection=connection, batch=batch),
+    }
+    return TemplateResponse(request, "console/dashboard.html#retry-progress", context)
 
 
 FILTER_NAMES = ("connection", "state", "kind", "category", "from", "to", "cause", "q")
 
 
-def _filtered_records(request: HttpRequest) -> tuple[QuerySet[SyncRecord], dict[str, str]]:
+def _filtered_records(request: HttpRequest) -> tuple[SyncRecordQuerySet, dict[str, str]]:
     filters = {name: request.GET.get(name, "").strip() for name in FILTER_NAMES}
     received_from, received_to = _day(filters["from"]), _day(filters["to"])
     records = selectors.records_filtered(
@@ -132,8 +154,6 @@ def _filtered_records(request: HttpRequest) -> tuple[QuerySet[SyncRecord], dict[
         # "To" includes the whole day: up to the next midnight.
         received_before=start_of_day(received_to + timedelta(days=1)) if received_to else None,
     )
-    if filters["q"]:
-        records = records.matching(filters["q"])
     return records, filters
 
 
@@ -153,7 +173,10 @@ def sync_log(request: HtmxHttpRequest) -> TemplateResponse:
     if before.isdigit():
         records = records.filter(pk__lt=int(before))
     # Keyset pagination: one row more than a page tells whether there is a next page.
-    page = list(records.order_by("-pk")[: PAGE_SIZE + 1])
+    if filters["q"]:
+        page = records.newest_matching(filters["q"], limit=PAGE_SIZE + 1)
+    else:
+        page = list(records.order_by("-pk")[: PAGE_SIZE + 1])
     context = {
         "records": page[:PAGE_SIZE],
         "next_before": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
@@ -183,7 +206,7 @@ def search(request: HtmxHttpRequest) -> TemplateResponse:
         visible = records_for(request.user).select_related("connection", "document")
         exact = list(visible.filter(document__number=text).order_by("-pk")[:20])
         exact_ids = [record.pk for record in exact]
-        partial = list(visible.matching(text).exclude(pk__in=exact_ids).order_by("-pk")[:50])
+        partial = visible.exclude(pk__in=exact_ids).newest_matching(text, limit=50)
     context = {"q": text, "exact": exact, "partial": partial}
     return TemplateResponse(request, "console/search.html", context)
 

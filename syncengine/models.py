@@ -172,6 +172,8 @@ class SourceDocument(models.Model):
                 fields=["connection", "kind", "source_id"], name="source_document_unique_id"
             ),
         ]
+        # "Did it land?" by amount: a search for 1,234.50 is an index look-up.
+        indexes = [models.Index(fields=["total"], name="source_document_total")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.number}"
@@ -200,6 +202,23 @@ class Operation(models.TextChoices):
     VOID_CREDIT_MEMO = "VOID_CREDIT_MEMO", "Credit memo for a void"
 
 
+# How many of the newest record ids `newest_matching` walks before it asks the trigram indexes.
+MATCH_WINDOW = 20_000
+
+
+def _scan_condition(text: str) -> Q:
+    """`matching` as one condition over a record and its document, for testing row by row."""
+    condition = (
+        Q(document__number__icontains=text)
+        | Q(erp_document_number__icontains=text)
+        | Q(document__customer_name__icontains=text)
+    )
+    amount = _as_amount(text)
+    if amount is not None:
+        condition |= Q(document__total=amount)
+    return condition
+
+
 class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):
     def runnable(self, now: datetime) -> SyncRecordQuerySet:
         """Due work, plus postings whose worker died: an expired lease is settled by lookup."""
@@ -223,6 +242,25 @@ class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):
         ).values("pk")
         by_erp_number = SyncRecord.objects.filter(erp_document_number__icontains=text).values("pk")
         return self.filter(pk__in=by_document.union(by_erp_number))
+
+    def newest_matching(self, text: str, *, limit: int) -> list[SyncRecord]:
+        """The newest `limit` records that `matching(text)` finds, exactly, fast either way.
+
+        A common text ("Foods") matches many documents: collecting them all through the trigram
+        indexes costs more than walking the newest records and testing each. A rare one matches
+        few: walking would cost the whole table, the indexes answer at once. So: walk a window of
+        the newest records first; if it holds `limit` matches they are the newest of all
+        (everything outside the window is older), else ask the indexes.
+        """
+        text = text.strip()
+        newest = self.order_by("-pk").values_list("pk", flat=True).first()
+        if newest is None:
+            return []
+        in_window = self.filter(pk__gt=newest - MATCH_WINDOW).filter(_scan_condition(text))
+        found: list[SyncRecord] = list(in_window.order_by("-pk")[:limit])
+        if len(found) == limit:
+            return found
+        return list(self.matching(text).order_by("-pk")[:limit])
 
     def failure_causes(self) -> list[dict[str, Any]]:
         """Blocked and failed records grouped by what one fix would cure, biggest group first:
@@ -288,6 +326,8 @@ class SyncRecord(models.Model):
     received_at = models.DateTimeField()
     posted_at = models.DateTimeField(null=True, blank=True)
     state_changed_at = models.DateTimeField()
+    # The bulk retry this record was last queued by, so its progress can be shown.
+    retry_batch = models.CharField(max_length=32, blank=True)
 
     objects = SyncRecordQuerySet.as_manager()
 
@@ -309,6 +349,13 @@ class SyncRecord(models.Model):
             models.Index(fields=["state", "next_attempt_at"], name="sync_record_due"),
             # The sync log lists newest first within a connection (keyset on id).
             models.Index(fields=["connection", "-id"], name="sync_record_log"),
+            # The dashboard counts by state and by posting time; the log filters by arrival.
+            models.Index(fields=["connection", "state"], name="sync_record_state"),
+            models.Index(fields=["connection", "posted_at"], name="sync_record_posted"),
+            models.Index(fields=["connection", "received_at"], name="sync_record_received"),
+            models.Index(
+                fields=["retry_batch"], name="sync_record_retry_batch", condition=~Q(retry_batch="")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1083,10 +1083,12 @@ def sync_records_retry_bulk(
     actor: str,
     now: datetime,
     on_progress: Callable[[int, int], None] | None = None,
+    batch: str = "",
 ) -> int:
     """Retry every blocked or failed record of a filter (e.g. one failure cause), in chunks of
     200 so a large set neither locks the table nor holds one long transaction. Returns how many
-    were queued; `on_progress(done, total)` after each chunk."""
+    were queued; `on_progress(done, total)` after each chunk. Each record remembers `batch`, so
+    the console can show how the retried set is getting on (`retry_batch_progress`)."""
     ids = list(records.filter(state__in=RETRYABLE).order_by("pk").values_list("pk", flat=True))
     queued = 0
     for start in range(0, len(ids), 200):
@@ -1094,17 +1096,18 @@ def sync_records_retry_bulk(
             for record in SyncRecord.objects.select_for_update().filter(
                 pk__in=ids[start : start + 200], state__in=RETRYABLE
             ):
-                _retry(record, actor=actor, now=now, detail="Retry requested (bulk).")
+                _retry(record, actor=actor, now=now, detail="Retry requested (bulk).", batch=batch)
                 queued += 1
         if on_progress:
             on_progress(min(start + 200, len(ids)), len(ids))
     return queued
 
 
-def _retry(record: SyncRecord, *, actor: str, now: datetime, detail: str) -> None:
+def _retry(record: SyncRecord, *, actor: str, now: datetime, detail: str, batch: str = "") -> None:
     _transition(record, SyncState.READY, actor=actor, now=now, detail=detail,
                 next_attempt_at=now, failure_category="", failure_cause="", message="",
-                problems=[], attempts_before_retry=record.attempts)  # fmt: skip
+                problems=[], attempts_before_retry=record.attempts,
+                retry_batch=batch)  # fmt: skip
     _nudge_if_ready(record)
 
 

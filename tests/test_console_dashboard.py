@@ -376,13 +376,47 @@ def test_a_user_without_a_role_may_not_see_a_dashboard(client, connection):
 def test_an_admin_retries_every_record_of_a_cause_at_once(client, connection, busy):
     client.force_login(user_with(Role.ADMIN, connection, name="boss"))
     response = retry_cause(client, follow=True)
-    assert response.redirect_chain == [(dashboard_url(), 302)]
+    [(location, status)] = response.redirect_chain
+    assert status == 302 and location.startswith(f"{dashboard_url()}?batch=")
     assert "Queued 2 records for another attempt." in response.content.decode()
     for name in ("blocked_1", "blocked_2"):
         record = refreshed(busy[name])
         assert (record.state, record.failure_cause) == (SyncState.READY, "")
         assert record.events.last().actor == "user:boss"
     assert refreshed(busy["failed"]).state == SyncState.FAILED
+
+
+def test_a_bulk_retry_shows_its_progress_until_every_record_has_settled(client, connection, busy):
+    client.force_login(user_with(Role.ADMIN, connection, name="boss"))
+    location = retry_cause(client)["Location"]
+    batch = location.split("batch=")[1]
+    page = client.get(location).content.decode()
+    progress_url = reverse("console:retry-progress", args=["demo", batch])
+    assert "Retrying 2 records…" in page and f'hx-get="{progress_url}"' in page
+    assert '<progress max="2" value="0"' in page
+    # The workers settle them: one posts, the other fails again.
+    blocked = [busy["blocked_1"].pk, busy["blocked_2"].pk]
+    SyncRecord.objects.filter(pk=blocked[0]).update(state=SyncState.POSTED, erp_document_id="x")
+    SyncRecord.objects.filter(pk=blocked[1]).update(state=SyncState.FAILED)
+    partial = client.get(progress_url, HTTP_HX_REQUEST="true").content.decode()
+    assert partial.strip().startswith('<section id="retry-progress"')
+    assert "Retry finished" in partial and "hx-trigger" not in partial
+    assert "1 posted, 1 needs a person again, 0 on their way." in partial
+    assert '<progress max="2" value="2"' in partial
+
+
+def test_a_bulk_retrys_progress_is_not_shown_across_connections(
+    client, connection, other_connection, busy
+):
+    client.force_login(user_with(Role.ADMIN, connection, name="boss"))
+    batch = retry_cause(client)["Location"].split("batch=")[1]
+    stranger = user_with(Role.ADMIN, other_connection, name="stranger")
+    client.force_login(stranger)
+    assert client.get(reverse("console:retry-progress", args=["demo", batch])).status_code == 404
+    mine = client.get(reverse("console:retry-progress", args=["other", batch]))
+    assert (
+        "Retry finished" in mine.content.decode() and '<progress max="0"' in mine.content.decode()
+    )
 
 
 def test_retry_all_retries_only_the_records_of_that_cause_still_blocked_or_failed(

@@ -224,3 +224,24 @@ def test_substring_search_uses_the_trigram_indexes_on_postgresql(connection):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "syncengine_doc_number_trgm" in plan
     assert "syncengine_rec_erp_number_trgm" in plan
+
+
+def test_the_newest_matches_are_the_same_whether_the_recent_window_holds_them_or_not(
+    connection, monkeypatch
+):
+    for source_id in range(1, 9):
+        customer = {"id": 500 + source_id, "name": "Harbor Foods" if source_id % 2 else "Acme"}
+        ingest(
+            connection, envelope(id=source_id, invoiceNumber=f"N-{source_id}", customer=customer)
+        )
+    records = SyncRecord.objects.all()
+    by_indexes = list(records.matching("foods").order_by("-pk")[:3])
+    assert [r.document.number for r in by_indexes] == ["N-7", "N-5", "N-3"]
+    # A window of 6 holds 3 matches: answered by walking it.
+    monkeypatch.setattr("syncengine.models.MATCH_WINDOW", 6)
+    assert records.newest_matching("foods", limit=3) == by_indexes
+    # A window of 2 holds 1: the indexes answer, with the same result.
+    monkeypatch.setattr("syncengine.models.MATCH_WINDOW", 2)
+    assert records.newest_matching("foods", limit=3) == by_indexes
+    assert records.newest_matching("nothing like it", limit=3) == []
+    assert SyncRecord.objects.none().newest_matching("foods", limit=3) == []
