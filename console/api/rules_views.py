@@ -1,6 +1,9 @@
-"""The posting-rules endpoints under /api/v1/connections/<slug>/rules/: the draft and its edits,
-checks, preview, impact, publish, rollback, import and export. Thin views over the services the
-console's rules editor calls (`mappings.services`, `mappings.preview`, `mappings.transfer`).
+"""The posting-rules endpoints under /api/v1/connections/<slug>/rules/: the draft and its edits
+(map rows, routing, defaults, dimensions, numbering, field owners), its changes against the rules
+in force, checks, preview, impact, publish, rollback, the rule history, imports (JSON, or one map
+or the routing as CSV, through `services.draft_import` like `manage.py rules import`) and export.
+Thin views over the services and selectors the console's rules editor calls (`mappings.services`,
+`mappings.preview`, `mappings.transfer`, `console.rules_selectors`).
 
 Access mirrors console/rules_views.py: everyone on the connection reads (Admin, Finance, AR); only
 Admin and Finance change anything (403 for AR, after the 404 for a connection the user cannot
