@@ -66,7 +66,7 @@ INSERT INTO syncengine_syncrecord
     (connection_id, document_id, operation, idempotency_key, state, attempts,
      attempts_before_retry, lease_token, erp_document_id, erp_document_number, erp_document_url,
      failure_category, failure_cause, message, problems, received_at, posted_at,
-     state_changed_at)
+     state_changed_at, retry_batch)
 SELECT d.connection_id, d.id, 'CREATE', 'ST-INV-' || d.source_id,
        CASE WHEN n %% 100 < 90 THEN 'POSTED' WHEN n %% 100 < 94 THEN 'BLOCKED'
             WHEN n %% 100 < 97 THEN 'FAILED' ELSE 'READY' END,
@@ -80,7 +80,7 @@ SELECT d.connection_id, d.id, 'CREATE', 'ST-INV-' || d.source_id,
        CASE WHEN n %% 100 BETWEEN 90 AND 96 THEN 'Waiting for a fix.' ELSE '' END,
        '[]'::jsonb, d.first_received_at,
        CASE WHEN n %% 100 < 90 THEN d.first_received_at + interval '90 seconds' END,
-       d.first_received_at + interval '90 seconds'
+       d.first_received_at + interval '90 seconds', ''
 FROM syncengine_sourcedocument d, LATERAL (SELECT d.source_id::int AS n) AS s
 WHERE d.connection_id = %(connection)s
 """

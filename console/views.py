@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -175,6 +176,10 @@ def sync_log(request: HtmxHttpRequest) -> TemplateResponse:
     # Keyset pagination: one row more than a page tells whether there is a next page.
     if filters["q"]:
         page = records.newest_matching(filters["q"], limit=PAGE_SIZE + 1)
+    elif filters["from"] or filters["to"]:
+        # Newest first by id, but sorted after the fact (`id + 0`): left to walk the id index
+        # backwards, PostgreSQL would pass every newer record before reaching an old day.
+        page = list(records.order_by((F("pk") + 0).desc())[: PAGE_SIZE + 1])
     else:
         page = list(records.order_by("-pk")[: PAGE_SIZE + 1])
     context = {

@@ -202,8 +202,9 @@ class Operation(models.TextChoices):
     VOID_CREDIT_MEMO = "VOID_CREDIT_MEMO", "Credit memo for a void"
 
 
-# How many of the newest record ids `newest_matching` walks before it asks the trigram indexes.
-MATCH_WINDOW = 20_000
+# How many of the newest record ids `newest_matching` walks, per row wanted, before it asks the
+# trigram indexes: a text found in at least one record in 20 fills its page from the walk.
+MATCH_WINDOW_PER_ROW = 20
 
 
 def _scan_condition(text: str) -> Q:
@@ -256,7 +257,8 @@ class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):
         newest = self.order_by("-pk").values_list("pk", flat=True).first()
         if newest is None:
             return []
-        in_window = self.filter(pk__gt=newest - MATCH_WINDOW).filter(_scan_condition(text))
+        window = MATCH_WINDOW_PER_ROW * limit
+        in_window = self.filter(pk__gt=newest - window).filter(_scan_condition(text))
         found: list[SyncRecord] = list(in_window.order_by("-pk")[:limit])
         if len(found) == limit:
             return found

@@ -237,11 +237,11 @@ def test_the_newest_matches_are_the_same_whether_the_recent_window_holds_them_or
     records = SyncRecord.objects.all()
     by_indexes = list(records.matching("foods").order_by("-pk")[:3])
     assert [r.document.number for r in by_indexes] == ["N-7", "N-5", "N-3"]
-    # A window of 6 holds 3 matches: answered by walking it.
-    monkeypatch.setattr("syncengine.models.MATCH_WINDOW", 6)
+    # A window of 6 (2 per row wanted) holds 3 matches: answered by walking it.
+    monkeypatch.setattr("syncengine.models.MATCH_WINDOW_PER_ROW", 2)
     assert records.newest_matching("foods", limit=3) == by_indexes
-    # A window of 2 holds 1: the indexes answer, with the same result.
-    monkeypatch.setattr("syncengine.models.MATCH_WINDOW", 2)
+    # A window of 3 holds 1: the indexes answer, with the same result.
+    monkeypatch.setattr("syncengine.models.MATCH_WINDOW_PER_ROW", 1)
     assert records.newest_matching("foods", limit=3) == by_indexes
     assert records.newest_matching("nothing like it", limit=3) == []
     assert SyncRecord.objects.none().newest_matching("foods", limit=3) == []
