@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "mappings",
     "syncengine",
     "syncengine.erps.sandbox",
+    "paymentsync",
     "console.api",
 ]
 
@@ -166,6 +167,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncengine.tasks.servicetrade_write_back_all",
         "schedule": config.env_int("CROSSWALK_SERVICETRADE_TICK_SECONDS", 60, minimum=10),
     },
+    # Payments applied in the ERP, read back and told to ServiceTrade (syncengine/payments.py).
+    "payments-sync": {
+        "task": "syncengine.tasks.payments_sync_all",
+        "schedule": config.env_int("CROSSWALK_PAYMENTS_SECONDS", 3600, minimum=60),
+    },
+    # E-mail to support contacts when blocked/failed counts rise, and the daily digest, sent
+    # by the first run after CROSSWALK_DIGEST_HOUR in each connection's time zone.
+    "notifications-check": {
+        "task": "syncengine.tasks.notifications_check_all",
+        "schedule": config.env_int("CROSSWALK_NOTIFY_SECONDS", 300, minimum=30),
+    },
+    "notifications-digest": {
+        "task": "syncengine.tasks.notifications_digest_all",
+        "schedule": 900,
+    },
 }
 
 # Sync engine tuning.
@@ -184,6 +200,12 @@ CROSSWALK_MAX_PAYLOAD_BYTES = config.env_int("CROSSWALK_MAX_PAYLOAD_BYTES", 5_00
 # (syncengine/sources/servicetrade_api/fake.py) instead of the connection's base URL.
 CROSSWALK_SERVICETRADE_FAKE = config.env_bool("CROSSWALK_SERVICETRADE_FAKE", default=False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CROSSWALK_MAX_PAYLOAD_BYTES
+# The console's address as people reach it, for links in e-mails (no trailing slash).
+CROSSWALK_CONSOLE_URL = config.env_str("CROSSWALK_CONSOLE_URL", "http://localhost:8000").rstrip("/")
+# The local hour (0-23, each connection's time zone) after which yesterday's digest is sent.
+CROSSWALK_DIGEST_HOUR = int(
+    config.env_choice("CROSSWALK_DIGEST_HOUR", "7", tuple(str(hour) for hour in range(24)))
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -63,3 +63,27 @@ def servicetrade_write_back_all() -> None:
 
     for connection in sync.connections_with_api():
         sync.servicetrade_write_back(connection=connection, now=timezone.now())
+
+
+# --- payments back from the ERP, and e-mail to support contacts ---------------------------------
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=1800, soft_time_limit=1740)
+def payments_sync_all() -> None:
+    from syncengine.payments import payments_sync_all as sync_all
+
+    sync_all(now=timezone.now())
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=300, soft_time_limit=240)
+def notifications_check_all() -> None:
+    from syncengine import notify
+
+    notify.notifications_check_all(now=timezone.now())
+
+
+@shared_task(queue="celery", ignore_result=True, time_limit=600, soft_time_limit=540)
+def notifications_digest_all() -> None:
+    from syncengine import notify
+
+    notify.notifications_digest_all(now=timezone.now())

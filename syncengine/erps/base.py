@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,6 +49,26 @@ class ErpDocumentSummary:
     kind: str  # INVOICE or CREDIT_MEMO
     amount: Decimal
     posting_date: date
+
+
+@dataclass(frozen=True)
+class ErpPayment:
+    """One payment application the ERP holds against an invoice, as `Connector.payments` reads it.
+
+    The invoice is named by whatever the ERP gives: our key (its external document number), the
+    ERP document id, or its number. `amount` is what this entry applies to the invoice: positive
+    for a payment, negative for a reversal, a void or a returned (NSF) payment. `changed_at` is
+    when the ERP last changed the entry; the caller keeps the newest one as its cursor.
+    """
+
+    id: str
+    amount: Decimal
+    payment_date: date
+    changed_at: datetime
+    invoice_key: str = ""
+    invoice_id: str = ""
+    invoice_number: str = ""
+    reason: str = ""  # e.g. "NSF", "Reversal"; empty for an ordinary payment
 
 
 class FailureCategory:
@@ -123,4 +143,11 @@ class Connector(Protocol):
 
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
         """The requests `post_invoice` would send, without sending them."""
+        ...
+
+    def payments(self, *, since: datetime | None) -> Iterable[ErpPayment]:
+        """Payment applications to invoices changed at or after `since` (every one when None).
+
+        Reading the same entry again is expected: callers recognise it by `id`.
+        """
         ...

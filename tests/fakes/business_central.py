@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -115,11 +116,27 @@ WRITABLE = {
         "quantity",
     },
     "projects": {"number", "displayName"},
+    "customerPayments": {
+        "journalId",
+        "journalDisplayName",
+        "lineNumber",
+        "customerId",
+        "customerNumber",
+        "postingDate",
+        "documentNumber",
+        "externalDocumentNumber",
+        "amount",
+        "appliesToInvoiceId",
+        "appliesToInvoiceNumber",
+        "description",
+        "comment",
+    },
 }
 READ_ONLY = {
     "salesInvoices": {"id", "number", "status", "totalAmountIncludingTax", "customerName"},
     "salesCreditMemos": {"id", "number", "status", "totalAmountIncludingTax", "customerName"},
     "customers": {"id", "balanceDue", "lastModifiedDateTime"},
+    "customerPayments": {"id", "lastModifiedDateTime"},
 }
 LINE_SETS = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines"}
 LIST_SETS = (
@@ -176,6 +193,8 @@ class FakeBusinessCentral:
         self.page_size = 3
         self.commit_delay = 0.0  # seconds a timeout_after_commit answer is held back
         self.base_url = ""
+        # What lastModifiedDateTime says on a payment line written now (tests may move it).
+        self.clock: Any = lambda: datetime.now(UTC)
 
     # --- set-up helpers -------------------------------------------------------------------------
 
@@ -195,6 +214,14 @@ class FakeBusinessCentral:
             self._stamp(record)
             self.tables.setdefault(entity_set, {})[record["id"]] = record
             return record
+
+    def add_payment(self, invoice: dict[str, Any], amount: str, **values: Any) -> dict[str, Any]:
+        """A customer payment journal line applied to `invoice`, as a cashier would enter it:
+        the amount as Business Central holds it (negative = a payment received)."""
+        with self.lock:
+            body = {"appliesToInvoiceId": invoice["id"], "amount": Decimal(amount),
+                    "postingDate": "2026-11-20", **values}  # fmt: skip
+            return self._create("customerPayments", body, parent=None, path="customerPayments")
 
     def add_dimension(self, code: str, values: dict[str, str]) -> None:
         dimension = self.add("dimensions", code=code, displayName=code.title())
@@ -426,6 +453,7 @@ class FakeBusinessCentral:
             "salesInvoices",
             "salesCreditMemos",
             "timeRegistrationEntries",
+            "customerPayments",
         ):
             raise Refused(404, "BadRequest_ResourceNotFound", f"No entity set {entity_set}.")
         rows = _filtered(list(self.tables.get(entity_set, {}).values()), query.get("$filter", ""))
@@ -523,8 +551,26 @@ class FakeBusinessCentral:
             )
         self._check_fields(entity_set, body)
         record.update(body)
+        if "lastModifiedDateTime" in record:
+            record["lastModifiedDateTime"] = _stamp_time(self.clock())
         self._stamp(record)
         return _public(record)
+
+    def _new_customerPayments(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        _required(body, "postingDate")
+        record = dict(body)
+        invoice_id, number = body.get("appliesToInvoiceId"), body.get("appliesToInvoiceNumber")
+        if invoice_id or number:
+            where = {"id": invoice_id} if invoice_id else {"number": number}
+            invoices = self.rows("salesInvoices", **where)
+            if not invoices or invoices[0]["status"] == "Draft":
+                raise Refused(400, "Application_DialogException",
+                              f"There is no posted invoice {invoice_id or number}.")  # fmt: skip
+            record.update(appliesToInvoiceId=invoices[0]["id"],
+                          appliesToInvoiceNumber=invoices[0]["number"])  # fmt: skip
+        record["amount"] = Decimal(str(body.get("amount", "0")))
+        record["lastModifiedDateTime"] = _stamp_time(self.clock())
+        return record
 
     def _new_customers(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:
         _required(body, "displayName")
@@ -761,6 +807,10 @@ class FakeBusinessCentral:
 
     def _stamp(self, record: dict[str, Any]) -> None:
         record["@odata.etag"] = f'W/"{uuid.uuid4().hex[:12]}"'
+
+
+def _stamp_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:

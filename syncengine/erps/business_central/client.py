@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,7 @@ from syncengine.erps.base import (
     ConnectorError,
     ErpDocument,
     ErpDocumentSummary,
+    ErpPayment,
     FailureCategory,
 )
 from syncengine.erps.business_central.http import (
@@ -206,6 +207,32 @@ class BusinessCentral:
                     amount=Decimal(str(row.get("totalAmountIncludingTax", "0"))),
                     posting_date=date.fromisoformat(row[date_field]),
                 )  # fmt: skip
+
+    def payments(self, *, since: datetime | None) -> Iterator[ErpPayment]:
+        """Customer payment lines that name an invoice (`appliesToInvoiceId` or `…Number`),
+        changed since `since`, page by page. A payment journal line carries a negative amount
+        (it credits the customer); a positive one on an invoice is a refund or reversal.
+        [U] These are journal lines: Business Central removes them when the journal is posted,
+        so payments must be read before that (docs/connectors/business-central.md)."""
+        params: dict[str, str] = {}
+        if since is not None:
+            stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            params["$filter"] = f"lastModifiedDateTime ge {stamp}"
+        rows = self.api.get_all(
+            f"{self.api.company_path()}/customerPayments", params=params, what="read payments"
+        )
+        for row in rows:
+            if not (row.get("appliesToInvoiceId") or row.get("appliesToInvoiceNumber")):
+                continue
+            amount = -Decimal(str(row.get("amount") or "0"))
+            yield ErpPayment(
+                id=str(row["id"]), amount=amount,
+                payment_date=date.fromisoformat(row["postingDate"]),
+                changed_at=datetime.fromisoformat(row["lastModifiedDateTime"]),
+                invoice_id=str(row.get("appliesToInvoiceId") or "").strip("{}").lower(),
+                invoice_number=str(row.get("appliesToInvoiceNumber") or ""),
+                reason="" if amount >= ZERO else str(row.get("description") or "Reversal")[:100],
+            )  # fmt: skip
 
     # --- invoices -------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from syncengine.erps.base import (
     ConnectorError,
     ErpDocument,
     ErpDocumentSummary,
+    ErpPayment,
     FailureCategory,
 )
 from syncengine.erps.sandbox.models import (
@@ -33,6 +34,7 @@ from syncengine.erps.sandbox.models import (
     LedgerCustomer,
     LedgerInvoice,
     LedgerListValue,
+    LedgerPayment,
     LedgerTaxCode,
     LedgerTimeEntry,
     NumberSeries,
@@ -92,6 +94,21 @@ class SandboxLedger:
                 key=document.external_document_number, id=str(document.pk),
                 number=document.number, kind=document.kind, amount=document.amount,
                 posting_date=document.posting_date,
+            )  # fmt: skip
+
+    def payments(self, *, since: datetime | None) -> Iterator[ErpPayment]:
+        """Payments and reversals recorded since `since` (`manage.py ledger pay`)."""
+        payments = LedgerPayment.objects.filter(connection=self.connection)
+        if since is not None:
+            payments = payments.filter(recorded_at__gte=since)
+        for payment in payments.select_related("invoice").order_by("recorded_at", "pk"):
+            reversal = payment.kind == LedgerPayment.Kind.REVERSAL
+            yield ErpPayment(
+                id=payment.number, amount=-payment.amount if reversal else payment.amount,
+                payment_date=payment.payment_date, changed_at=payment.recorded_at,
+                invoice_key=payment.invoice.external_document_number,
+                invoice_id=str(payment.invoice_id), invoice_number=payment.invoice.number,
+                reason=(payment.reason or "Reversal") if reversal else "",
             )  # fmt: skip
 
     def find_invoice(self, *, key: str) -> ErpDocument | None:

@@ -232,3 +232,40 @@ class LedgerTimeEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.employee} {self.work_date} {self.hours} h {self.pay_type}"
+
+
+class LedgerPayment(models.Model):
+    """A customer payment applied to one sandbox invoice, or the reversal of one (a returned
+    cheque, NSF, a voided receipt). Its journal entry debits cash and credits the invoice's
+    receivable account; a reversal's entry does the opposite. Rows are only ever added."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "PAYMENT", "Payment"
+        REVERSAL = "REVERSAL", "Reversal"
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=20)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PAYMENT)
+    invoice = models.ForeignKey(LedgerInvoice, on_delete=models.PROTECT, related_name="payments")
+    payment_date = models.DateField()
+    # Always positive; `kind` says which way it goes.
+    amount = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    reason = models.CharField(max_length=100, blank=True)
+    journal_entry = models.OneToOneField(
+        JournalEntry, on_delete=models.PROTECT, related_name="payment"
+    )
+    # When the ledger recorded it: what `SandboxLedger.payments(since=...)` filters on.
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "number"], name="ledger_payment_number"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="ledger_payment_positive"),
+        ]
+        indexes = [
+            # SandboxLedger.payments: a connection's payments recorded since the cursor.
+            models.Index(fields=["connection", "recorded_at"], name="ledger_payment_recorded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.get_kind_display()} {self.amount} on {self.invoice_id}"

@@ -2,6 +2,7 @@
 
     python manage.py ledger export --format beancount --connection demo --output books.beancount
     python manage.py ledger export --format json            # stdout; fine with one connection
+    python manage.py ledger pay --invoice SI-000042 --amount 100.00 [--reverse --reason NSF]
 
 The file named by --output is written beside its final path and moved into place at the end, so
 an export that fails halfway never leaves a truncated file that looks complete.
@@ -12,12 +13,16 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from syncengine.erps.sandbox.export import FORMATS, write_ledger
+from syncengine.erps.sandbox.payments import PaymentRefused, ledger_payment_record
 from syncengine.models import Connection
 
 
@@ -39,10 +44,38 @@ class Command(BaseCommand):
             "--output", metavar="FILE", default="-", help="File to write; '-' (default) is stdout."
         )
 
+        pay = actions.add_parser(
+            "pay", help="Record a customer payment (or its reversal) on a sandbox invoice."
+        )
+        pay.add_argument("--connection", metavar="SLUG")
+        pay.add_argument("--invoice", required=True, help="SI-… number or the ST-INV-… key.")
+        pay.add_argument("--amount", required=True, type=_amount, help="e.g. 12.34")
+        pay.add_argument("--reverse", action="store_true", help="Reverse that much (NSF, void).")
+        pay.add_argument("--reason", default="", help="Why a reversal happened, e.g. NSF.")
+        pay.add_argument("--date", type=date.fromisoformat, help="Payment date (default today).")
+        pay.add_argument("--cash-account", default="1100", help="Account debited (default 1100).")
+
     def handle(self, *args: Any, **options: Any) -> None:
-        # Only one action exists today; the subcommand leaves room for import/verify later.
         if options["action"] == "export":
             self._export(options)
+        elif options["action"] == "pay":
+            self._pay(options)
+
+    def _pay(self, options: dict[str, Any]) -> None:
+        connection = resolve_connection(options["connection"])
+        try:
+            payment = ledger_payment_record(
+                connection=connection, invoice=options["invoice"], amount=options["amount"],
+                reverse=options["reverse"], reason=options["reason"],
+                payment_date=options["date"] or timezone.localdate(), now=timezone.now(),
+                cash_account=options["cash_account"],
+            )  # fmt: skip
+        except PaymentRefused as refused:
+            raise CommandError(str(refused)) from refused
+        self.stdout.write(
+            f"{payment.number}: {payment.get_kind_display().lower()} of {payment.amount} on "
+            f"invoice {payment.invoice.number} (journal entry {payment.journal_entry.number})."
+        )
 
     def _export(self, options: dict[str, Any]) -> None:
         connection = resolve_connection(options["connection"])
@@ -56,6 +89,13 @@ class Command(BaseCommand):
 
         _write_file_atomically(path, write)
         self.stderr.write(f"Wrote the {options['fmt']} export of {connection.slug} to {path}.")
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(text) from None
 
 
 def resolve_connection(slug: str | None) -> Connection:

@@ -536,24 +536,35 @@ def invoice_note_add(st: ServiceTradeClient, *, invoice_id: str, text: str) -> N
         st.comment_add(entity_type=code, entity_id=invoice_id, content=text)
         return
     current = str(st.invoice(invoice_id).get("notes") or "")
-    if text in current:
+    # Only the last note: a repeat after a lost answer adds nothing, while a status that comes
+    # back later (partly paid, reversed, partly paid again) is noted again.
+    if current.endswith(text):
         return
     notes = f"{current}\n\n{text}" if current else text
     st.put(f"/invoice/{invoice_id}", {"notes": notes})
 
 
 def invoice_payment_write_back(
-    *, client: ServiceTradeClient, invoice_id: str, paid: Decimal, total: Decimal
-) -> str:
-    """A payment recorded in the ERP: `paid` when it covers the invoice, otherwise a note
-    saying how much is paid (ServiceTrade has no partly-paid status). Not triggered by the
-    engine yet: no connector reads payments back so far."""
+    *, client: ServiceTradeClient, invoice_id: str, paid: Decimal, total: Decimal,
+    reopen: bool = False, reason: str = "",
+) -> str:  # fmt: skip
+    """What is paid in the ERP: `paid` when it covers the invoice, otherwise a note saying how
+    much is paid (ServiceTrade has no partly-paid status). `reopen` (it was told `paid`, then a
+    payment was reversed, voided or returned) puts the status back to `processed` first; nothing
+    paid any more is a note naming the `reason`. Called by `syncengine.payments`."""
     if paid >= total:
         client.invoice_status_set(invoice_id, "paid")
         return "paid"
-    invoice_note_add(client, invoice_id=invoice_id,
-                     text=f"Partially paid in the ERP: {paid} of {total}.")  # fmt: skip
-    return "partially paid"
+    if reopen:
+        client.invoice_status_set(invoice_id, PROCESSED)
+    if paid > 0:
+        invoice_note_add(client, invoice_id=invoice_id,
+                         text=f"Partially paid in the ERP: {paid} of {total}.")  # fmt: skip
+        return "reopened, partially paid" if reopen else "partially paid"
+    why = f" ({reason})" if reason else ""
+    text = f"Payment reversed in the ERP{why}: nothing of {total} is paid now."
+    invoice_note_add(client, invoice_id=invoice_id, text=text)
+    return "reopened"
 
 
 @dataclass(frozen=True)
