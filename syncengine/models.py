@@ -231,18 +231,24 @@ class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):
     def matching(self, text: str) -> SyncRecordQuerySet:
         """Records whose document number, ERP number or customer contains the text, or whose
         total equals it when the text is an amount ("1,234.50" or "$1234.5")."""
+        by_document, by_erp_number = self._matching_parts(text, SyncRecord.objects.all())
+        return self.filter(pk__in=by_document.union(by_erp_number))
+
+    def _matching_parts(
+        self, text: str, records: SyncRecordQuerySet
+    ) -> tuple[models.QuerySet[SyncRecord, Any], models.QuerySet[SyncRecord, Any]]:
+        # Two searches joined by UNION rather than one OR across a join, so that PostgreSQL can
+        # answer each from its trigram index (migration 0014) instead of scanning every record.
         text = text.strip()
         documents = Q(number__icontains=text) | Q(customer_name__icontains=text)
         amount = _as_amount(text)
         if amount is not None:
             documents |= Q(total=amount)
-        # Two searches joined by UNION rather than one OR across a join, so that PostgreSQL can
-        # answer each from its trigram index (migration 0014) instead of scanning every record.
-        by_document = SyncRecord.objects.filter(
+        by_document = records.filter(
             document__in=SourceDocument.objects.filter(documents).values("pk")
         ).values("pk")
-        by_erp_number = SyncRecord.objects.filter(erp_document_number__icontains=text).values("pk")
-        return self.filter(pk__in=by_document.union(by_erp_number))
+        by_erp_number = records.filter(erp_document_number__icontains=text).values("pk")
+        return by_document, by_erp_number
 
     def newest_matching(self, text: str, *, limit: int) -> list[SyncRecord]:
         """The newest `limit` records that `matching(text)` finds, exactly, fast either way.
@@ -262,7 +268,12 @@ class SyncRecordQuerySet(models.QuerySet["SyncRecord"]):
         found: list[SyncRecord] = list(in_window.order_by("-pk")[:limit])
         if len(found) == limit:
             return found
-        return list(self.matching(text).order_by("-pk")[:limit])
+        # The newest ids straight from the union, with this queryset's own filters inside each
+        # part: `pk IN (union)` would make PostgreSQL hash-join the union against every record.
+        by_document, by_erp_number = self._matching_parts(text, self)
+        newest_ids = by_document.union(by_erp_number).order_by("-pk")[:limit]
+        ids = [row["pk"] for row in newest_ids]
+        return list(self.filter(pk__in=ids).order_by("-pk"))
 
     def failure_causes(self) -> list[dict[str, Any]]:
         """Blocked and failed records grouped by what one fix would cure, biggest group first:
@@ -354,7 +365,8 @@ class SyncRecord(models.Model):
             # The dashboard counts by state and by posting time; the log filters by arrival.
             models.Index(fields=["connection", "state"], name="sync_record_state"),
             models.Index(fields=["connection", "posted_at"], name="sync_record_posted"),
-            models.Index(fields=["connection", "received_at"], name="sync_record_received"),
+            # Not led by the connection: the log filters by the user's connections with IN.
+            models.Index(fields=["received_at"], name="sync_record_received"),
             models.Index(
                 fields=["retry_batch"], name="sync_record_retry_batch", condition=~Q(retry_batch="")
             ),

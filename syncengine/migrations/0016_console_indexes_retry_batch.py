@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='syncrecord',
-            index=models.Index(fields=['connection', 'received_at'], name='sync_record_received'),
+            index=models.Index(fields=['received_at'], name='sync_record_received'),
         ),
         migrations.AddIndex(
             model_name='syncrecord',
