@@ -610,14 +610,16 @@ def _routing_probes(rules: CompiledRules, invoice: Invoice) -> Probes:
     What the office, job type and state select is remembered across documents (a few thousand
     combinations at most); only the customer's tags are looked at for each document.
     """
-    key = (invoice.office.name, invoice.job.job_type, invoice.location.address.state)
+    # A credit issued in ServiceTrade (negative total) is routed as a credit memo.
+    kind = "credit_memo" if invoice.total < ZERO else "invoice"
+    key = (invoice.office.name, invoice.job.job_type, invoice.location.address.state, kind)
     memo = rules.memo.setdefault("probes", {})
     untagged = memo.get(key)
     if untagged is None:
         if len(memo) > _MEMO_LIMIT:
             memo.clear()
         context = {
-            "document_kind": "invoice",
+            "document_kind": kind,
             "office": norm(key[0]),
             "job_type": norm(key[1]),
             "state": norm(key[2]),
@@ -637,9 +639,7 @@ def _routing_probes(rules: CompiledRules, invoice: Invoice) -> Probes:
         tagged = tag_memo.get((scope, tag))
         if tagged is None:
             tagged_context = {**context, "customer_tag": norm(tag)}
-            tagged = tag_memo[(scope, tag)] = _level_probes(
-                rules, (tagged_context,), tagged=True
-            )
+            tagged = tag_memo[(scope, tag)] = _level_probes(rules, (tagged_context,), tagged=True)
         for probes, more in zip(merged, tagged, strict=True):
             probes.extend(more)
     return tuple(tuple(probes) for probes in merged if probes)
@@ -749,7 +749,6 @@ def _document_dimension(
     if known[1]:
         document.problems.extend(known[1])
     return known[0]
-
 
 
 def _dimension(

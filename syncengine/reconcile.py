@@ -12,6 +12,10 @@ the real-time path missed and says so in numbers finance can tie out:
 - DUPLICATE_IN_ERP: several ERP documents carry one key → reported, never deleted.
 - AMOUNT_DIFFERS: the ERP document's amount differs from the source total → reported.
 
+Amounts are compared signed: a credit memo (a credit issued in ServiceTrade, whose source total
+is negative) counts negative. An invoice posted split counts as the sum of its two parts, found
+by their part keys.
+
 Each run keeps its findings and the day's totals for the console and the API.
 """
 
@@ -35,6 +39,11 @@ from syncengine.models import (
     SyncState,
 )
 from syncengine.money import ZERO
+from syncengine.plans import part_key
+
+# Credit memos for voids; every other credit memo corrects a posting of a source document (a
+# credit issued in ServiceTrade, the credit part of a split) and counts against the invoices.
+VOID_KEY_PREFIX = "ST-VOID-"
 
 # Records in these states are visibly waiting or failed: the console already shows them.
 _VISIBLE = {SyncState.BLOCKED, SyncState.FAILED, SyncState.RETRY_SCHEDULED, SyncState.POSTING,
@@ -80,8 +89,9 @@ def _compare(
     )  # fmt: skip
     claimed: set[str] = set()
     for record in records.iterator(chunk_size=2000):
-        claimed.add(record.idempotency_key)
-        found = by_key.get(record.idempotency_key, [])
+        key = record.idempotency_key
+        claimed.update((key, part_key(key, "P"), part_key(key, "N")))
+        found = _documents_for(key, by_key)
         finding = _check_record(run, record, found, connection)
         if finding is not None:
             findings.append(finding)
@@ -90,6 +100,28 @@ def _compare(
         if len(documents) > 1 and key not in claimed:
             findings.append(_duplicate(run, key, documents, None))
     return findings
+
+
+def _signed(document: ErpDocumentSummary) -> Decimal:
+    return -document.amount if document.kind == "CREDIT_MEMO" else document.amount
+
+
+def _documents_for(
+    key: str, by_key: dict[str, list[ErpDocumentSummary]]
+) -> list[ErpDocumentSummary]:
+    """The documents of a record: under its key, else its split parts taken as one document."""
+    found = by_key.get(key, [])
+    parts = [by_key.get(part_key(key, suffix), []) for suffix in ("P", "N")]
+    if found or not any(parts):
+        return found
+    if any(len(part) > 1 for part in parts):
+        return [document for part in parts for document in part]  # reported as duplicates
+    documents = [part[0] for part in parts if part]
+    return [ErpDocumentSummary(
+        key=key, id=documents[0].id, number=" + ".join(doc.number for doc in documents),
+        kind="INVOICE", amount=sum((_signed(doc) for doc in documents), ZERO),
+        posting_date=documents[0].posting_date,
+    )]  # fmt: skip
 
 
 def _check_record(
@@ -133,15 +165,16 @@ def _check_record(
             f"The ERP has {document.number} with this key, but the record is "
             f"{record.get_state_display().lower()}.",
         )
-    if source_amount is not None and document.amount != source_amount:
+    amount = _signed(document)
+    if source_amount is not None and amount != source_amount:
         return _finding(
             run,
             Kind.AMOUNT_DIFFERS,
             record,
             source_amount,
-            document.amount,
+            amount,
             f"ServiceTrade says {source_amount}, the ERP's {document.number} says "
-            f"{document.amount}: {document.amount - source_amount:+} difference.",
+            f"{amount}: {amount - source_amount:+} difference.",
         )
     return None
 
@@ -189,12 +222,12 @@ def _redrive(
 def _totals(
     run: ReconciliationRun, connection: Connection, documents: list[ErpDocumentSummary]
 ) -> None:
-    run.erp_invoice_total = sum(
-        (document.amount for document in documents if document.kind == "INVOICE"), ZERO
-    )
-    run.erp_credit_total = sum(
-        (document.amount for document in documents if document.kind == "CREDIT_MEMO"), ZERO
-    )
+    run.erp_credit_total = run.erp_invoice_total = ZERO
+    for document in documents:
+        if document.key.startswith(VOID_KEY_PREFIX):
+            run.erp_credit_total += document.amount
+        else:
+            run.erp_invoice_total += _signed(document)
     posted = SyncRecord.objects.filter(
         connection=connection, operation=Operation.CREATE, state=SyncState.POSTED
     )

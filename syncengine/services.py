@@ -57,6 +57,8 @@ from syncengine.models import (
     SyncRecordQuerySet,
     SyncState,
 )
+from syncengine.money import ZERO
+from syncengine.plans import PolicyInvalid, PostingPolicy, is_credit, is_mixed, split
 from syncengine.ratelimit import rate_budget_take
 from syncengine.sources import servicetrade, servicetrade_time
 
@@ -326,6 +328,19 @@ def invoice_key(source_id: str) -> str:
     return _erp_key("ST-INV-", source_id)
 
 
+CREDIT_MEMO_PREFIX = "ST-CM-"
+
+
+def credit_memo_key(source_id: str) -> str:
+    """The key of a credit issued in ServiceTrade (an invoice whose total is negative)."""
+    return _erp_key(CREDIT_MEMO_PREFIX, source_id)
+
+
+def _key_for(invoice: Invoice) -> str:
+    credit = invoice.total < ZERO
+    return credit_memo_key(invoice.source_id) if credit else invoice_key(invoice.source_id)
+
+
 @transaction.atomic
 def invoice_accept(
     *,
@@ -428,7 +443,7 @@ def _record_create(
         connection=connection,
         document=document,
         operation=Operation.CREATE,
-        idempotency_key=invoice_key(invoice.source_id),
+        idempotency_key=_key_for(invoice),
         state=state,
         message=message,
         next_attempt_at=now if state == SyncState.READY else None,
@@ -483,6 +498,9 @@ def _record_source_changed(
         return
     if record.state in _NOT_YET_SENT:
         state, message = _state_for_status(record.connection, invoice.status)
+        # An invoice edited into a credit (or back) takes the other key, unless an attempt may
+        # have landed under the old one: then the old key stays, so the lookup still finds it.
+        key = _key_for(invoice) if record.attempts == 0 else record.idempotency_key
         _transition(
             record,
             state,
@@ -493,6 +511,7 @@ def _record_source_changed(
             message=message,
             problems=[],
             next_attempt_at=now if state == SyncState.READY else None,
+            idempotency_key=key,
         )
         _nudge_if_ready(record)
         return
@@ -537,6 +556,11 @@ def _void_received(
     credit = SyncRecord.objects.filter(
         document=record.document, operation=Operation.VOID_CREDIT_MEMO
     ).first()
+    if record.idempotency_key.startswith(CREDIT_MEMO_PREFIX):
+        _event(record, record.state, record.state, actor=SYSTEM, now=now, data=data,
+               detail="Void of a credit memo: recognised and skipped; a credit is not offset "
+               "by another credit. Reverse it in the ERP by hand if it must go.")  # fmt: skip
+        return
     if credit is not None or record.state == SyncState.CANCELLED:
         _event(
             record,
@@ -669,6 +693,8 @@ class Outcome:
     error: ConnectorError | None = None
     detail: str = ""
     duplicate_refused: bool = False
+    # Added to the stored plan and the POSTED event: the parts of a split, a re-dated posting.
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def sync_record_post(
@@ -793,11 +819,7 @@ def _post_or_find(claim: Claim) -> Outcome:
             # Voided while it waited (e.g. failed, then retried): never post a voided invoice.
             return Outcome(SyncState.SKIPPED, detail="Voided in ServiceTrade: not posted.")
         invoice = invoice_from_dict(record.document.canonical)
-        plan = _plan(record.connection, invoice)
-        if isinstance(plan, list):
-            return Outcome(SyncState.BLOCKED, problems=tuple(plan))
-        document = connector.post_invoice(plan=plan, key=record.idempotency_key)
-        return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+        return _post_invoice(record, connector, invoice, lookup_first=claim.lookup_first)
     except ConnectorError as error:
         if error.category == FailureCategory.DUPLICATE:
             # The ERP itself refused a second copy: our lookup should have found it first, so
@@ -807,6 +829,61 @@ def _post_or_find(claim: Claim) -> Outcome:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True,
                                duplicate_refused=True)  # fmt: skip
         return Outcome(SyncState.FAILED, error=error)
+
+
+def _post_invoice(
+    record: SyncRecord, connector: Connector, invoice: Invoice, *, lookup_first: bool
+) -> Outcome:
+    """Code the invoice, apply the connection's posting policies, post one or two documents."""
+    plan = _plan(record.connection, invoice)
+    if isinstance(plan, list):
+        return Outcome(SyncState.BLOCKED, problems=tuple(plan))
+    try:
+        policy = PostingPolicy.of(record.connection)
+    except PolicyInvalid as invalid:
+        return Outcome(SyncState.BLOCKED, problems=(Problem(
+            "BAD_POLICY", "The connection's posting policies cannot be read: "
+            + " ".join(invalid.errors) + " Fix them on the connection's settings page.",
+        ),))  # fmt: skip
+    if policy.mixed_sign == "split" and is_mixed(plan):
+        return _post_split(record, connector, plan, invoice, lookup_first=lookup_first)
+    document = _post_plan(connector, plan, record.idempotency_key)
+    return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+
+
+def _post_plan(connector: Connector, plan: InvoicePlan, key: str) -> ErpDocument:
+    """A credit (negative total) as a credit memo, anything else as an invoice."""
+    if is_credit(plan):
+        return connector.post_source_credit_memo(plan=plan, key=key)
+    return connector.post_invoice(plan=plan, key=key)
+
+
+def _post_split(
+    record: SyncRecord,
+    connector: Connector,
+    plan: InvoicePlan,
+    invoice: Invoice,
+    *,
+    lookup_first: bool,
+) -> Outcome:
+    """The positive lines as an invoice, the negative ones as a credit memo, each under its own
+    key. A retry looks each part up first, so a part that landed is never created again."""
+    posted: list[dict[str, Any]] = []
+    for part in split(plan, invoice, record.idempotency_key):
+        found = connector.find_invoice(key=part.key) if lookup_first else None
+        document = found or _post_plan(connector, part.plan, part.key)
+        posted.append({"suffix": part.suffix, "key": part.key, "total": part.plan.total,
+                       "found_by_lookup": found is not None,
+                       "erp_document": to_jsonable(document)})  # fmt: skip
+    first, second = posted[0]["erp_document"], posted[1]["erp_document"]
+    document = ErpDocument(id=first["id"], number=f"{first['number']} + {second['number']}",
+                           url=first["url"])  # fmt: skip
+    return Outcome(SyncState.POSTED, erp_document=document, plan=plan, notes={"parts": posted})
+
+
+def _posted_parts(record: SyncRecord) -> list[dict[str, Any]]:
+    """The documents a split posting made (empty for a posting in one document)."""
+    return list((record.plan or {}).get("parts") or [])
 
 
 # Original invoice states in which its void must wait: it may still reach the ERP.
@@ -820,6 +897,14 @@ def _credit_void(record: SyncRecord, connector: Connector) -> Outcome:
         raise ConnectorError(
             "Waiting for the voided invoice to settle before crediting it.",
             category=FailureCategory.PREREQUISITE, transient=True,
+        )  # fmt: skip
+    parts = _posted_parts(original)
+    if parts:
+        numbers = " and ".join(part["erp_document"]["number"] for part in parts)
+        raise ConnectorError(
+            f"The invoice was posted split into {numbers}: Crosswalk does not void a split "
+            "posting. Reverse both documents in the ERP, then mark this record resolved.",
+            category=FailureCategory.VALUE, transient=False,
         )  # fmt: skip
     original_id = original.erp_document_id
     if original.state != SyncState.POSTED and original.attempts > 0:
@@ -909,7 +994,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
     assert document is not None
     circuit_success(connection_id=record.connection_id)
     how = "Found in the ERP by its key" if outcome.found_by_lookup else "Posted"
-    plan = to_jsonable(outcome.plan) if outcome.plan else None
+    plan = {**to_jsonable(outcome.plan), **outcome.notes} if outcome.plan else None
     _transition(
         record,
         SyncState.POSTED,
@@ -921,6 +1006,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
             "found_by_lookup": outcome.found_by_lookup,
             "duplicate_refused": outcome.duplicate_refused,
             "plan": plan,
+            **outcome.notes,
         },
         erp_document_id=document.id,
         erp_document_number=document.number,

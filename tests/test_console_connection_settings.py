@@ -103,11 +103,18 @@ def test_an_emptied_setting_goes_back_to_its_default(client, connection):
     assert connection.source_settings["api"] is False
 
 
-def test_the_sandbox_has_no_erp_credentials_to_set(client, connection):
+def test_the_sandbox_has_posting_policies_to_set_but_no_erp_credentials(client, connection):
     client.force_login(user_with(Role.ADMIN, connection))
     page = client.get(settings_url(connection.slug)).content.decode()
     assert "ServiceTrade" in page and "Dynamics 365 Business Central" not in page
-    assert client.post(save_url(connection.slug, "erp"), {}).status_code == 404
+    assert 'name="erp-mixed_sign"' in page and 'name="erp-client_secret"' not in page
+    data = {"erp-mixed_sign": "split", "erp-closed_through": "2025-10-31", "reason": "Close Oct"}
+    assert client.post(save_url(connection.slug, "erp"), data).status_code == 302
+    connection.refresh_from_db()
+    assert connection.erp_settings == {"mixed_sign": "split", "closed_through": "2025-10-31"}
+    assert ConnectionAudit.objects.get(action="erp_settings_changed").after == (
+        connection.erp_settings
+    )
 
 
 def test_testing_the_sandbox_ledger_says_what_it_found(client, connection):

@@ -125,6 +125,12 @@ class Connector(Protocol):
 
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument: ...
 
+    def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
+        """A credit memo for a credit issued in the source: `plan.total` is negative and its
+        lines are signed as in an invoice (a negative line debits revenue); the memo carries
+        the positive amounts, applies to no invoice, and is found again by `find_invoice`."""
+        ...
+
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
         """A credit memo offsetting the posted invoice `original_id` exactly, linked to it.
 

@@ -24,13 +24,16 @@ def connector_for(connection: Connection) -> Connector:
     raise LookupError(f"No connector for target {connection.target!r}")
 
 
-def erp_settings_class(target: str) -> type | None:
-    """The dataclass a target's `Connection.erp_settings` are read into; None: nothing to set."""
+def erp_settings_class(target: str) -> type:
+    """The dataclass a target's `Connection.erp_settings` are read into."""
     if target == Connection.Target.BUSINESS_CENTRAL:
         from syncengine.erps.business_central.http import BcSettings
 
         return BcSettings
-    return None
+    # The sandbox has no connector settings of its own, only the posting policies.
+    from syncengine.plans import PostingPolicy
+
+    return PostingPolicy
 
 
 def erp_secret_names(target: str) -> tuple[str, ...]:

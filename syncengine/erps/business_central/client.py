@@ -292,8 +292,20 @@ class BusinessCentral:
         }
         if plan.currency and plan.currency != self.settings.local_currency:
             header["currencyCode"] = plan.currency
-        operations = [Operation("1", "POST", f"{company}/salesInvoices", header)]
-        lines = [line for line in plan.lines if line.amount != ZERO]
+        return self._document_operations(
+            plan, f"{company}/salesInvoices", header, "salesInvoiceLines", list(plan.lines)
+        )
+
+    def _document_operations(
+        self,
+        plan: InvoicePlan,
+        url: str,
+        header: dict[str, Any],
+        line_set: str,
+        plan_lines: list[PlanLine],
+    ) -> list[Operation]:
+        operations = [Operation("1", "POST", url, header)]
+        lines = [line for line in plan_lines if line.amount != ZERO]
         if not lines:
             raise ConnectorError(
                 f"Invoice {plan.document_number}: an invoice whose every amount is zero cannot be "
@@ -303,7 +315,7 @@ class BusinessCentral:
         for line in lines:
             line_id = str(len(operations) + 1)
             operations.append(
-                Operation(line_id, "POST", "$1/salesInvoiceLines", self._line_body(line), ["1"])
+                Operation(line_id, "POST", f"$1/{line_set}", self._line_body(line), ["1"])
             )
             for code, value in _dimensions(line).items():
                 operations.append(Operation(
@@ -371,6 +383,32 @@ class BusinessCentral:
         answers = self.api.batch(
             [op.as_batch() for op in operations],
             what=f"create the credit memo for invoice {original.get('number')} ({key})",
+        )
+        memo = answers[0].body
+        if self.settings.post_policy == "post":
+            return self._post("salesCreditMemos", memo, key)
+        return self._document("salesCreditMemos", memo)
+
+    def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
+        """A sales credit memo applied to no invoice, its lines the plan's lines with the sign
+        turned (a credited revenue line is a positive credit memo line)."""
+        customer = self._customer(plan)
+        company = self.api.company_path()
+        header: dict[str, Any] = {
+            "customerNumber": customer["number"],
+            "externalDocumentNumber": key,
+            "creditMemoDate": plan.posting_date.isoformat(),
+            "postingDate": plan.posting_date.isoformat(),
+        }
+        if plan.currency and plan.currency != self.settings.local_currency:
+            header["currencyCode"] = plan.currency
+        turned = [line._replace(amount=-line.amount) for line in plan.lines]
+        operations = self._document_operations(
+            plan, f"{company}/salesCreditMemos", header, "salesCreditMemoLines", turned
+        )
+        answers = self.api.batch(
+            [op.as_batch() for op in operations],
+            what=f"create credit memo {plan.document_number} ({key})",
         )
         memo = answers[0].body
         if self.settings.post_policy == "post":

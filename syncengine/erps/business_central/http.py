@@ -22,14 +22,16 @@ from syncengine.erps import wire
 from syncengine.erps.base import ConnectorError, FailureCategory
 from syncengine.erps.business_central.errors import error_for, retry_after_seconds
 from syncengine.models import Connection
+from syncengine.plans import PostingPolicy
 
 MAX_BATCH_OPERATIONS = 100  # Business Central refuses a larger $batch
 TOKEN_MARGIN_SECONDS = 300
 
 
 @dataclass(frozen=True)
-class BcSettings:
-    """`Connection.erp_settings` of a Business Central connection (nothing secret here)."""
+class BcSettings(PostingPolicy):
+    """`Connection.erp_settings` of a Business Central connection (nothing secret here), with
+    the posting policies every target has (`syncengine.plans.PostingPolicy`)."""
 
     tenant_id: str
     environment: str = "production"

@@ -125,6 +125,16 @@ class SandboxLedger:
             raise self._refusal(key, error) from error
         return self._document(invoice)
 
+    def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
+        """A credit issued in ServiceTrade: the plan's journal entry (revenue debited, receivable
+        credited) under a credit memo of the positive amount, applied to no invoice."""
+        try:
+            with transaction.atomic():
+                memo = self._create_invoice(plan=plan, key=key, credit=True)
+        except DatabaseError as error:
+            raise self._refusal(key, error) from error
+        return self._document(memo)
+
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
         try:
             with transaction.atomic():
@@ -243,7 +253,9 @@ class SandboxLedger:
             },
         ]
 
-    def _create_invoice(self, *, plan: InvoicePlan, key: str) -> LedgerInvoice:
+    def _create_invoice(
+        self, *, plan: InvoicePlan, key: str, credit: bool = False
+    ) -> LedgerInvoice:
         legs = _legs(plan)
         if not legs:
             raise ConnectorError(
@@ -256,7 +268,8 @@ class SandboxLedger:
             connection=self.connection,
             number=_next_number(self.connection, "JE"),
             posting_date=plan.posting_date,
-            memo=f"Invoice {plan.document_number} {plan.customer_name}"[:200],
+            memo=f"{'Credit memo' if credit else 'Invoice'} {plan.document_number} "
+            f"{plan.customer_name}"[:200],
             external_document_number=key,
         )
         accounts = {
@@ -282,12 +295,13 @@ class SandboxLedger:
         entry.save(update_fields=["state"])
         return LedgerInvoice.objects.create(
             connection=self.connection,
-            number=_next_number(self.connection, "SI"),
+            kind=LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE,
+            number=_next_number(self.connection, "CM" if credit else "SI"),
             external_document_number=key,
             customer=customer,
             posting_date=plan.posting_date,
             currency=plan.currency,
-            amount=plan.total,
+            amount=-plan.total if credit else plan.total,  # a credit memo's amount is positive
             journal_entry=entry,
         )
 

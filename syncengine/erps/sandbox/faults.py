@@ -104,6 +104,12 @@ class FaultySandboxLedger(SandboxLedger):
         self._after_write()
         return document
 
+    def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
+        self._before_write()
+        document = super().post_source_credit_memo(plan=plan, key=key)
+        self._after_write()
+        return document
+
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
         self._before_write()
         document = super().post_credit_memo(

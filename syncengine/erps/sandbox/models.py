@@ -154,10 +154,11 @@ class LedgerInvoice(models.Model):
                 condition=Q(kind="CREDIT_MEMO"),
                 name="ledger_invoice_one_credit_memo",
             ),
+            # A void's credit memo applies to its invoice; a credit issued in ServiceTrade
+            # (a source credit memo, or the credit part of a split invoice) applies to none.
             models.CheckConstraint(
-                condition=Q(kind="INVOICE", applies_to__isnull=True)
-                | Q(kind="CREDIT_MEMO", applies_to__isnull=False),
-                name="ledger_credit_memo_applies_to_invoice",
+                condition=Q(kind="INVOICE", applies_to__isnull=True) | Q(kind="CREDIT_MEMO"),
+                name="ledger_invoice_applies_only_credit_memos",
             ),
         ]
 
