@@ -257,12 +257,13 @@ class RecordListView(ApiView):
             state=filters.get("state", ""),
             cause=filters.get("cause", ""),
         )
-        if filters.get("q", "").strip():
-            records = records.matching(filters["q"])
         if "before" in filters:
             records = records.filter(pk__lt=filters["before"])
         # One row more than a page tells whether there is a next page.
-        page = list(records.order_by("-pk")[: PAGE_SIZE + 1])
+        if filters.get("q", "").strip():
+            page = records.newest_matching(filters["q"], limit=PAGE_SIZE + 1)
+        else:
+            page = list(records.order_by("-pk")[: PAGE_SIZE + 1])
         next_url = None
         if len(page) > PAGE_SIZE:
             page = page[:PAGE_SIZE]
@@ -293,11 +294,9 @@ class SearchView(ApiView):
         text = self.valid(s.SearchSerializer.Input, request.query_params)["q"].strip()
         visible = _visible_records(request)
         exact = list(visible.filter(document__number=text).order_by("-pk")[:SEARCH_EXACT])
-        partial = list(
-            visible.matching(text)  # type: ignore[attr-defined]
-            .exclude(pk__in=[record.pk for record in exact])
-            .order_by("-pk")[:SEARCH_PARTIAL]
-        )
+        partial = visible.exclude(  # type: ignore[attr-defined]
+            pk__in=[record.pk for record in exact]
+        ).newest_matching(text, limit=SEARCH_PARTIAL)
         context = {"request": request}
         return Response({
             "q": text,
