@@ -77,13 +77,13 @@ def payments_sync_all() -> None:
 
 @shared_task(queue="celery", ignore_result=True, time_limit=300, soft_time_limit=240)
 def notifications_check_all() -> None:
-    from syncengine import notify
+    from syncengine.notify import notifications_check_all as check_all
 
-    notify.notifications_check_all(now=timezone.now())
+    check_all(now=timezone.now())
 
 
 @shared_task(queue="celery", ignore_result=True, time_limit=600, soft_time_limit=540)
 def notifications_digest_all() -> None:
-    from syncengine import notify
+    from syncengine.notify import notifications_digest_all as digest_all
 
-    notify.notifications_digest_all(now=timezone.now())
+    digest_all(now=timezone.now())
