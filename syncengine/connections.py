@@ -93,7 +93,16 @@ def connection_settings_update(
         after=after,
         reason=reason,
     )
+    _period_holds_release(connection, side, actor, now)
     return connection
+
+
+def _period_holds_release(connection: Connection, side: Side, actor: str, now: datetime) -> None:
+    """A reopened period (or a switch to re-dating) sends the records held for it."""
+    if side == "erp":
+        from syncengine.services import period_holds_release
+
+        period_holds_release(connection=connection, actor=actor, now=now)
 
 
 def connection_credentials_rotate() -> int:
@@ -252,6 +261,7 @@ def connection_side_save(
             connection=connection, actor=actor, at=now, action=f"{form.side}_settings_changed",
             before=before, after=after, reason=reason,
         )  # fmt: skip
+        _period_holds_release(connection, form.side, actor, now)
     wanted = {name: value for name, value in secrets_typed.items() if name in form.secrets}
     allowed_clear = [name for name in clear if name in form.secrets]
     return connection_credentials_set(

@@ -14,6 +14,7 @@ The rules that keep postings single and nothing lost:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -845,10 +846,60 @@ def _post_invoice(
             "BAD_POLICY", "The connection's posting policies cannot be read: "
             + " ".join(invalid.errors) + " Fix them on the connection's settings page.",
         ),))  # fmt: skip
+    plan_or_hold = _open_period(plan, policy)
+    if isinstance(plan_or_hold, Outcome):
+        return plan_or_hold
+    plan, notes = plan_or_hold
     if policy.mixed_sign == "split" and is_mixed(plan):
-        return _post_split(record, connector, plan, invoice, lookup_first=lookup_first)
+        outcome = _post_split(record, connector, plan, invoice, lookup_first=lookup_first)
+        return dataclasses.replace(outcome, notes={**outcome.notes, **notes})
     document = _post_plan(connector, plan, record.idempotency_key)
-    return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+    return Outcome(SyncState.POSTED, erp_document=document, plan=plan, notes=notes)
+
+
+PERIOD_CLOSED = "PERIOD_CLOSED"
+
+
+def _open_period(
+    plan: InvoicePlan, policy: PostingPolicy
+) -> tuple[InvoicePlan, dict[str, Any]] | Outcome:
+    """The plan as it may post: held (BLOCKED) or re-dated when its date is in a closed period."""
+    until = policy.closed_until(plan.posting_date)
+    if until is None:
+        return plan, {}
+    if policy.closed_period_policy == "hold":
+        return Outcome(SyncState.BLOCKED, problems=(Problem(PERIOD_CLOSED, (
+            f"The posting date {plan.posting_date} is in a closed period (closed through "
+            f"{until}). Held: it posts by itself once the period is reopened on the "
+            "connection's settings page; or cancel it."
+        )),))  # fmt: skip
+    moved = policy.first_open_day(plan.posting_date)
+    note = (
+        f"Posting date moved from {plan.posting_date} to {moved}, the first open day: "
+        f"{plan.posting_date} is in a closed period (closed through {until})."
+    )
+    notes = {"redated_from": plan.posting_date.isoformat(), "redated_note": note}
+    return dataclasses.replace(plan, posting_date=moved), notes
+
+
+def period_holds_release(*, connection: Connection, actor: str, now: datetime) -> int:
+    """Send again the records held for a closed period whose date is open now (or that the
+    connection now re-dates). Called when an Admin saves the ERP settings; returns how many."""
+    try:
+        policy = PostingPolicy.of(connection)
+    except PolicyInvalid:
+        return 0
+    held = SyncRecord.objects.select_for_update().filter(
+        connection=connection, state=SyncState.BLOCKED, failure_cause=PERIOD_CLOSED
+    )
+    released = 0
+    for record in held.select_related("document"):
+        day = invoice_from_dict(record.document.canonical).transaction_date
+        if policy.closed_period_policy == "redate" or policy.closed_until(day) is None:
+            _retry(record, actor=actor, now=now,
+                   detail="The closed period changed: sending again.")  # fmt: skip
+            released += 1
+    return released
 
 
 def _post_plan(connector: Connector, plan: InvoicePlan, key: str) -> ErpDocument:
@@ -994,13 +1045,14 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
     assert document is not None
     circuit_success(connection_id=record.connection_id)
     how = "Found in the ERP by its key" if outcome.found_by_lookup else "Posted"
+    redated = f" {outcome.notes['redated_note']}" if "redated_note" in outcome.notes else ""
     plan = {**to_jsonable(outcome.plan), **outcome.notes} if outcome.plan else None
     _transition(
         record,
         SyncState.POSTED,
         actor=actor,
         now=now,
-        detail=f"{how}: ERP document {document.number}.",
+        detail=f"{how}: ERP document {document.number}.{redated}",
         data={
             "erp_document": to_jsonable(document),
             "found_by_lookup": outcome.found_by_lookup,
