@@ -173,6 +173,8 @@ def main() -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+    # As in production: cached templates, no query log kept between requests.
+    os.environ.setdefault("DEBUG", "false")
     import django
 
     django.setup()

@@ -153,3 +153,11 @@ def test_a_malformed_date_is_no_filter_rather_than_an_error(client, connection):
     receive(connection, 1, at=NOW)
     client.force_login(user_with(Role.AR, connection))
     assert log_numbers(client, **{"from": "20/11/2026"}) == ["T-1"]
+
+
+def test_search_results_say_whose_time_they_show(client, connection):
+    receive(connection, 1, at=datetime(2026, 11, 20, 15, 0, tzinfo=UTC))
+    client.force_login(user_with(Role.AR, connection))
+    client.post(reverse("account"), {"time_zone": "America/Chicago"})
+    page = client.get(reverse("console:search"), {"q": "T-1"}).content.decode()
+    assert "2026-11-20 09:00 America/Chicago" in page
