@@ -23,6 +23,10 @@ console_patterns = [
     path("sync/<int:pk>/retry/", views.record_retry, name="record-retry"),
     path("sync/<int:pk>/cancel/", views.record_cancel, name="record-cancel"),
     path("sync/<int:pk>/resolve/", views.record_resolve, name="record-resolve"),
+    path(
+        "sync/<int:pk>/change/reissue/", views.record_change_reissue, name="record-change-reissue"
+    ),
+    path("sync/<int:pk>/change/ignore/", views.record_change_ignore, name="record-change-ignore"),
     path("search/", views.search, name="search"),
     path("ledger/<slug:slug>/invoices/<str:number>/", views.ledger_invoice, name="ledger-invoice"),
 ]

@@ -228,8 +228,44 @@ def record_detail(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
         "can_cancel": is_admin and record.state in services.CANCELLABLE,
         "can_resolve": is_admin and record.state in services.RESOLVABLE,
         "erp_number_max_length": ERP_NUMBER_MAX_LENGTH,
+        "pending_change": record.changes.filter(decision="PENDING").first(),
+        "can_decide": is_admin,
     }
     return TemplateResponse(request, "console/record_detail.html", context)
+
+
+@require_POST
+@login_required
+def record_change_reissue(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    record = get_record_for_user(request.user, pk)
+    require_role(request.user, Role.ADMIN)
+    try:
+        if request.POST.get("confirm") != "yes":
+            raise ValueError("Tick the box to confirm: the posted document will be credited.")
+        services.sync_record_change_reissue(record=record, actor=_actor(request),
+                                            now=timezone.now(),
+                                            reason=request.POST.get("reason", ""))  # fmt: skip
+    except ValueError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Void and reissue queued: a credit memo, then the new version.")
+    return redirect("console:record-detail", pk=record.pk)
+
+
+@require_POST
+@login_required
+def record_change_ignore(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    record = get_record_for_user(request.user, pk)
+    require_role(request.user, Role.ADMIN)
+    try:
+        services.sync_record_change_ignore(record=record, actor=_actor(request),
+                                           now=timezone.now(),
+                                           reason=request.POST.get("reason", ""))  # fmt: skip
+    except ValueError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Change ignored: the posted document stays as it is.")
+    return redirect("console:record-detail", pk=record.pk)
 
 
 @require_POST

@@ -200,6 +200,10 @@ class Operation(models.TextChoices):
     CREATE = "CREATE", "Create"
     # An offsetting credit memo for a posted invoice that was voided in the source.
     VOID_CREDIT_MEMO = "VOID_CREDIT_MEMO", "Credit memo for a void"
+    # Void and reissue of an invoice edited after it posted (`PostedChange`): the credit memo
+    # for the posted version, then the new version posted under a new key. One pair per revision.
+    REVERSAL_CREDIT_MEMO = "REVERSAL_CREDIT_MEMO", "Credit memo before a reissue"
+    REISSUE = "REISSUE", "Reissue of an edited invoice"
 
 
 # How many of the newest record ids `newest_matching` walks, per row wanted, before it asks the
@@ -341,6 +345,8 @@ class SyncRecord(models.Model):
     state_changed_at = models.DateTimeField()
     # The bulk retry this record was last queued by, so its progress can be shown.
     retry_batch = models.CharField(max_length=32, blank=True)
+    # 0 for the first posting of a document; n for the n-th void and reissue of it.
+    revision = models.PositiveSmallIntegerField(default=0)
 
     objects = SyncRecordQuerySet.as_manager()
 
@@ -350,7 +356,7 @@ class SyncRecord(models.Model):
                 fields=["connection", "idempotency_key"], name="sync_record_unique_key"
             ),
             models.UniqueConstraint(
-                fields=["document", "operation"], name="sync_record_one_per_operation"
+                fields=["document", "operation", "revision"], name="sync_record_one_per_operation"
             ),
             models.CheckConstraint(
                 condition=~Q(state=SyncState.POSTED) | ~Q(erp_document_id=""),
@@ -396,6 +402,68 @@ class SyncEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state or '∅'} → {self.to_state} by {self.actor}"
+
+
+class PostedChange(models.Model):
+    """An invoice that changed in ServiceTrade after it was sent, waiting for a person to decide:
+    void and reissue (a credit memo for the posted version, then the new version under a new
+    key) or ignore (the posted document stays; who and why are kept). Never re-posted blind.
+
+    `before` is the version in the ERP, `after` the latest one received (a later edit while the
+    decision is pending updates `after`). The database keeps one pending change per record and
+    a decided change complete (who, when; a reason for ignoring).
+    """
+
+    class Decision(models.TextChoices):
+        PENDING = "PENDING", "Waiting for a person"
+        VOID_AND_REISSUE = "VOID_AND_REISSUE", "Void and reissue"
+        IGNORED = "IGNORED", "Ignored"
+
+    record = models.ForeignKey(SyncRecord, on_delete=models.PROTECT, related_name="changes")
+    detected_at = models.DateTimeField()
+    before = models.JSONField(encoder=DjangoJSONEncoder)
+    after = models.JSONField(encoder=DjangoJSONEncoder)
+    changes = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    total_before = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    total_after = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    decision = models.CharField(max_length=20, choices=Decision.choices, default=Decision.PENDING)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    credit_record = models.OneToOneField(
+        SyncRecord, null=True, blank=True, on_delete=models.PROTECT, related_name="reversal_of"
+    )
+    reissue_record = models.OneToOneField(
+        SyncRecord, null=True, blank=True, on_delete=models.PROTECT, related_name="reissue_of"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record"], condition=Q(decision="PENDING"), name="posted_change_one_pending"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision="PENDING", decided_by="", decided_at__isnull=True)
+                | (~Q(decision="PENDING") & ~Q(decided_by="") & Q(decided_at__isnull=False)),
+                name="posted_change_decided_by_someone",
+            ),
+            models.CheckConstraint(
+                condition=~Q(decision="IGNORED") | ~Q(reason=""),
+                name="posted_change_ignored_with_reason",
+            ),
+            models.CheckConstraint(
+                condition=~Q(decision="VOID_AND_REISSUE")
+                | Q(credit_record__isnull=False, reissue_record__isnull=False),
+                name="posted_change_reissue_has_records",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Change of record {self.record_id}: {self.get_decision_display()}"
+
+    @property
+    def difference(self) -> Decimal:
+        return self.total_after - self.total_before
 
 
 class ReconciliationRun(models.Model):

@@ -51,6 +51,7 @@ from syncengine.models import (
     Connection,
     DocumentKind,
     Operation,
+    PostedChange,
     SourceDocument,
     SourceReceipt,
     SyncEvent,
@@ -516,18 +517,36 @@ def _record_source_changed(
         )
         _nudge_if_ready(record)
         return
+    if record.state == SyncState.CANCELLED:
+        _event(record, record.state, record.state, actor=SYSTEM, now=now, data={"changes": diff},
+               detail="Changed in ServiceTrade after it was cancelled: nothing to do.")  # fmt: skip
+        return
     # Sent or being sent: never re-post and never drop silently; a person decides.
+    _posted_change_flag(record, previous or {}, canonical, now)
+
+
+def _posted_change_flag(
+    record: SyncRecord, previous: dict[str, Any], canonical: dict[str, Any], now: datetime
+) -> None:
+    """Open (or bring up to date) the change a person must decide on, diffed against the
+    version that is in the ERP: the last reissued one, else the first one posted."""
+    pending = record.changes.select_for_update().filter(
+        decision=PostedChange.Decision.PENDING
+    ).first()  # fmt: skip
+    reissued = record.changes.filter(decision=PostedChange.Decision.VOID_AND_REISSUE).last()
+    earliest = record.changes.order_by("id").first()
+    posted = reissued.after if reissued else (earliest.before if earliest else previous)
+    change = pending or PostedChange(record=record, before=posted,
+                                     total_before=invoice_from_dict(posted).total)  # fmt: skip
+    change.after, change.changes = canonical, _diff(posted, canonical)
+    change.total_after, change.detected_at = invoice_from_dict(canonical).total, now
+    change.save()
     when = "after it was posted" if record.state == SyncState.POSTED else "while it was being sent"
-    detail = f"Changed in ServiceTrade {when}: review the differences."
-    _event(
-        record,
-        record.state,
-        record.state,
-        actor=SYSTEM,
-        now=now,
-        detail=detail,
-        data={"changes": diff},
-    )
+    again = " again; the decision waiting shows the latest version" if pending else ""
+    _event(record, record.state, record.state, actor=SYSTEM, now=now,
+           detail=f"Changed in ServiceTrade {when}{again}: total {change.total_before} → "
+           f"{change.total_after}. Waiting for a person to void and reissue it, or ignore it.",
+           data={"change": change.pk, "changes": change.changes})  # fmt: skip
 
 
 def _void_received(
@@ -602,6 +621,124 @@ def _void_received(
 
 def void_key(source_id: str) -> str:
     return _erp_key("ST-VOID-", source_id)
+
+
+def _current_posting(document: SourceDocument) -> SyncRecord:
+    """The record whose ERP document stands for the document now: its latest reissue, if any."""
+    return (
+        SyncRecord.objects.filter(document=document, operation__in=(Operation.CREATE,
+                                                                    Operation.REISSUE))
+        .order_by("-revision")
+        .first()
+    ) or SyncRecord.objects.get(document=document, operation=Operation.CREATE)  # fmt: skip
+
+
+def _pending_change(record: SyncRecord) -> PostedChange:
+    change = (
+        PostedChange.objects.select_for_update()
+        .filter(record=record, decision=PostedChange.Decision.PENDING)
+        .first()
+    )
+    if change is None:
+        raise ValueError("This record has no change waiting for a decision.")
+    return change
+
+
+@transaction.atomic
+def sync_record_change_ignore(
+    *, record: SyncRecord, actor: str, now: datetime, reason: str
+) -> PostedChange:
+    """Keep the posted document as it is; the change is recorded as ignored, by whom and why.
+
+    Raises ValueError without a reason or when no change waits for a decision."""
+    if not reason.strip():
+        raise ValueError("Say why: ignoring a change needs a reason.")
+    record = SyncRecord.objects.select_for_update().get(pk=record.pk)
+    change = _pending_change(record)
+    change.decision, change.decided_by, change.decided_at = (
+        PostedChange.Decision.IGNORED, actor, now,
+    )  # fmt: skip
+    change.reason = reason.strip()[:500]
+    change.save()
+    _event(record, record.state, record.state, actor=actor, now=now,
+           detail=f"Change ignored: {change.reason}. The posted document stays as it is.",
+           data={"change": change.pk, "decision": change.decision})  # fmt: skip
+    return change
+
+
+@transaction.atomic
+def sync_record_change_reissue(
+    *, record: SyncRecord, actor: str, now: datetime, reason: str = ""
+) -> PostedChange:
+    """Void and reissue: a credit memo for the posted version, then the new version posted
+    under a new key once the credit memo is in. Raises ValueError when no change waits, or the
+    posted document cannot be reversed this way (not posted yet, a credit, split, voided)."""
+    record = SyncRecord.objects.select_for_update().get(pk=record.pk)
+    change = _pending_change(record)
+    current = _current_posting(record.document)
+    _check_reversible(record, current)
+    revision = current.revision + 1
+    source_id = record.document.source_id
+    credit, reissue = (
+        SyncRecord.objects.create(
+            connection=record.connection, document=record.document, operation=operation,
+            revision=revision, idempotency_key=_erp_key(f"ST-{prefix}{revision}-", source_id),
+            state=SyncState.READY, next_attempt_at=now, received_at=now, state_changed_at=now,
+        )
+        for operation, prefix in ((Operation.REVERSAL_CREDIT_MEMO, "RV"),
+                                  (Operation.REISSUE, "RI"))
+    )  # fmt: skip
+    change.decision, change.decided_by, change.decided_at = (
+        PostedChange.Decision.VOID_AND_REISSUE, actor, now,
+    )  # fmt: skip
+    change.reason, change.credit_record, change.reissue_record = (
+        reason.strip()[:500],
+        credit,
+        reissue,
+    )
+    change.save()
+    data = {"change": change.pk, "decision": change.decision}
+    _event(
+        credit,
+        "",
+        SyncState.READY,
+        actor=actor,
+        now=now,
+        data=data,
+        detail=f"Void and reissue: a credit memo will offset {current.erp_document_number}.",
+    )
+    _event(
+        reissue,
+        "",
+        SyncState.READY,
+        actor=actor,
+        now=now,
+        data=data,
+        detail=f"Void and reissue: the edited version ({change.total_after}) posts once "
+        f"credit memo record {credit.pk} is in.",
+    )
+    _event(record, record.state, record.state, actor=actor, now=now, data=data,
+           detail=f"Void and reissue requested{': ' + change.reason if change.reason else ''}. "
+           f"Credit record {credit.pk}, reissue record {reissue.pk}.")  # fmt: skip
+    _nudge_if_ready(credit)
+    _nudge_if_ready(reissue)
+    return change
+
+
+def _check_reversible(record: SyncRecord, current: SyncRecord) -> None:
+    if current.state != SyncState.POSTED:
+        raise ValueError(
+            f"The document in the ERP is not settled yet ({current.get_state_display().lower()}):"
+            " wait until it is posted, then decide."
+        )
+    if current.idempotency_key.startswith(CREDIT_MEMO_PREFIX) or _posted_parts(current):
+        raise ValueError(
+            "The posted document is a credit memo or was split in two: reverse it in the ERP "
+            "by hand, then ignore this change with the reason."
+        )
+    if SyncRecord.objects.filter(document=record.document,
+                                 operation=Operation.VOID_CREDIT_MEMO).exists():  # fmt: skip
+        raise ValueError("The invoice was voided: there is nothing to reissue.")
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
@@ -814,11 +951,15 @@ def _post_or_find(claim: Claim) -> Outcome:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
         if record.operation == Operation.VOID_CREDIT_MEMO:
             return _credit_void(record, connector)
+        if record.operation == Operation.REVERSAL_CREDIT_MEMO:
+            return _credit_reissued(record, connector)
         if record.document.kind == DocumentKind.TIMECARD:
             return _post_timecard(record, connector)
         if record.document.status == VOID_STATUS:
             # Voided while it waited (e.g. failed, then retried): never post a voided invoice.
             return Outcome(SyncState.SKIPPED, detail="Voided in ServiceTrade: not posted.")
+        if record.operation == Operation.REISSUE:
+            return _reissue(record, connector, lookup_first=claim.lookup_first)
         invoice = invoice_from_dict(record.document.canonical)
         return _post_invoice(record, connector, invoice, lookup_first=claim.lookup_first)
     except ConnectorError as error:
@@ -902,6 +1043,33 @@ def period_holds_release(*, connection: Connection, actor: str, now: datetime) -
     return released
 
 
+def _credit_reissued(record: SyncRecord, connector: Connector) -> Outcome:
+    """The credit memo that takes the previous version out of the ERP before its reissue."""
+    previous = SyncRecord.objects.get(
+        document=record.document, revision=record.revision - 1,
+        operation=Operation.CREATE if record.revision == 1 else Operation.REISSUE,
+    )  # fmt: skip
+    posting_date = timezone.localdate(timezone=ZoneInfo(record.connection.time_zone))
+    document = connector.post_credit_memo(
+        original_id=previous.erp_document_id, key=record.idempotency_key, posting_date=posting_date
+    )
+    return Outcome(SyncState.POSTED, erp_document=document)
+
+
+def _reissue(record: SyncRecord, connector: Connector, *, lookup_first: bool) -> Outcome:
+    """The edited version, coded and posted like an invoice, once its credit memo is in."""
+    credit = SyncRecord.objects.get(document=record.document, revision=record.revision,
+                                    operation=Operation.REVERSAL_CREDIT_MEMO)  # fmt: skip
+    if credit.state != SyncState.POSTED:
+        raise ConnectorError(
+            f"Waiting for credit memo record {credit.pk} to post before reissuing.",
+            category=FailureCategory.PREREQUISITE, transient=True,
+        )  # fmt: skip
+    change = PostedChange.objects.get(reissue_record=record)
+    invoice = invoice_from_dict(change.after)
+    return _post_invoice(record, connector, invoice, lookup_first=lookup_first)
+
+
 def _post_plan(connector: Connector, plan: InvoicePlan, key: str) -> ErpDocument:
     """A credit (negative total) as a credit memo, anything else as an invoice."""
     if is_credit(plan):
@@ -943,7 +1111,7 @@ _ORIGINAL_IN_FLIGHT = {SyncState.READY, SyncState.POSTING, SyncState.RETRY_SCHED
 
 
 def _credit_void(record: SyncRecord, connector: Connector) -> Outcome:
-    original = SyncRecord.objects.get(document=record.document, operation=Operation.CREATE)
+    original = _current_posting(record.document)
     if original.state in _ORIGINAL_IN_FLIGHT:
         raise ConnectorError(
             "Waiting for the voided invoice to settle before crediting it.",

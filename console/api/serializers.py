@@ -181,6 +181,14 @@ class CancelInput(serializers.Serializer):
     reason = serializers.CharField(max_length=1000)
 
 
+class ChangeIgnoreInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class ChangeReissueInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
 class ResolveInput(serializers.Serializer):
     reason = serializers.CharField(max_length=1000)
     erp_document_number = serializers.CharField(

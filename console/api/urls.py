@@ -158,6 +158,16 @@ v1_patterns = [
     path("records/<int:pk>/retry/", views.RecordRetryView.as_view(), name="record-retry"),
     path("records/<int:pk>/cancel/", views.RecordCancelView.as_view(), name="record-cancel"),
     path("records/<int:pk>/resolve/", views.RecordResolveView.as_view(), name="record-resolve"),
+    path(
+        "records/<int:pk>/change/reissue/",
+        views.RecordChangeReissueView.as_view(),
+        name="record-change-reissue",
+    ),  # fmt: skip
+    path(
+        "records/<int:pk>/change/ignore/",
+        views.RecordChangeIgnoreView.as_view(),
+        name="record-change-ignore",
+    ),  # fmt: skip
     path("search/", views.SearchView.as_view(), name="search"),
     re_path(r"^.*$", errors.not_found),
 ]

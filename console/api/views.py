@@ -368,6 +368,40 @@ class RecordResolveView(_RecordAction):
         return self.done(record)
 
 
+class RecordChangeReissueView(_RecordAction):
+    @documented(operation_id="records_change_reissue", request=s.ChangeReissueInput,
+                parameters=[IDEMPOTENCY_PARAMETER],
+                responses={200: s.RecordDetailSerializer, **WRITE_ERRORS})  # fmt: skip
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        record = self.record_for_action(pk)
+        data = self.valid(s.ChangeReissueInput, request.data)
+        try:
+            services.sync_record_change_reissue(
+                record=record, actor=self.actor(), now=timezone.now(), reason=data["reason"]
+            )
+        except ValueError as error:
+            raise _conflict(error) from error
+        return self.done(record)
+
+
+class RecordChangeIgnoreView(_RecordAction):
+    @documented(operation_id="records_change_ignore", request=s.ChangeIgnoreInput,
+                parameters=[IDEMPOTENCY_PARAMETER],
+                responses={200: s.RecordDetailSerializer, **WRITE_ERRORS})  # fmt: skip
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        record = self.record_for_action(pk)
+        data = self.valid(s.ChangeIgnoreInput, request.data)
+        try:
+            services.sync_record_change_ignore(
+                record=record, actor=self.actor(), now=timezone.now(), reason=data["reason"]
+            )
+        except ValueError as error:
+            raise _conflict(error) from error
+        return self.done(record)
+
+
 # --- reconciliations ---------------------------------------------------------------------------
 
 

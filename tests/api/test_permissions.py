@@ -133,6 +133,9 @@ def own_endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, int, int, int]
         ("post", f"/api/v1/records/{p}/retry/", {}, 403, 403, 409),
         ("post", f"/api/v1/records/{p}/cancel/", {"reason": "x"}, 403, 403, 409),
         ("post", f"/api/v1/records/{p}/resolve/", {"reason": "x"}, 403, 403, 409),
+        # a posted record with no edit waiting: nothing to decide (409)
+        ("post", f"/api/v1/records/{p}/change/reissue/", {}, 403, 403, 409),
+        ("post", f"/api/v1/records/{p}/change/ignore/", {"reason": "x"}, 403, 403, 409),
         *((m, f"/api/v1/connections/demo/{path}", body, ar, finance, admin)
           for m, path, body, ar, finance, admin in CONNECTION_ENDPOINTS),
     ]  # fmt: skip
@@ -147,6 +150,8 @@ def other_endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any]]:
         ("post", f"/api/v1/records/{r}/retry/", {}),
         ("post", f"/api/v1/records/{r}/cancel/", {"reason": "x"}),
         ("post", f"/api/v1/records/{r}/resolve/", {"reason": "x"}),
+        ("post", f"/api/v1/records/{r}/change/reissue/", {}),
+        ("post", f"/api/v1/records/{r}/change/ignore/", {"reason": "x"}),
         *((m, f"/api/v1/connections/other/{path}", body)
           for m, path, body, *_ in CONNECTION_ENDPOINTS),
     ]  # fmt: skip
