@@ -369,7 +369,8 @@ class SyncRecord(models.Model):
             # The sync log lists newest first within a connection (keyset on id).
             models.Index(fields=["connection", "-id"], name="sync_record_log"),
             # The dashboard counts by state and by posting time; the log filters by arrival.
-            models.Index(fields=["connection", "state"], name="sync_record_state"),
+            # With the cause, the dashboard's groups of what needs fixing come from the index.
+            models.Index(fields=["connection", "state", "failure_cause"], name="sync_record_state"),
             models.Index(fields=["connection", "posted_at"], name="sync_record_posted"),
             # Not led by the connection: the log filters by the user's connections with IN.
             models.Index(fields=["received_at"], name="sync_record_received"),

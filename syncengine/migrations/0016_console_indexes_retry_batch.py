@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='syncrecord',
-            index=models.Index(fields=['connection', 'state'], name='sync_record_state'),
+            index=models.Index(fields=['connection', 'state', 'failure_cause'], name='sync_record_state'),
         ),
         migrations.AddIndex(
             model_name='syncrecord',
