@@ -316,3 +316,21 @@ def test_business_central_payments_decide_the_status_of_the_posted_invoice(fake_
     assert (result.read, result.invoices_changed) == (1, 1)
     assert InvoicePayment.objects.get(record=record).status == PaymentStatus.PAID
     assert LedgerInvoice.objects.filter(connection=connection).count() == 0
+
+
+def test_the_hourly_task_reads_every_connection_and_one_that_fails_does_not_stop_the_rest(
+    connection,
+):
+    from syncengine import tasks
+    from syncengine.models import Connection
+
+    broken = Connection.objects.create(
+        name="Business Central without credentials", slug="bc-broken",
+        target=Connection.Target.BUSINESS_CENTRAL, erp_settings={"tenant_id": "t",
+                                                                  "company_id": "c"},
+    )  # fmt: skip
+    record = posted(connection)
+    pay(connection, record, "414.74")
+    tasks.payments_sync_all()
+    assert InvoicePayment.objects.get(record=record).status == PaymentStatus.PAID
+    assert "client id and secret" in PaymentCursor.objects.get(connection=broken).last_error
