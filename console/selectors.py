@@ -461,10 +461,11 @@ class RetryProgress:
         return round(100 * self.settled / self.total) if self.total else 100
 
 
-def retry_batch_progress(*, connection: Connection, batch: str) -> RetryProgress:
-    """Counted by the database over the batch's records (indexed by `retry_batch`)."""
+def retry_batch_progress(*, records: SyncRecordQuerySet, batch: str) -> RetryProgress:
+    """Counted by the database over the batch's records among `records` (those the reader may
+    see), found by the `retry_batch` index."""
     again = (SyncState.FAILED, SyncState.BLOCKED, SyncState.UNCERTAIN)
-    counts = SyncRecord.objects.filter(connection=connection, retry_batch=batch).aggregate(
+    counts = records.filter(retry_batch=batch).aggregate(
         total=Count("pk"),
         posted=Count("pk", filter=Q(state=SyncState.POSTED)),
         failed=Count("pk", filter=Q(state__in=again)),

@@ -19,6 +19,8 @@ console_patterns = [
         name="retry-progress",
     ),
     path("sync/", views.sync_log, name="sync-log"),
+    path("sync/retry/", views.sync_log_retry, name="sync-log-retry"),
+    path("sync/retries/<str:batch>/", views.sync_log_retry_progress, name="sync-retry-progress"),
     path("sync/<int:pk>/", views.record_detail, name="record-detail"),
     path("sync/<int:pk>/retry/", views.record_retry, name="record-retry"),
     path("sync/<int:pk>/cancel/", views.record_cancel, name="record-cancel"),

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import F
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -87,7 +87,9 @@ def dashboard(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
         "other_connections": connections_for(request.user).exclude(pk=connection.pk),
         "batch": batch,
         "progress": (
-            selectors.retry_batch_progress(connection=connection, batch=batch) if batch else None
+            selectors.retry_batch_progress(records=connection.records.all(), batch=batch)
+            if batch
+            else None
         ),
     }
     template = "console/dashboard.html"
@@ -133,16 +135,53 @@ def retry_progress(request: HtmxHttpRequest, slug: str, batch: str) -> TemplateR
     context = {
         "connection": connection,
         "batch": batch,
-        "progress": selectors.retry_batch_progress(connection=connection, batch=batch),
+        "progress": selectors.retry_batch_progress(records=connection.records.all(), batch=batch),
     }
     return TemplateResponse(request, "console/dashboard.html#retry-progress", context)
+
+
+@require_POST
+@login_required
+def sync_log_retry(request: HtmxHttpRequest) -> HttpResponse:
+    """Retry every blocked or failed record the sync log's filters show (the form repeats them)."""
+    require_role(request.user, Role.ADMIN)
+    records, filters = _filtered_records(request, request.POST)
+    if filters["q"]:
+        records = records.matching(filters["q"])
+    batch = secrets.token_hex(8)
+    queued = services.sync_records_retry_bulk(
+        records=records, actor=_actor(request), now=timezone.now(), batch=batch
+    )
+    shown = {name: value for name, value in filters.items() if value}
+    if not queued:
+        messages.info(request, "None of the records these filters show is blocked or failed.")
+        return redirect(f"{reverse('console:sync-log')}?{urlencode(shown)}")
+    noun = "record" if queued == 1 else "records"
+    messages.success(request, f"Queued {queued} {noun} for another attempt.")
+    return redirect(f"{reverse('console:sync-log')}?{urlencode({**shown, 'batch': batch})}")
+
+
+@require_GET
+@login_required
+def sync_log_retry_progress(request: HtmxHttpRequest, batch: str) -> TemplateResponse:
+    require_role(request.user, *Role.ALL)
+    context = {
+        "batch": batch,
+        "progress": selectors.retry_batch_progress(records=records_for(request.user), batch=batch),
+    }
+    return TemplateResponse(request, "console/sync_log.html#retry-progress", context)
 
 
 FILTER_NAMES = ("connection", "state", "kind", "category", "from", "to", "cause", "q")
 
 
-def _filtered_records(request: HttpRequest) -> tuple[SyncRecordQuerySet, dict[str, str]]:
-    filters = {name: request.GET.get(name, "").strip() for name in FILTER_NAMES}
+def _filtered_records(
+    request: HttpRequest, data: QueryDict | None = None
+) -> tuple[SyncRecordQuerySet, dict[str, str]]:
+    """The sync log's filters as typed (`data`: the query string unless given) and the records
+    they select, without the text filter, which each caller applies its own way."""
+    data = request.GET if data is None else data
+    filters = {name: data.get(name, "").strip() for name in FILTER_NAMES}
     received_from, received_to = _day(filters["from"]), _day(filters["to"])
     records = selectors.records_filtered(
         records_for(request.user).select_related("connection", "document"),
@@ -170,6 +209,7 @@ def _day(text: str) -> date | None:
 def sync_log(request: HtmxHttpRequest) -> TemplateResponse:
     require_role(request.user, *Role.ALL)
     records, filters = _filtered_records(request)
+    batch = request.GET.get("batch", "").strip()[:32]
     before = request.GET.get("before", "")
     if before.isdigit():
         records = records.filter(pk__lt=int(before))
@@ -193,6 +233,14 @@ def sync_log(request: HtmxHttpRequest) -> TemplateResponse:
         "kinds": selectors.KIND_FILTER_CHOICES,
         "categories": selectors.CATEGORY_FILTER_CHOICES,
         "connections": connections_for(request.user),
+        "is_admin": Role.ADMIN in roles_of(request.user),
+        "filtered": any(filters.values()),
+        "batch": batch,
+        "progress": (
+            selectors.retry_batch_progress(records=records_for(request.user), batch=batch)
+            if batch
+            else None
+        ),
     }
     template = "console/sync_log.html"
     if request.htmx:

@@ -1,5 +1,5 @@
-"""Each person reads times in their own time zone, and the sync log filters by kind, failure
-category and received dates (read in that zone)."""
+"""Each person reads times in their own time zone; the sync log filters by kind, failure
+category and received dates (read in that zone), and an Admin retries all a filter shows."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
+from django.utils import timezone
 
 from console import selectors
 from console.access import Role
@@ -161,3 +162,49 @@ def test_search_results_say_whose_time_they_show(client, connection):
     client.post(reverse("account"), {"time_zone": "America/Chicago"})
     page = client.get(reverse("console:search"), {"q": "T-1"}).content.decode()
     assert "2026-11-20 09:00 America/Chicago" in page
+
+
+# --- bulk retry of what a filter shows ---------------------------------------------------------
+
+
+def test_an_admin_retries_everything_a_filter_shows_and_watches_it_settle(client, varied):
+    other = Connection.objects.create(name="Other", slug="other")
+    hidden = receive(other, 99, at=NOW, service_line="Backflow Testing")
+    services.sync_run_until_idle(now=lambda: NOW)
+    assert SyncRecord.objects.get(pk=hidden.pk).state == SyncState.BLOCKED
+    client.force_login(user_with(Role.ADMIN, varied, name="boss"))
+    page = client.get(reverse("console:sync-log"), {"category": "RULES"}).content.decode()
+    assert "Retry every blocked or failed record shown" in page
+    response = client.post(reverse("console:sync-log-retry"), {"category": "RULES", "q": "T-"})
+    assert response.status_code == 302
+    location = response["Location"]
+    assert location.startswith("/sync/?category=RULES&q=T-&batch=")
+    blocked = SyncRecord.objects.get(document__number="T-2")
+    assert blocked.state == SyncState.READY and blocked.retry_batch
+    assert SyncRecord.objects.get(pk=hidden.pk).state == SyncState.BLOCKED  # not visible: untouched
+    assert SyncRecord.objects.get(document__number="T-3").state == SyncState.FAILED  # not shown
+    watching = client.get(location).content.decode()
+    assert "Retrying 1 record…" in watching
+    services.sync_run_until_idle(now=timezone.now)  # the retry is due from the real clock's now
+    progress_url = reverse("console:sync-retry-progress", args=[blocked.retry_batch])
+    settled = client.get(progress_url, HTTP_HX_REQUEST="true").content.decode()
+    # Still unmapped: it is blocked again, and the panel says a person is needed.
+    assert "Retry finished" in settled and "0 posted, 1 needs a person again" in settled
+
+
+def test_only_admins_may_retry_what_a_filter_shows(client, varied):
+    client.force_login(user_with(Role.AR, varied))
+    assert (
+        "Retry every blocked"
+        not in client.get(reverse("console:sync-log"), {"state": "BLOCKED"}).content.decode()
+    )
+    assert client.post(reverse("console:sync-log-retry"), {"state": "BLOCKED"}).status_code == 403
+    assert SyncRecord.objects.get(document__number="T-2").state == SyncState.BLOCKED
+
+
+def test_a_filter_showing_nothing_to_retry_says_so(client, varied):
+    client.force_login(user_with(Role.ADMIN, varied, name="boss"))
+    response = client.post(reverse("console:sync-log-retry"), {"kind": "timecard"}, follow=True)
+    assert "None of the records these filters show is blocked or failed." in (
+        response.content.decode()
+    )
