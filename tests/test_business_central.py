@@ -117,6 +117,9 @@ def test_settings_without_a_tenant_are_refused_in_plain_words(bc):
 
 
 def test_the_catalog_reads_every_list_page_by_page(bc):
+    bc.add("vendors", number="V20000", displayName="Harbor Supply", blocked=" ")
+    bc.add("vendors", number="V20001", displayName="Closed Parts Co", blocked="All")
+    bc.add("projects", number="J-1042", displayName="Harbor Foods repair")
     items = connector(bc).catalog_lists()  # the fake answers 3 records a page
     by_kind: dict[str, dict[str, object]] = {}
     for item in items:
@@ -131,6 +134,11 @@ def test_the_catalog_reads_every_list_page_by_page(bc):
     assert set(by_kind["TAX_AREA"]) == {"/NC"} and set(by_kind["PAYMENT_TERM"]) == {"/NET30"}
     assert len(by_kind["EMPLOYEE"]) == 8 and "/E300" in by_kind["EMPLOYEE"]
     assert set(by_kind["CUSTOMER"]) == {"/C10000"} and set(by_kind["ITEM"]) == {"/1896-S"}
+    assert (
+        by_kind["VENDOR"]["/V20000"].name == "Harbor Supply"
+        and not by_kind["VENDOR"]["/V20001"].active
+    )
+    assert by_kind["PROJECT"]["/J-1042"].name == "Harbor Foods repair"
     assert any("$skiptoken" in sent.path or sent.method == "GET" for sent in bc.sent)
 
 

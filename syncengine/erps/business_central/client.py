@@ -173,6 +173,19 @@ class BusinessCentral:
             )  # fmt: skip
             for row in read("items")
         ]
+        items += [
+            CatalogItem(
+                kind="VENDOR",
+                code=row["number"],
+                name=row.get("displayName", ""),
+                active=_not_blocked(row.get("blocked")),
+            )  # fmt: skip
+            for row in read("vendors")
+        ]
+        items += [
+            CatalogItem(kind="PROJECT", code=row["number"], name=row.get("displayName", ""))
+            for row in read("projects")
+        ]
         return items
 
     def find_invoice(self, *, key: str) -> ErpDocument | None:
