@@ -329,6 +329,109 @@ def draft_dimension_delete(
     )
 
 
+def draft_dimension_update(
+    *,
+    connection: Connection,
+    dimension: str,
+    fields: dict[str, Any],
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Change some fields of one dimension's setting (source, default, pass_through, required),
+    keeping its value map; starts the setting, with no values, when the dimension has none.
+
+    `draft_dimension_set` replaces the whole setting; the console's settings table edits the
+    fields and the values apart, each under the draft's lock so neither loses the other's work.
+    Raises RulesError for a setting the rule set cannot hold (an unknown source …).
+    """
+    name = dimension.strip()
+    if not name:
+        raise RulesError("dimension: required")
+    if "values" in fields or "dimension" in fields:
+        raise RulesError("Change a dimension's values one at a time, and not its code.")
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        settings = content.setdefault("dimensions", [])
+        before = next((s for s in settings if s["dimension"] == name), None)
+        after = {**(before or {"dimension": name, "values": {}}), **fields}
+        if before is not None:
+            settings.remove(before)
+        settings.append(after)
+        return before, after
+
+    return _edit(
+        connection=connection, actor=actor, now=now, action=RuleAudit.Action.DIMENSION_SET,
+        subject=f"dimensions.{name}", change=change, reason=reason,
+    )  # fmt: skip
+
+
+def draft_dimension_value_set(
+    *,
+    connection: Connection,
+    dimension: str,
+    source_value: str,
+    code: str,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Fill `dimension` with `code` for one source value (replacing the code it had, matched
+    ignoring case and spacing). Audited under `dimensions.<dimension>.values.<source value>`.
+    Raises RulesError when the dimension has no setting or the value or code is empty."""
+    name, source, code = dimension.strip(), source_value.strip(), code.strip()
+    if not source:
+        raise RulesError("source_value: required")
+    if not code:
+        raise RulesError("code: required; give the dimension value for this source value")
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        values = _dimension_values(content, name)
+        existing = _find_source(values, source)
+        before = values.pop(existing) if existing is not None else None
+        values[source] = code
+        return before, code
+
+    return _edit(
+        connection=connection, actor=actor, now=now, action=RuleAudit.Action.DIMENSION_SET,
+        subject=f"dimensions.{name}.values.{source}", change=change, reason=reason,
+    )  # fmt: skip
+
+
+def draft_dimension_value_delete(
+    *,
+    connection: Connection,
+    dimension: str,
+    source_value: str,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> RuleDraft:
+    """Stop filling `dimension` for one source value. Raises RulesError when it was not filled;
+    audited as DIMENSION_SET with no `after` (see `draft_numbering_rule_delete`)."""
+    name = dimension.strip()
+
+    def change(content: dict[str, Any]) -> tuple[Any, Any]:
+        values = _dimension_values(content, name)
+        existing = _find_source(values, source_value)
+        if existing is None:
+            raise RulesError(f"{source_value!r} has no value for dimension {name!r}.")
+        return values.pop(existing), None
+
+    return _edit(
+        connection=connection, actor=actor, now=now, action=RuleAudit.Action.DIMENSION_SET,
+        subject=f"dimensions.{name}.values.{source_value.strip()}", change=change, reason=reason,
+    )  # fmt: skip
+
+
+def _dimension_values(content: dict[str, Any], dimension: str) -> dict[str, str]:
+    setting = next((s for s in content.get("dimensions", []) if s["dimension"] == dimension), None)
+    if setting is None:
+        raise RulesError(f"The draft has no setting for dimension {dimension!r}; add it first.")
+    values: dict[str, str] = setting.setdefault("values", {})
+    return values
+
+
 def draft_numbering_rule_set(
     *, connection: Connection, rule: dict[str, Any], actor: str, now: datetime, reason: str = ""
 ) -> RuleDraft:
@@ -547,6 +650,9 @@ def draft_replace(
 class DraftImported:
     draft: RuleDraft
     summary: str  # what was imported, for people: "the TAX_RATE map (3 row(s))"
+    # What the import replaced, as it was in the draft: the map's rows, the routing rules or the
+    # whole content. The console counts the rows added, changed and removed from it.
+    before: Any = None
 
 
 def draft_import(
@@ -585,11 +691,18 @@ def draft_import(
         document = transfer.ruleset_from_json(text=data)
         subject, summary, origin = "draft", "the whole rule set", _import_origin(document)
         change = _content_replacer(document.content)
+    replaced: list[Any] = []
+
+    def recorded(content: dict[str, Any]) -> tuple[Any, Any]:
+        before, after = change(content)
+        replaced.append(copy.deepcopy(before))
+        return before, after
+
     draft = _edit(
         connection=connection, actor=actor, now=now, action=RuleAudit.Action.DRAFT_REPLACED,
-        subject=subject, change=change, reason=reason.strip() or f"Imported {source}{origin}",
+        subject=subject, change=recorded, reason=reason.strip() or f"Imported {source}{origin}",
     )  # fmt: skip
-    return DraftImported(draft=draft, summary=summary)
+    return DraftImported(draft=draft, summary=summary, before=replaced[0])
 
 
 ContentChange = Callable[[dict[str, Any]], tuple[Any, Any]]
