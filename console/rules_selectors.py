@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.db.models import F, Q, QuerySet
 
-from mappings import preview
+from mappings import preview, transfer
 from mappings import services as rules
 from mappings.catalog import connection_today
 from mappings.diff import Change, ruleset_diff
 from mappings.models import CatalogEntry, RuleAudit, RuleDraft, RuleVersion, SourceValue
 from mappings.ruleset import (
+    DIMENSION_SOURCES,
     DOCUMENT_KINDS,
     EMPTY_CONTENT,
     LINE_KINDS,
     MAP_KINDS,
+    NUMBERING_ENTITIES,
+    OWNED_ENTITIES,
+    OWNERS,
     ROUTING_ATTRIBUTES,
     TAX_CODE_SOURCES,
     CatalogKind,
@@ -636,3 +642,488 @@ def _audit_text(value: Any) -> str:
         return "(a whole rule set)"
     text = show(value)
     return text if len(text) <= 400 else json.dumps(value)[:400] + "…"
+
+
+# --- dimensions, numbering and field owners -----------------------------------------------------
+#
+# The three list sections of a rule set share one editable table: each row is one item, keyed
+# by one or two of its fields (`SectionKind.columns` with `key=True`), which are fixed once the
+# row exists. A dimension's value map is a table of its own (`dimension_page`).
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    label: str
+    input: str = "text"  # text, number, select or checkbox
+    choices: tuple[str, ...] = ()
+    key: bool = False  # identifies the row: typed when adding, fixed afterwards
+    required: bool = False
+    list_id: str = ""  # the <datalist> picker of a text column
+
+
+@dataclass(frozen=True)
+class SectionKind:
+    key: str
+    label: str
+    item: str  # one row, for messages: "dimension setting"
+    columns: tuple[Column, ...]
+
+    @property
+    def key_columns(self) -> tuple[Column, ...]:
+        return tuple(column for column in self.columns if column.key)
+
+
+SECTIONS: dict[str, SectionKind] = {
+    "dimensions": SectionKind(
+        "dimensions",
+        "Dimensions",
+        "dimension setting",
+        (
+            Column("dimension", "Dimension", key=True, required=True, list_id="catalog-DIMENSION"),
+            Column("source", "Filled from", "select", DIMENSION_SOURCES, required=True),
+            Column("default", "Default value"),
+            Column("pass_through", "Pass the source value through", "checkbox"),
+            Column("required", "Required", "checkbox"),
+        ),
+    ),
+    "numbering": SectionKind(
+        "numbering",
+        "Numbering",
+        "numbering rule",
+        (
+            Column("entity", "Entity", "select", NUMBERING_ENTITIES, key=True, required=True),
+            Column("prefix", "Prefix"),
+            Column("start", "First number", "number", required=True),
+            Column("end", "Last number", "number", required=True),
+            Column("width", "Digits (0: as is)", "number"),
+        ),
+    ),
+    "ownership": SectionKind(
+        "ownership",
+        "Field owners",
+        "field owner",
+        (
+            Column("entity", "Entity", "select", OWNED_ENTITIES, key=True, required=True),
+            Column("field", "Field", key=True, required=True),
+            Column("owner", "Owner", "select", OWNERS, required=True),
+        ),
+    ),
+}
+
+
+def dimension_list_id(dimension: str) -> str:
+    """The id of the <datalist> of one dimension's values (codes hold any character)."""
+    return "dimension-values-" + hashlib.sha1(dimension.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class SectionCell:
+    column: Column
+    value: str  # as typed; a checkbox is "true" or ""
+    list_id: str
+    errors: tuple[str, ...] = ()  # what stopped the last save, about this field
+    has_issue: bool = False  # a check of the saved rules names this field
+
+
+@dataclass(frozen=True)
+class SectionRow:
+    section: str
+    key: tuple[str, ...]
+    cells: tuple[SectionCell, ...]
+    issues: tuple[Issue, ...] = ()
+    errors: tuple[str, ...] = ()  # about the row as a whole
+    value_count: int | None = None  # a dimension's mapped values
+    value_problems: int = 0  # checks failing among them
+
+    @property
+    def subject(self) -> str:
+        return ".".join([self.section, *self.key])
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.key)
+
+    @property
+    def dom_id(self) -> str:
+        return f"{self.section}-" + hashlib.sha1(self.subject.encode()).hexdigest()[:12]
+
+    @property
+    def key_items(self) -> list[tuple[str, str]]:
+        """The key fields and their values: `[("entity", "CUSTOMER"), ("field", "tax_code")]`."""
+        names = [column.name for column in SECTIONS[self.section].key_columns]
+        return list(zip(names, self.key, strict=True))
+
+    @property
+    def query(self) -> str:
+        """The row's key as a query string: `entity=CUSTOMER&field=tax_code`."""
+        return urlencode(self.key_items)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(issue.severity == ERROR for issue in self.issues)
+
+    @property
+    def field_errors(self) -> bool:
+        return bool(self.errors) or any(cell.errors for cell in self.cells)
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else ""
+    return "" if value is None else str(value)
+
+
+def _section_row(kind: SectionKind, item: Mapping[str, Any], issues: list[Issue]) -> SectionRow:
+    key = tuple(_cell_text(item.get(column.name)) for column in kind.key_columns)
+    subject = ".".join([kind.key, *key])
+    # A dimension's values have their own page, which shows their checks; the row counts them.
+    values = f"{subject}.values."
+    mine = tuple(i for i in issues if _about(i, subject) and not i.subject.startswith(values))
+    value_problems = sum(1 for issue in issues if issue.subject.startswith(values))
+    cells = tuple(
+        SectionCell(
+            column=column,
+            value=_cell_text(item.get(column.name)),
+            list_id=_list_id(kind, column, item),
+            has_issue=any(_about(issue, f"{subject}.{column.name}") for issue in issues),
+        )
+        for column in kind.columns
+    )
+    if kind.key != "dimensions":
+        return SectionRow(kind.key, key, cells, mine)
+    count = len(item.get("values", {}))
+    return SectionRow(kind.key, key, cells, mine, value_count=count, value_problems=value_problems)
+
+
+def _list_id(kind: SectionKind, column: Column, item: Mapping[str, Any]) -> str:
+    if kind.key == "dimensions" and column.name == "default":
+        return dimension_list_id(_cell_text(item.get("dimension")))
+    return column.list_id
+
+
+_ERROR_PATH = re.compile(r"^(?:\w+\[\d+\]\.)?(?P<field>\w+)(?:\.[^:]*)?: (?P<message>.+)$")
+
+
+def section_form_row(
+    kind: SectionKind, data: Mapping[str, str], error: str = "", *, key: tuple[str, ...] = ()
+) -> SectionRow:
+    """A row as typed into a form, with what stopped its save next to the field it names.
+
+    The services' messages carry the rule set's path (`numbering[2].start: expected a whole
+    number`); a message naming no field of the row (a range that is empty) is the row's."""
+    by_field: dict[str, list[str]] = {}
+    general: list[str] = []
+    names = {column.name for column in kind.columns}
+    for part in filter(None, (text.strip() for text in error.split("; "))):
+        match = _ERROR_PATH.match(part)
+        if match and match["field"] in names:
+            by_field.setdefault(match["field"], []).append(match["message"])
+        else:
+            general.append(part)
+    item = {column.name: data.get(column.name, "").strip() for column in kind.columns}
+    for column in kind.columns:
+        if column.input == "checkbox":
+            item[column.name] = "true" if data.get(column.name) else ""
+    cells = tuple(
+        SectionCell(
+            column=column,
+            value=item[column.name],
+            list_id=_list_id(kind, column, item),
+            errors=tuple(by_field.get(column.name, ())),
+        )
+        for column in kind.columns
+    )
+    row_key = key or tuple(item[column.name] for column in kind.key_columns)
+    return SectionRow(kind.key, row_key, cells, errors=tuple(general))
+
+
+@dataclass(frozen=True)
+class SectionPage:
+    state: RulesState
+    kind: SectionKind
+    rows: list[SectionRow]
+    issues: list[Issue]  # every check about the section, for the panel above the table
+    pickers: dict[str, list[Choice]]  # <datalist> id → its options
+
+
+def _section_items(state: RulesState, kind: SectionKind) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = state.content.get(kind.key, [])
+    return items
+
+
+def section_page(*, connection: Connection, kind: SectionKind, now: datetime) -> SectionPage:
+    state = rules_state(connection=connection, now=now)
+    issues = rules_issues(state, now=now)
+    items = _section_items(state, kind)
+    return SectionPage(
+        state=state,
+        kind=kind,
+        rows=[_section_row(kind, item, issues) for item in items],
+        issues=[issue for issue in issues if _about(issue, kind.key)],
+        pickers=_section_pickers(connection, kind, items),
+    )
+
+
+def _section_pickers(
+    connection: Connection, kind: SectionKind, items: list[dict[str, Any]]
+) -> dict[str, list[Choice]]:
+    """The dimensions table picks a dimension from the ERP's, and a default among the values
+    of the row's dimension; the other sections have no catalog."""
+    if kind.key != "dimensions":
+        return {}
+    dimensions = catalog_choices(connection=connection, kinds=[CatalogKind.DIMENSION])
+    pickers = {"catalog-DIMENSION": dimensions[CatalogKind.DIMENSION]}
+    known = [choice.code for choice in dimensions[CatalogKind.DIMENSION]]
+    codes = [item["dimension"] for item in items] + known
+    for code in dict.fromkeys(codes):
+        pickers[dimension_list_id(code)] = dimension_value_choices(
+            connection=connection, dimension=code
+        )
+    return pickers
+
+
+def section_row(
+    *, connection: Connection, kind: SectionKind, key: tuple[str, ...], now: datetime
+) -> SectionRow | None:
+    state = rules_state(connection=connection, now=now)
+    names = [column.name for column in kind.key_columns]
+    for item in _section_items(state, kind):
+        if tuple(_cell_text(item.get(name)) for name in names) == key:
+            return _section_row(kind, item, rules_issues(state, now=now))
+    return None
+
+
+# --- one dimension's values ---------------------------------------------------------------------
+
+DIMENSION_SEARCH_LIMIT = 50
+
+
+def dimension_value_choices(
+    *, connection: Connection, dimension: str, query: str = ""
+) -> list[Choice]:
+    """The ERP's values of one dimension for a picker: usable first, then by code; with
+    `query`, those whose code or name holds it (the picker's search as you type)."""
+    entries = CatalogEntry.objects.filter(
+        connection=connection, kind=CatalogKind.DIMENSION_VALUE, parent=dimension
+    )
+    limit = CHOICES_LIMIT
+    if query.strip():
+        text = query.strip()
+        entries = entries.filter(Q(code__icontains=text) | Q(name__icontains=text))
+        limit = DIMENSION_SEARCH_LIMIT
+    rows = entries.order_by("-active", F("missing_since").asc(nulls_first=True), "code")
+    return [
+        Choice(code, name, _unusable(active=active, present=missing_since is None))
+        for code, name, active, missing_since in rows.values_list(
+            "code", "name", "active", "missing_since"
+        )[:limit]
+    ]
+
+
+@dataclass(frozen=True)
+class DimensionValueRow:
+    dimension: str
+    source: str
+    code: str
+    name: str = ""
+    issues: tuple[Issue, ...] = ()
+
+    @property
+    def subject(self) -> str:
+        return f"dimensions.{self.dimension}.values.{self.source}"
+
+    @property
+    def dom_id(self) -> str:
+        return "value-" + hashlib.sha1(norm(self.source).encode()).hexdigest()[:12]
+
+    @property
+    def list_id(self) -> str:
+        return dimension_list_id(self.dimension)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(issue.severity == ERROR for issue in self.issues)
+
+
+@dataclass(frozen=True)
+class DimensionPage:
+    state: RulesState
+    dimension: str
+    setting: dict[str, Any]
+    rows: list[DimensionValueRow]
+    issues: list[Issue]  # about the setting itself (an unknown dimension, its default)
+    choices: list[Choice]
+    source_values: list[str]
+
+    @property
+    def list_id(self) -> str:
+        return dimension_list_id(self.dimension)
+
+
+def _dimension_setting(state: RulesState, dimension: str) -> dict[str, Any] | None:
+    settings: list[dict[str, Any]] = state.content.get("dimensions", [])
+    return next((s for s in settings if s["dimension"] == dimension), None)
+
+
+def _value_rows(
+    connection: Connection, dimension: str, values: dict[str, str], issues: list[Issue]
+) -> list[DimensionValueRow]:
+    names = {
+        code: name
+        for code, name in CatalogEntry.objects.filter(
+            connection=connection,
+            kind=CatalogKind.DIMENSION_VALUE,
+            parent=dimension,
+            code__in=set(values.values()),
+        ).values_list("code", "name")
+    }
+    rows = []
+    for source, code in sorted(values.items(), key=lambda item: norm(item[0])):
+        subject = f"dimensions.{dimension}.values.{source}"
+        mine = tuple(issue for issue in issues if issue.subject == subject)
+        rows.append(DimensionValueRow(dimension, source, code, names.get(code, ""), mine))
+    return rows
+
+
+def dimension_page(
+    *, connection: Connection, dimension: str, now: datetime
+) -> DimensionPage | None:
+    """One dimension's value map, or None when the rules have no setting for it."""
+    state = rules_state(connection=connection, now=now)
+    setting = _dimension_setting(state, dimension)
+    if setting is None:
+        return None
+    issues = rules_issues(state, now=now)
+    subject = f"dimensions.{dimension}"
+    return DimensionPage(
+        state=state,
+        dimension=dimension,
+        setting=setting,
+        rows=_value_rows(connection, dimension, setting.get("values", {}), issues),
+        issues=[
+            issue
+            for issue in issues
+            if _about(issue, subject) and not issue.subject.startswith(f"{subject}.values.")
+        ],
+        choices=dimension_value_choices(connection=connection, dimension=dimension),
+        source_values=recent_source_values(connection=connection, attribute=setting["source"]),
+    )
+
+
+def dimension_value_row(
+    *, connection: Connection, dimension: str, source: str, now: datetime
+) -> DimensionValueRow | None:
+    state = rules_state(connection=connection, now=now)
+    setting = _dimension_setting(state, dimension) or {}
+    values: dict[str, str] = setting.get("values", {})
+    found = next((existing for existing in values if norm(existing) == norm(source)), None)
+    if found is None:
+        return None
+    rows = _value_rows(connection, dimension, {found: values[found]}, rules_issues(state, now=now))
+    return rows[0]
+
+
+# --- files: export and import -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    filename: str
+    content_type: str
+    text: str
+
+
+def rules_export(
+    *, connection: Connection, now: datetime, version: int | None, part: str
+) -> ExportFile | None:
+    """The rules shown in the editor (the draft, else the version in force), or `version`, as
+    a file: `part` is "json" (the whole rule set), "routing" or a map kind (CSV). None when
+    there is no such version or part, or no rules at all."""
+    state = rules_state(connection=connection, now=now)
+    if version is not None:
+        chosen = RuleVersion.objects.filter(connection=connection, number=version).first()
+        if chosen is None:
+            return None
+        content, number, effective = chosen.content, chosen.number, chosen.effective_from
+        tag = f"v{number}"
+    elif state.draft is not None:
+        content, number, effective, tag = state.draft.content, None, None, "draft"
+    elif state.in_force is not None:
+        chosen = state.in_force
+        content, number, effective = chosen.content, chosen.number, chosen.effective_from
+        tag = f"v{number}"
+    else:
+        return None
+    name = f"{connection.slug}-rules-{tag}"
+    if part == "json":
+        text = transfer.ruleset_to_json(
+            content=content, connection=connection.slug, version=number, effective_from=effective
+        )
+        return ExportFile(f"{name}.json", "application/json", text)
+    if part == "routing":
+        text = transfer.routing_to_csv(rules=content.get("routing", []))
+        return ExportFile(f"{name}-routing.csv", "text/csv; charset=utf-8", text)
+    if part in MAP_KINDS:
+        text = transfer.map_to_csv(kind=part, rows=content.get("maps", {}).get(part, {}))
+        return ExportFile(f"{name}-{part}.csv", "text/csv; charset=utf-8", text)
+    return None
+
+
+@dataclass(frozen=True)
+class ImportCount:
+    label: str
+    added: int
+    changed: int
+    removed: int
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+
+def _count(label: str, before: Mapping[Any, Any], after: Mapping[Any, Any]) -> ImportCount:
+    return ImportCount(
+        label=label,
+        added=len(after.keys() - before.keys()),
+        changed=sum(1 for key in after.keys() & before.keys() if after[key] != before[key]),
+        removed=len(before.keys() - after.keys()),
+    )
+
+
+def _rows_by_source(rows: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {norm(source): row for source, row in (rows or {}).items()}
+
+
+def _by(items: list[dict[str, Any]] | None, *names: str) -> dict[tuple[Any, ...], Any]:
+    return {tuple(item.get(name) for name in names): item for item in items or []}
+
+
+def import_counts(
+    result: rules.DraftImported, *, map_kind: str | None, routing: bool
+) -> list[ImportCount]:
+    """What an import did to the draft, per part: rows added, changed and removed."""
+    after = result.draft.content
+    if map_kind is not None:
+        label = f"{MAP_KINDS[map_kind].label} map rows"
+        new = after.get("maps", {}).get(map_kind, {})
+        return [_count(label, _rows_by_source(result.before), _rows_by_source(new))]
+    if routing:
+        return [_count("Routing rules", _by(result.before, "id"), _by(after["routing"], "id"))]
+    before = parse_ruleset(result.before or EMPTY_CONTENT).to_content()
+    counts = [
+        _count(
+            f"{kind.label} map rows",
+            _rows_by_source(before["maps"].get(kind.key)),
+            _rows_by_source(after.get("maps", {}).get(kind.key)),
+        )
+        for kind in MAP_KINDS.values()
+    ]
+    counts += [
+        _count("Routing rules", _by(before["routing"], "id"), _by(after["routing"], "id")),
+        _count("Defaults", before["defaults"], after["defaults"]),
+    ]
+    for key, kind in SECTIONS.items():
+        names = [column.name for column in kind.key_columns]
+        counts.append(_count(kind.label, _by(before[key], *names), _by(after[key], *names)))
+    return counts

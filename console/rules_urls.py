@@ -2,12 +2,15 @@
 view takes the connection's `slug`.
 
 Map rows are addressed by `?source=` (a source value may hold spaces, slashes or dots), routing
-rules by their id, versions by their number.
+rules by their id, versions by their number; the rows of the dimensions, numbering and field
+owner tables by their key fields (`?dimension=`, `?entity=&field=`), a dimension's values by
+`?dimension=&source=`.
 """
 
-from django.urls import path
+from django.urls import path, re_path
 
 from console import rules_views as views
+from console.rules_selectors import SECTIONS
 
 app_name = "rules"
 
@@ -36,4 +39,27 @@ urlpatterns = [
     path("versions/<int:number>/retry-fixed/", views.retry_fixed, name="retry-fixed"),
     path("versions/<int:number>/rollback/", views.rollback, name="rollback"),
     path("history/", views.history, name="history"),
+    path("dimensions/values/", views.dimension, name="dimension"),
+    path("dimensions/values/search/", views.dimension_value_search, name="dimension-search"),
+    path("dimensions/values/add/", views.dimension_value_add, name="dimension-value-add"),
+    path("dimensions/values/row/", views.dimension_value_row, name="dimension-value"),
+    path("dimensions/values/row/edit/", views.dimension_value_edit, name="dimension-value-edit"),
+    path("dimensions/values/row/save/", views.dimension_value_save, name="dimension-value-save"),
+    path(
+        "dimensions/values/row/delete/", views.dimension_value_delete, name="dimension-value-delete"
+    ),
+    path("files/", views.transfer, name="files"),
+    path("files/export/", views.export, name="export"),
+    path("files/import/", views.import_file, name="import"),
+    *[
+        re_path(rf"^(?P<section>{'|'.join(SECTIONS)})/{suffix}$", view, name=name)
+        for suffix, view, name in [
+            ("", views.section, "section"),
+            ("add/", views.section_row_add, "section-add"),
+            ("row/", views.section_row, "section-row"),
+            ("row/edit/", views.section_row_edit, "section-edit"),
+            ("row/save/", views.section_row_save, "section-save"),
+            ("row/delete/", views.section_row_delete, "section-delete"),
+        ]
+    ],
 ]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -32,6 +34,7 @@ from mappings import services as rules
 from mappings.catalog import connection_today
 from mappings.models import RuleVersion
 from mappings.ruleset import MAP_KINDS, ROUTING_ATTRIBUTES, MapKind
+from mappings.transfer import TransferError
 from syncengine.models import Connection
 
 EDITORS = (Role.ADMIN, Role.FINANCE)
@@ -676,3 +679,481 @@ def history(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     subject = request.GET.get("subject", "").strip()
     rows = selectors.rule_history(connection=connection, subject=subject)
     return _page(request, "console/rules/history.html", connection, subject=subject, rows=rows)
+
+
+# --- dimensions, numbering and field owners -----------------------------------------------------
+#
+# One table for the three list sections (`selectors.SECTIONS`): rows addressed by their key
+# fields in the query string (`?entity=CUSTOMER&field=tax_code`), the same inline edit, add and
+# delete as the map editor, and what stopped a save shown next to the field it names.
+
+SECTION_TEMPLATE = "console/rules/section.html"
+
+
+def _section_kind(section: str) -> selectors.SectionKind:
+    if section not in selectors.SECTIONS:
+        raise Http404("No such section.")
+    return selectors.SECTIONS[section]
+
+
+def _section_url(connection: Connection, kind: selectors.SectionKind) -> str:
+    return reverse("rules:section", kwargs={"slug": connection.slug, "section": kind.key})
+
+
+def _section_key(kind: selectors.SectionKind, data: Any) -> tuple[str, ...]:
+    return tuple(data.get(column.name, "").strip() for column in kind.key_columns)
+
+
+@require_GET
+@login_required
+def section(request: HtmxHttpRequest, slug: str, section: str) -> TemplateResponse:
+    """The section's rows; `?edit=<subject>` opens one row's form (the edit link without htmx)."""
+    connection = _readable(request, slug)
+    kind = _section_kind(section)
+    page = selectors.section_page(connection=connection, kind=kind, now=timezone.now())
+    return _page(
+        request,
+        SECTION_TEMPLATE,
+        connection,
+        page=page,
+        state=page.state,
+        kind=kind,
+        editing=request.GET.get("edit", "") if _can_edit(request) else "",
+        add_row=selectors.section_form_row(kind, {}),
+    )
+
+
+def _section_row_response(
+    request: HtmxHttpRequest,
+    connection: Connection,
+    kind: selectors.SectionKind,
+    key: tuple[str, ...],
+    **extra: Any,
+) -> HttpResponse:
+    row = selectors.section_row(connection=connection, kind=kind, key=key, now=timezone.now())
+    if row is None:
+        return HttpResponse("")  # deleted meanwhile: the row leaves the table
+    return _page(request, f"{SECTION_TEMPLATE}#row", connection, kind=kind, row=row, **extra)
+
+
+@vary_on_headers("HX-Request")
+@require_GET
+@login_required
+def section_row(request: HtmxHttpRequest, slug: str, section: str) -> HttpResponse:
+    """One row as shown in the table (the edit form's Cancel, with htmx)."""
+    connection = _readable(request, slug)
+    kind = _section_kind(section)
+    if not _partial(request):
+        return redirect(_section_url(connection, kind))
+    key = _section_key(kind, request.GET)
+    return _section_row_response(request, connection, kind, key, focus=True)
+
+
+@vary_on_headers("HX-Request")
+@require_GET
+@login_required
+def section_row_edit(request: HtmxHttpRequest, slug: str, section: str) -> HttpResponse:
+    """One row as a form, swapped in for the row by its Edit link."""
+    connection = _editable(request, slug)
+    kind = _section_kind(section)
+    key = _section_key(kind, request.GET)
+    if not _partial(request):
+        subject = ".".join([kind.key, *key])
+        return redirect(f"{_section_url(connection, kind)}?{urlencode({'edit': subject})}")
+    row = selectors.section_row(connection=connection, kind=kind, key=key, now=timezone.now())
+    if row is None:
+        raise Http404(f"The rules have no such {kind.item}.")
+    return _page(request, f"{SECTION_TEMPLATE}#row_edit", connection, kind=kind, row=row)
+
+
+def _whole_number(data: Any, name: str, default: int | None = None) -> int:
+    text = data.get(name, "").strip()
+    if not text and default is not None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise rules.RulesError(f"{name}: {text or 'nothing'} is not a whole number") from None
+
+
+def _section_set(
+    request: HtmxHttpRequest, connection: Connection, kind: selectors.SectionKind
+) -> str:
+    """Save the posted row into the draft: "" when saved, else what stopped it (the services
+    name the field: `numbering[0].start: …`)."""
+    post = request.POST
+    common: dict[str, Any] = {
+        "connection": connection, "actor": _actor(request), "now": timezone.now(),
+        "reason": _reason(request),
+    }  # fmt: skip
+    text = {column.name: post.get(column.name, "").strip() for column in kind.columns}
+    try:
+        if kind.key == "dimensions":
+            fields = {"source": text["source"], "default": text["default"]}
+            fields |= {name: bool(post.get(name)) for name in ("pass_through", "required")}
+            rules.draft_dimension_update(dimension=text["dimension"], fields=fields, **common)
+        elif kind.key == "numbering":
+            numbers = {name: _whole_number(post, name) for name in ("start", "end")}
+            rule = {"entity": text["entity"], "prefix": text["prefix"], **numbers}
+            rule["width"] = _whole_number(post, "width", default=0)
+            rules.draft_numbering_rule_set(rule=rule, **common)
+        else:
+            rules.draft_field_owner_set(
+                entity=text["entity"], field=text["field"], owner=text["owner"], **common
+            )
+    except rules.RulesError as error:
+        return str(error)
+    return ""
+
+
+@require_POST
+@login_required
+def section_row_save(request: HtmxHttpRequest, slug: str, section: str) -> HttpResponse:
+    """Save an edited row: the row with its checks, or the form again with what stopped it."""
+    connection = _editable(request, slug)
+    kind = _section_kind(section)
+    key = _section_key(kind, request.POST)
+    error = _section_set(request, connection, kind)
+    if not _partial(request):
+        if error:
+            messages.error(request, error)
+            subject = ".".join([kind.key, *key])
+            return redirect(f"{_section_url(connection, kind)}?{urlencode({'edit': subject})}")
+        messages.success(request, f"Saved the {kind.item} {' '.join(key)} in the draft.")
+        return redirect(_section_url(connection, kind))
+    if error:
+        row = selectors.section_form_row(kind, request.POST, error, key=key)
+        return _page(request, f"{SECTION_TEMPLATE}#row_edit", connection, kind=kind, row=row)
+    return _changed(_section_row_response(request, connection, kind, key, focus=True, saved=True))
+
+
+@require_POST
+@login_required
+def section_row_add(request: HtmxHttpRequest, slug: str, section: str) -> HttpResponse:
+    """Add a row (or change the row with the same key): the table again, with htmx."""
+    connection = _editable(request, slug)
+    kind = _section_kind(section)
+    key = _section_key(kind, request.POST)
+    error = _section_set(request, connection, kind)
+    if not _partial(request):
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, f"Added the {kind.item} {' '.join(key)} to the draft.")
+        return redirect(_section_url(connection, kind))
+    page = selectors.section_page(connection=connection, kind=kind, now=timezone.now())
+    response = _page(
+        request,
+        f"{SECTION_TEMPLATE}#body",
+        connection,
+        page=page,
+        state=page.state,
+        kind=kind,
+        editing="",
+        add_row=selectors.section_form_row(kind, request.POST if error else {}, error),
+        add_reason=_reason(request) if error else "",
+        added=".".join([kind.key, *key]) if not error else "",
+    )
+    return response if error else _changed(response)
+
+
+@require_POST
+@login_required
+def section_row_delete(request: HtmxHttpRequest, slug: str, section: str) -> HttpResponse:
+    connection = _editable(request, slug)
+    kind = _section_kind(section)
+    key = _section_key(kind, request.POST)
+    common: dict[str, Any] = {
+        "connection": connection, "actor": _actor(request), "now": timezone.now(),
+        "reason": _reason(request),
+    }  # fmt: skip
+    try:
+        if kind.key == "dimensions":
+            rules.draft_dimension_delete(dimension=key[0], **common)
+        elif kind.key == "numbering":
+            rules.draft_numbering_rule_delete(entity=key[0], **common)
+        else:
+            rules.draft_field_owner_delete(entity=key[0], field=key[1], **common)
+    except rules.RulesError as error:
+        if _partial(request):
+            return HttpResponse("")  # not there (any more): the row goes either way
+        messages.error(request, str(error))
+    else:
+        if _partial(request):
+            return _changed(HttpResponse(""))
+        messages.success(request, f"Removed the {kind.item} {' '.join(key)} from the draft.")
+    return redirect(_section_url(connection, kind))
+
+
+# --- one dimension's values ---------------------------------------------------------------------
+
+DIMENSION_TEMPLATE = "console/rules/dimension.html"
+
+
+def _dimension_url(connection: Connection, dimension: str) -> str:
+    url = reverse("rules:dimension", kwargs={"slug": connection.slug})
+    return f"{url}?{urlencode({'dimension': dimension})}"
+
+
+def _dimension_body(
+    request: HtmxHttpRequest, connection: Connection, template: str, **extra: Any
+) -> TemplateResponse:
+    dimension = request.GET.get("dimension", "") or request.POST.get("dimension", "")
+    page = selectors.dimension_page(connection=connection, dimension=dimension, now=timezone.now())
+    if page is None:
+        raise Http404("The rules have no setting for that dimension.")
+    extra = {"editing": "", "add_source": "", "add_code": "", "add_error": "", **extra}
+    return _page(request, template, connection, page=page, state=page.state,
+                 choices=page.choices, **extra)  # fmt: skip
+
+
+@require_GET
+@login_required
+def dimension(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
+    """`?dimension=DEPARTMENT`: which value the dimension gets for each source value;
+    `&edit=<source value>` opens one row's form (the edit link without htmx)."""
+    connection = _readable(request, slug)
+    editing = request.GET.get("edit", "") if _can_edit(request) else ""
+    return _dimension_body(request, connection, DIMENSION_TEMPLATE, editing=editing)
+
+
+@vary_on_headers("HX-Request")
+@require_GET
+@login_required
+def dimension_value_search(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
+    """The picker's options for what was typed (`q`, or the `code` input itself): the ERP's
+    values of the dimension whose code or name holds it."""
+    connection = _readable(request, slug)
+    query = request.GET.get("q", "") or request.GET.get("code", "")
+    choices = selectors.dimension_value_choices(
+        connection=connection, dimension=request.GET.get("dimension", ""), query=query
+    )
+    return _page(request, f"{DIMENSION_TEMPLATE}#options", connection, choices=choices)
+
+
+def _value_row_response(
+    request: HtmxHttpRequest, connection: Connection, dimension: str, source: str, **extra: Any
+) -> HttpResponse:
+    row = selectors.dimension_value_row(
+        connection=connection, dimension=dimension, source=source, now=timezone.now()
+    )
+    if row is None:
+        return HttpResponse("")
+    return _page(request, f"{DIMENSION_TEMPLATE}#row", connection, row=row, **extra)
+
+
+@vary_on_headers("HX-Request")
+@require_GET
+@login_required
+def dimension_value_row(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    connection = _readable(request, slug)
+    dimension, source = request.GET.get("dimension", ""), request.GET.get("source", "")
+    if not _partial(request):
+        return redirect(_dimension_url(connection, dimension))
+    return _value_row_response(request, connection, dimension, source, focus=True)
+
+
+@vary_on_headers("HX-Request")
+@require_GET
+@login_required
+def dimension_value_edit(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    connection = _editable(request, slug)
+    dimension, source = request.GET.get("dimension", ""), request.GET.get("source", "")
+    if not _partial(request):
+        query = urlencode({"edit": source})
+        return redirect(f"{_dimension_url(connection, dimension)}&{query}")
+    row = selectors.dimension_value_row(
+        connection=connection, dimension=dimension, source=source, now=timezone.now()
+    )
+    if row is None:
+        raise Http404("That source value has no value for this dimension.")
+    return _page(request, f"{DIMENSION_TEMPLATE}#row_edit", connection, row=row, errors=[])
+
+
+def _dimension_value_set(request: HtmxHttpRequest, connection: Connection) -> str:
+    try:
+        rules.draft_dimension_value_set(
+            connection=connection,
+            dimension=request.POST.get("dimension", ""),
+            source_value=request.POST.get("source", ""),
+            code=request.POST.get("code", ""),
+            actor=_actor(request),
+            now=timezone.now(),
+            reason=_reason(request),
+        )
+    except rules.RulesError as error:
+        return str(error)
+    return ""
+
+
+@require_POST
+@login_required
+def dimension_value_save(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    connection = _editable(request, slug)
+    dimension, source = request.POST.get("dimension", ""), request.POST.get("source", "").strip()
+    error = _dimension_value_set(request, connection)
+    if not _partial(request):
+        if error:
+            messages.error(request, error)
+            query = urlencode({"edit": source})
+            return redirect(f"{_dimension_url(connection, dimension)}&{query}")
+        messages.success(request, f"Saved {source!r} in the draft.")
+        return redirect(_dimension_url(connection, dimension))
+    if error:
+        code = request.POST.get("code", "").strip()
+        row = selectors.DimensionValueRow(dimension=dimension, source=source, code=code)
+        return _page(request, f"{DIMENSION_TEMPLATE}#row_edit", connection, row=row,
+                     errors=[error])  # fmt: skip
+    return _changed(
+        _value_row_response(request, connection, dimension, source, focus=True, saved=True)
+    )
+
+
+@require_POST
+@login_required
+def dimension_value_add(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    connection = _editable(request, slug)
+    dimension, source = request.POST.get("dimension", ""), request.POST.get("source", "").strip()
+    error = _dimension_value_set(request, connection)
+    if not _partial(request):
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, f"Added {source!r} to the draft.")
+        return redirect(_dimension_url(connection, dimension))
+    response = _dimension_body(
+        request,
+        connection,
+        f"{DIMENSION_TEMPLATE}#body",
+        add_source=source if error else "",
+        add_code=request.POST.get("code", "").strip() if error else "",
+        add_reason=_reason(request) if error else "",
+        add_error=error,
+        added=source if not error else "",
+    )
+    return response if error else _changed(response)
+
+
+@require_POST
+@login_required
+def dimension_value_delete(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    connection = _editable(request, slug)
+    dimension, source = request.POST.get("dimension", ""), request.POST.get("source", "")
+    try:
+        rules.draft_dimension_value_delete(
+            connection=connection,
+            dimension=dimension,
+            source_value=source,
+            actor=_actor(request),
+            now=timezone.now(),
+            reason=_reason(request),
+        )
+    except rules.RulesError as error:
+        if _partial(request):
+            return HttpResponse("")
+        messages.error(request, str(error))
+    else:
+        if _partial(request):
+            return _changed(HttpResponse(""))
+        messages.success(request, f"Removed {source!r} from the draft.")
+    return redirect(_dimension_url(connection, dimension))
+
+
+# --- files: export and import -------------------------------------------------------------------
+
+TRANSFER_TEMPLATE = "console/rules/transfer.html"
+IMPORT_PARTS = ("json", "routing", *MAP_KINDS)
+
+
+def _transfer(
+    request: HtmxHttpRequest,
+    connection: Connection,
+    template: str = TRANSFER_TEMPLATE,
+    **extra: Any,
+) -> TemplateResponse:
+    state = selectors.rules_state(connection=connection, now=timezone.now())
+    versions = RuleVersion.objects.filter(connection=connection).order_by("-number")
+    extra = {"form": {"part": "json", "reason": ""}, "errors": [], **extra}
+    return _page(
+        request,
+        template,
+        connection,
+        state=state,
+        versions=list(versions),
+        map_kinds=list(MAP_KINDS.values()),
+        **extra,
+    )
+
+
+@require_GET
+@login_required
+def transfer(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
+    """Export the rules as files, and import one into the draft."""
+    return _transfer(request, _readable(request, slug))
+
+
+@require_GET
+@login_required
+def export(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """A download: `?part=json|routing|<map kind>`, of the rules shown in the editor (the draft,
+    else the version in force) or of `?version=<number>`."""
+    connection = _readable(request, slug)
+    exported = selectors.rules_export(
+        connection=connection,
+        now=timezone.now(),
+        version=_number(request.GET.get("version", "")),
+        part=request.GET.get("part", "json"),
+    )
+    if exported is None:
+        raise Http404("Nothing to export: no such version or file, or no rules yet.")
+    response = HttpResponse(exported.text, content_type=exported.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{exported.filename}"'
+    return response
+
+
+@require_POST
+@login_required
+def import_file(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Import an uploaded rules file into the draft, all or nothing: the page again with every
+    problem (row and column, or line) or with what changed. With htmx, the page's #result."""
+    connection = _editable(request, slug)
+    part = request.POST.get("part", "json")
+    form = {"part": part, "reason": _reason(request)}
+    template = f"{TRANSFER_TEMPLATE}#result" if _partial(request) else TRANSFER_TEMPLATE
+    upload = request.FILES.get("file")
+    limit = settings.CROSSWALK_MAX_PAYLOAD_BYTES
+    if part not in IMPORT_PARTS:
+        errors = ["Choose what the file holds: the whole rule set, the routing rules or a map."]
+    elif upload is None or not upload.size:
+        errors = ["Choose a file to import: it is missing or empty."]
+    elif upload.size > limit:
+        errors = [f"The file is larger than {limit} bytes; split it, or import it with the API."]
+    else:
+        map_kind = part if part in MAP_KINDS else None
+        try:
+            result = rules.draft_import(
+                connection=connection, data=upload.read(), source=upload.name or "a file",
+                map_kind=map_kind, routing=part == "routing", actor=_actor(request),
+                now=timezone.now(), reason=_reason(request),
+            )  # fmt: skip
+        except TransferError as error:
+            errors = error.errors
+        except rules.RulesError as error:
+            errors = [str(error)]
+        else:
+            counts = selectors.import_counts(result, map_kind=map_kind, routing=part == "routing")
+            if len(counts) > 1:  # a whole rule set: list the parts it changed
+                counts = [count for count in counts if not count.unchanged]
+            return _changed(
+                _transfer(
+                    request,
+                    connection,
+                    template,
+                    imported=result.summary,
+                    counts=counts,
+                    filename=upload.name,
+                    form={"part": part, "reason": ""},
+                )  # fmt: skip
+            )
+    filename = upload.name if upload else ""
+    return _transfer(request, connection, template, form=form, errors=errors, filename=filename)
