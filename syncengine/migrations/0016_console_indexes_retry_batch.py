@@ -4,35 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('syncengine', '0015_servicetrade_api_state'),
+        ("syncengine", "0015_servicetrade_api_state"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='syncrecord',
-            name='retry_batch',
+            model_name="syncrecord",
+            name="retry_batch",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddIndex(
-            model_name='sourcedocument',
-            index=models.Index(fields=['total'], name='source_document_total'),
+            model_name="sourcedocument",
+            index=models.Index(fields=["total"], name="source_document_total"),
         ),
         migrations.AddIndex(
-            model_name='syncrecord',
-            index=models.Index(fields=['connection', 'state', 'failure_cause'], name='sync_record_state'),
+            model_name="syncrecord",
+            index=models.Index(
+                fields=["connection", "state", "failure_cause"], name="sync_record_state"
+            ),
         ),
         migrations.AddIndex(
-            model_name='syncrecord',
-            index=models.Index(fields=['connection', 'posted_at'], name='sync_record_posted'),
+            model_name="syncrecord",
+            index=models.Index(fields=["connection", "posted_at"], name="sync_record_posted"),
         ),
         migrations.AddIndex(
-            model_name='syncrecord',
-            index=models.Index(fields=['received_at'], name='sync_record_received'),
+            model_name="syncrecord",
+            index=models.Index(fields=["received_at"], name="sync_record_received"),
         ),
         migrations.AddIndex(
-            model_name='syncrecord',
-            index=models.Index(condition=models.Q(('retry_batch', ''), _negated=True), fields=['retry_batch'], name='sync_record_retry_batch'),
+            model_name="syncrecord",
+            index=models.Index(
+                condition=models.Q(("retry_batch", ""), _negated=True),
+                fields=["retry_batch"],
+                name="sync_record_retry_batch",
+            ),
         ),
     ]

@@ -6,75 +6,157 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('syncengine', '0016_console_indexes_retry_batch'),
+        ("syncengine", "0016_console_indexes_retry_batch"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PostedChange',
+            name="PostedChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('detected_at', models.DateTimeField()),
-                ('before', models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('after', models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('changes', models.JSONField(blank=True, default=list, encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('total_before', models.DecimalField(decimal_places=2, max_digits=20)),
-                ('total_after', models.DecimalField(decimal_places=2, max_digits=20)),
-                ('decision', models.CharField(choices=[('PENDING', 'Waiting for a person'), ('VOID_AND_REISSUE', 'Void and reissue'), ('IGNORED', 'Ignored')], default='PENDING', max_length=20)),
-                ('decided_by', models.CharField(blank=True, max_length=150)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('reason', models.CharField(blank=True, max_length=500)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("detected_at", models.DateTimeField()),
+                (
+                    "before",
+                    models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder),
+                ),
+                ("after", models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
+                (
+                    "changes",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                    ),
+                ),
+                ("total_before", models.DecimalField(decimal_places=2, max_digits=20)),
+                ("total_after", models.DecimalField(decimal_places=2, max_digits=20)),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[
+                            ("PENDING", "Waiting for a person"),
+                            ("VOID_AND_REISSUE", "Void and reissue"),
+                            ("IGNORED", "Ignored"),
+                        ],
+                        default="PENDING",
+                        max_length=20,
+                    ),
+                ),
+                ("decided_by", models.CharField(blank=True, max_length=150)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("reason", models.CharField(blank=True, max_length=500)),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name='syncrecord',
-            name='sync_record_one_per_operation',
+            model_name="syncrecord",
+            name="sync_record_one_per_operation",
         ),
         migrations.AddField(
-            model_name='syncrecord',
-            name='revision',
+            model_name="syncrecord",
+            name="revision",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AlterField(
-            model_name='syncrecord',
-            name='operation',
-            field=models.CharField(choices=[('CREATE', 'Create'), ('VOID_CREDIT_MEMO', 'Credit memo for a void'), ('REVERSAL_CREDIT_MEMO', 'Credit memo before a reissue'), ('REISSUE', 'Reissue of an edited invoice')], max_length=20),
+            model_name="syncrecord",
+            name="operation",
+            field=models.CharField(
+                choices=[
+                    ("CREATE", "Create"),
+                    ("VOID_CREDIT_MEMO", "Credit memo for a void"),
+                    ("REVERSAL_CREDIT_MEMO", "Credit memo before a reissue"),
+                    ("REISSUE", "Reissue of an edited invoice"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='syncrecord',
-            constraint=models.UniqueConstraint(fields=('document', 'operation', 'revision'), name='sync_record_one_per_operation'),
+            model_name="syncrecord",
+            constraint=models.UniqueConstraint(
+                fields=("document", "operation", "revision"), name="sync_record_one_per_operation"
+            ),
         ),
         migrations.AddField(
-            model_name='postedchange',
-            name='credit_record',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversal_of', to='syncengine.syncrecord'),
+            model_name="postedchange",
+            name="credit_record",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="reversal_of",
+                to="syncengine.syncrecord",
+            ),
         ),
         migrations.AddField(
-            model_name='postedchange',
-            name='record',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='changes', to='syncengine.syncrecord'),
+            model_name="postedchange",
+            name="record",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="changes",
+                to="syncengine.syncrecord",
+            ),
         ),
         migrations.AddField(
-            model_name='postedchange',
-            name='reissue_record',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reissue_of', to='syncengine.syncrecord'),
+            model_name="postedchange",
+            name="reissue_record",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="reissue_of",
+                to="syncengine.syncrecord",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='postedchange',
-            constraint=models.UniqueConstraint(condition=models.Q(('decision', 'PENDING')), fields=('record',), name='posted_change_one_pending'),
+            model_name="postedchange",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("decision", "PENDING")),
+                fields=("record",),
+                name="posted_change_one_pending",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='postedchange',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('decided_at__isnull', True), ('decided_by', ''), ('decision', 'PENDING')), models.Q(models.Q(('decision', 'PENDING'), _negated=True), models.Q(('decided_by', ''), _negated=True), ('decided_at__isnull', False)), _connector='OR'), name='posted_change_decided_by_someone'),
+            model_name="postedchange",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("decided_at__isnull", True), ("decided_by", ""), ("decision", "PENDING")
+                    ),
+                    models.Q(
+                        models.Q(("decision", "PENDING"), _negated=True),
+                        models.Q(("decided_by", ""), _negated=True),
+                        ("decided_at__isnull", False),
+                    ),
+                    _connector="OR",
+                ),
+                name="posted_change_decided_by_someone",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='postedchange',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('decision', 'IGNORED'), _negated=True), models.Q(('reason', ''), _negated=True), _connector='OR'), name='posted_change_ignored_with_reason'),
+            model_name="postedchange",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("decision", "IGNORED"), _negated=True),
+                    models.Q(("reason", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="posted_change_ignored_with_reason",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='postedchange',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('decision', 'VOID_AND_REISSUE'), _negated=True), models.Q(('credit_record__isnull', False), ('reissue_record__isnull', False)), _connector='OR'), name='posted_change_reissue_has_records'),
+            model_name="postedchange",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("decision", "VOID_AND_REISSUE"), _negated=True),
+                    models.Q(("credit_record__isnull", False), ("reissue_record__isnull", False)),
+                    _connector="OR",
+                ),
+                name="posted_change_reissue_has_records",
+            ),
         ),
     ]

@@ -5,30 +5,73 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sandbox', '0005_time_entries'),
-        ('syncengine', '0016_console_indexes_retry_batch'),
+        ("sandbox", "0005_time_entries"),
+        ("syncengine", "0016_console_indexes_retry_batch"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LedgerPayment',
+            name="LedgerPayment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20)),
-                ('kind', models.CharField(choices=[('PAYMENT', 'Payment'), ('REVERSAL', 'Reversal')], default='PAYMENT', max_length=10)),
-                ('payment_date', models.DateField()),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=20)),
-                ('reason', models.CharField(blank=True, max_length=100)),
-                ('recorded_at', models.DateTimeField()),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='syncengine.connection')),
-                ('invoice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='sandbox.ledgerinvoice')),
-                ('journal_entry', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='payment', to='sandbox.journalentry')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=20)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("PAYMENT", "Payment"), ("REVERSAL", "Reversal")],
+                        default="PAYMENT",
+                        max_length=10,
+                    ),
+                ),
+                ("payment_date", models.DateField()),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=20)),
+                ("reason", models.CharField(blank=True, max_length=100)),
+                ("recorded_at", models.DateTimeField()),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="syncengine.connection",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payments",
+                        to="sandbox.ledgerinvoice",
+                    ),
+                ),
+                (
+                    "journal_entry",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payment",
+                        to="sandbox.journalentry",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['connection', 'recorded_at'], name='ledger_payment_recorded')],
-                'constraints': [models.UniqueConstraint(fields=('connection', 'number'), name='ledger_payment_number'), models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='ledger_payment_positive')],
+                "indexes": [
+                    models.Index(
+                        fields=["connection", "recorded_at"], name="ledger_payment_recorded"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("connection", "number"), name="ledger_payment_number"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("amount__gt", 0)), name="ledger_payment_positive"
+                    ),
+                ],
             },
         ),
     ]

@@ -4,19 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sandbox', '0006_payments'),
-        ('syncengine', '0016_console_indexes_retry_batch'),
+        ("sandbox", "0006_payments"),
+        ("syncengine", "0016_console_indexes_retry_batch"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='ledgerinvoice',
-            name='ledger_credit_memo_applies_to_invoice',
+            model_name="ledgerinvoice",
+            name="ledger_credit_memo_applies_to_invoice",
         ),
         migrations.AddConstraint(
-            model_name='ledgerinvoice',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('applies_to__isnull', True), ('kind', 'INVOICE')), ('kind', 'CREDIT_MEMO'), _connector='OR'), name='ledger_invoice_applies_only_credit_memos'),
+            model_name="ledgerinvoice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("applies_to__isnull", True), ("kind", "INVOICE")),
+                    ("kind", "CREDIT_MEMO"),
+                    _connector="OR",
+                ),
+                name="ledger_invoice_applies_only_credit_memos",
+            ),
         ),
     ]
