@@ -1,6 +1,11 @@
 """Benchmark: ingest N demo invoices and post them with real Celery workers into the sandbox ledger.
 
     .venv/bin/python bench/ingest_post.py --invoices 2000 [--workers 2] [--concurrency 1]
+    .venv/bin/python bench/ingest_post.py --invoices 1200 --rate 20   # steady arrivals
+
+Without `--rate`, invoices arrive in pages of 500 as fast as they can be ingested (throughput).
+With `--rate N`, they arrive one at a time, N per second, as webhooks would (latency at a steady
+load); the run prints whether ingestion kept up with the schedule.
 
 Uses DATABASE_URL / CELERY_BROKER_URL when set (a fresh PostgreSQL database is created and dropped
 for the run), else the embedded defaults in a temporary folder. Workers start first; invoices
@@ -72,6 +77,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="invoices per second, one at a time (0: pages)"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="crosswalk-bench-"))
@@ -104,7 +112,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     connection = demo.demo_connection_setup()
     workers = start_workers(args, tmp)
     try:
-        ingest_seconds = ingest(connection, args)
+        ingest_seconds = ingest_steady(connection, args) if args.rate else ingest(connection, args)
         posted_at_end = wait_until_settled(args.invoices)
         report(args, ingest_seconds, posted_at_end, workers)
     finally:
@@ -165,6 +173,40 @@ def ingest(connection: object, args: argparse.Namespace) -> float:
             now=timezone.now(),
         )
     return time.perf_counter() - started
+
+
+def ingest_steady(connection: object, args: argparse.Namespace) -> float:
+    """One invoice per call, on a fixed schedule of `args.rate` a second; a call that runs late
+    is not made up for by bunching the next ones, so the load stays steady."""
+    import json
+
+    from django.utils import timezone
+
+    from console import demo
+    from syncengine import services
+    from syncengine.models import SourceReceipt
+
+    generated = demo.demo_invoices(seed=args.seed, count=args.invoices)
+    interval = 1 / args.rate
+    started = time.perf_counter()
+    late = 0
+    for index, item in enumerate(generated):
+        wait = started + index * interval - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        elif wait < -interval:
+            late += 1
+        services.invoices_ingest(
+            connection=connection,  # type: ignore[arg-type]
+            body=json.dumps({"data": item["data"]}).encode(),
+            channel=SourceReceipt.Channel.WEBHOOK,
+            origin="bench",
+            now=timezone.now(),
+        )
+    elapsed = time.perf_counter() - started
+    print(f"steady arrivals     {args.invoices / elapsed:.1f} invoices/s asked {args.rate:g}; "
+          f"{late} arrived more than one interval late")  # fmt: skip
+    return elapsed
 
 
 def wait_until_settled(expected: int, timeout: float = 3600) -> float:
