@@ -1,6 +1,7 @@
 """End to end: an invoice blocked by an unmapped service line; finance maps it in the browser,
 sees on the review page that publishing fixes that one invoice, publishes, retries it with one
-click, and a real worker posts it.
+click, and a real worker posts it; then imports a tax rate map CSV into a new draft through the
+browser's upload form.
 
 The stack is shared with the other e2e tests of the session: invoice id 991001 and number
 E2E-FIN-1 are this test's own, and "Kitchen Exhaust" is a service line no other test uses.
@@ -115,3 +116,22 @@ def test_finance_maps_a_service_line_publishes_it_and_retries_the_invoice_it_fix
         "the retried Kitchen Exhaust invoice was not posted",
     )
     assert "Yes, it landed in the ERP." in card(page).inner_text()
+
+    # Import a map as a spreadsheet would give it back: the export plus one new rate.
+    exported = page.request.get(
+        f"{stack.base_url}/connections/demo/rules/files/export/?part=TAX_RATE"
+    )
+    rates = tmp_path / "rates.csv"
+    rates.write_text(exported.text() + "9.99,NC-7.25,\n")
+    page.goto(f"{stack.base_url}/connections/demo/rules/files/")
+    page.select_option("#import-part", "TAX_RATE")
+    page.set_input_files("#import-file", str(rates))
+    page.get_by_role("button", name="Import").click()
+    result = page.locator("#import-result", has_text="into the draft")
+    result.wait_for()
+    assert "Imported the TAX_RATE map" in result.inner_text()
+    counts = result.locator("tr", has_text="Tax rate map rows").inner_text().split()
+    assert counts[-3:] == ["1", "0", "0"]  # added, changed, removed
+    assert page.locator("#import-progress").is_hidden()
+    page.locator("#draft-status", has_text="Draft open.").wait_for()
+    screenshot(page, "rules-import")
