@@ -789,12 +789,12 @@ def _section_set(
     text = {column.name: post.get(column.name, "").strip() for column in kind.columns}
     try:
         if kind.key == "dimensions":
-            fields = {"source": text["source"], "default": text["default"]}
+            fields: dict[str, Any] = {"source": text["source"], "default": text["default"]}
             fields |= {name: bool(post.get(name)) for name in ("pass_through", "required")}
             rules.draft_dimension_update(dimension=text["dimension"], fields=fields, **common)
         elif kind.key == "numbering":
             numbers = {name: _whole_number(post, name) for name in ("start", "end")}
-            rule = {"entity": text["entity"], "prefix": text["prefix"], **numbers}
+            rule: dict[str, Any] = {"entity": text["entity"], "prefix": text["prefix"], **numbers}
             rule["width"] = _whole_number(post, "width", default=0)
             rules.draft_numbering_rule_set(rule=rule, **common)
         else:
