@@ -89,7 +89,8 @@ MAP_KINDS: dict[str, MapKind] = {
                 {"gl_account": CatalogKind.ACCOUNT, "price_method": CatalogKind.PRICE_METHOD}),
         MapKind("JOB_TYPE", "Job type", "job_type", {"gl_account": CatalogKind.ACCOUNT}),
         MapKind("ITEM_TYPE", "Item type", "item_type",
-                {"item": CatalogKind.ITEM, "gl_account": CatalogKind.ACCOUNT}),
+                {"item": CatalogKind.ITEM, "gl_account": CatalogKind.ACCOUNT,
+                 "cost_account": CatalogKind.ACCOUNT, "cost_offset_account": CatalogKind.ACCOUNT}),
     ]
 }  # fmt: skip
 
@@ -97,7 +98,9 @@ MAP_KINDS: dict[str, MapKind] = {
 ROUTING_ATTRIBUTES = (
     "document_kind", "line_kind", "service_line", "office", "job_type", "customer_tag", "state",
 )  # fmt: skip
-DOCUMENT_KINDS = ("invoice", "credit_memo")
+# job_cost and purchase_invoice rules are read by `mappings.resolve_cost` only: a rule for them
+# never codes an invoice, and an invoice rule never codes a cost.
+DOCUMENT_KINDS = ("invoice", "credit_memo", "job_cost", "purchase_invoice")
 LINE_KINDS = ("labor", "part", "other")
 
 # Source attributes a dimension can be fed from.
@@ -133,6 +136,17 @@ class Defaults:
     revenue_account: str = ""
     tax_account: str = ""
     tax_code_source: str = "RATE"
+    # Costs and purchases (`mappings.resolve_cost`). Written to the rule-set document only when
+    # set, so rule sets without them read and serialise exactly as before.
+    cost_account: str = ""  # job cost / WIP debited by a job item cost
+    cost_offset_account: str = ""  # credited by a job item cost (inventory, accrued cost)
+    payable_account: str = ""  # credited by a purchase invoice
+    inventory_adjustment_account: str = ""  # the other side of an inventory adjustment
+
+
+COST_DEFAULTS = (
+    "cost_account", "cost_offset_account", "payable_account", "inventory_adjustment_account",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -191,6 +205,11 @@ class RuleSet:
                 "revenue_account": self.defaults.revenue_account,
                 "tax_account": self.defaults.tax_account,
                 "tax_code_source": self.defaults.tax_code_source,
+                **{
+                    name: getattr(self.defaults, name)
+                    for name in COST_DEFAULTS
+                    if getattr(self.defaults, name)
+                },
             },
             "maps": {
                 kind: {source: dict(sorted(row.items())) for source, row in sorted(rows.items())}
@@ -306,13 +325,14 @@ def parse_ruleset(content: Any) -> RuleSet:
 
 def _defaults(r: _Reader, value: Any) -> Defaults:
     obj = r.obj(value, "defaults")
-    r.unknown_keys(obj, "defaults", set(EMPTY_CONTENT["defaults"]))
+    r.unknown_keys(obj, "defaults", {*EMPTY_CONTENT["defaults"], *COST_DEFAULTS})
     source = obj.get("tax_code_source") or "RATE"
     return Defaults(
         receivable_account=r.text(obj.get("receivable_account"), "defaults.receivable_account"),
         revenue_account=r.text(obj.get("revenue_account"), "defaults.revenue_account"),
         tax_account=r.text(obj.get("tax_account"), "defaults.tax_account"),
         tax_code_source=r.choice(source, "defaults.tax_code_source", TAX_CODE_SOURCES),
+        **{name: r.text(obj.get(name), f"defaults.{name}") for name in COST_DEFAULTS},
     )
 
 

@@ -192,3 +192,100 @@ def timecard_from_dict(data: dict[str, Any]) -> Timecard:
             for entry in data["entries"]
         ),
     )  # fmt: skip
+
+
+# --- job item costs and procurement --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """One ServiceTrade job item with a cost: what the job consumed, at cost, on one day.
+
+    `amount` is quantity × unit cost rounded half-up to the cent once, when parsed; it is what
+    the journal debits and credits.
+    """
+
+    source_id: str
+    job_id: str
+    job_number: str
+    job_type: str
+    service_line: str
+    office: str
+    location_state: str
+    customer: str
+    item_type: str  # labor | part | other: the routing rules' line kind
+    description: str
+    quantity: Decimal
+    unit_cost: Decimal
+    amount: Decimal
+    used_on: date
+    currency: str
+    purchase_ref: str = ""  # the vendor / PO a PartsLedger purchase names as the item's source
+
+
+def job_cost_from_dict(data: dict[str, Any]) -> JobCost:
+    return JobCost(**{
+        **data,
+        "quantity": Decimal(data["quantity"]), "unit_cost": Decimal(data["unit_cost"]),
+        "amount": Decimal(data["amount"]), "used_on": date.fromisoformat(data["used_on"]),
+    })  # fmt: skip
+
+
+class ProcurementKind:
+    VENDOR = "vendor"
+    PURCHASE_ORDER = "purchase_order"
+    RECEIPT = "receipt"
+    PURCHASE_INVOICE = "purchase_invoice"
+    INVENTORY_ADJUSTMENT = "inventory_adjustment"
+    ALL = (VENDOR, PURCHASE_ORDER, RECEIPT, PURCHASE_INVOICE, INVENTORY_ADJUSTMENT)
+
+
+@dataclass(frozen=True)
+class PurchaseLine:
+    line_id: str
+    description: str
+    item: str
+    item_type: str  # labor | part | other
+    quantity: Decimal  # signed for an inventory adjustment (negative: stock written off)
+    unit_cost: Decimal
+    amount: Decimal  # quantity × unit cost, rounded half-up to the cent
+    job_number: str = ""
+    service_line: str = ""
+
+
+@dataclass(frozen=True)
+class ProcurementDocument:
+    """A PartsLedger / PartsManager record from the import format (docs/source-formats.md):
+    a vendor (no lines), a purchase order, a receipt, an AP invoice or an inventory adjustment."""
+
+    kind: str
+    source_id: str
+    number: str
+    document_date: date
+    currency: str
+    vendor_id: str = ""
+    vendor_name: str = ""
+    office: str = ""
+    purchase_order_number: str = ""
+    due_date: date | None = None
+    reason: str = ""
+    lines: tuple[PurchaseLine, ...] = ()
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), ZERO)
+
+
+def procurement_from_dict(data: dict[str, Any]) -> ProcurementDocument:
+    due = data.get("due_date")
+    return ProcurementDocument(**{
+        **data,
+        "document_date": date.fromisoformat(data["document_date"]),
+        "due_date": date.fromisoformat(due) if due else None,
+        "lines": tuple(
+            PurchaseLine(**{**line, "quantity": Decimal(line["quantity"]),
+                            "unit_cost": Decimal(line["unit_cost"]),
+                            "amount": Decimal(line["amount"])})
+            for line in data["lines"]
+        ),
+    })  # fmt: skip

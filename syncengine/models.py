@@ -116,6 +116,13 @@ class ConnectionAudit(models.Model):
 class DocumentKind(models.TextChoices):
     INVOICE = "INVOICE", "Invoice"
     TIMECARD = "TIMECARD", "Timecard"
+    JOB_COST = "JOB_COST", "Job item cost"
+    # PartsLedger / PartsManager procurement (syncengine.sources.procurement).
+    VENDOR = "VENDOR", "Vendor"
+    PURCHASE_ORDER = "PURCHASE_ORDER", "Purchase order"
+    RECEIPT = "RECEIPT", "Receipt"
+    PURCHASE_INVOICE = "PURCHASE_INVOICE", "Purchase invoice"
+    INVENTORY_ADJUSTMENT = "INVENTORY_ADJUSTMENT", "Inventory adjustment"
 
 
 class SourceReceipt(models.Model):

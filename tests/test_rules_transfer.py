@@ -445,7 +445,7 @@ def test_rule_set_errors_are_traced_back_to_their_row_and_column(drafted, tmp_pa
         "--routing",
     )
     assert "row 2, column line_kind: not one of labor, part, other" in message
-    assert "row 3, column document_kind: not one of invoice, credit_memo" in message
+    assert "row 3, column document_kind: not one of invoice, credit_memo, job_cost" in message
     assert "row 4, column id: rule 2 is already on row 3" in message
 
 

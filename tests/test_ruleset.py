@@ -219,7 +219,8 @@ def test_line_kind_and_document_kind_conditions_take_only_their_known_values():
     conditions = {"document_kind": "bill", "line_kind": "travel"}
     content = {"routing": [{"id": 1, "account": "4010", "conditions": conditions}]}
     assert errors_of(content) == [
-        "routing[0].conditions.document_kind: not one of invoice, credit_memo",
+        "routing[0].conditions.document_kind: not one of invoice, credit_memo, job_cost, "
+        "purchase_invoice",
         "routing[0].conditions.line_kind: not one of labor, part, other",
     ]
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mappings.resolve import InvoicePlan
+    from mappings.resolve_cost import JournalPlan, PurchasePlan
     from mappings.resolve_time import TimePlan
 
 
@@ -141,6 +142,20 @@ class Connector(Protocol):
     def post_time_entries(self, *, plan: TimePlan, key: str) -> ErpDocument:
         """Create the plan's time entries that the ERP does not have yet (each carries its own
         key), so re-sending a week is safe."""
+        ...
+
+    def post_journal(self, *, plan: JournalPlan, key: str) -> ErpDocument:
+        """A balanced G/L journal (job item costs, inventory adjustments), every line carrying
+        `key`; found again by `find_posting(kind="JOURNAL", key=...)`."""
+        ...
+
+    def post_purchase(self, *, plan: PurchasePlan, key: str) -> ErpDocument:
+        """An AP (purchase) invoice for the plan's vendor, created first when the connection
+        allows, else a PREREQUISITE error naming it; found again by `find_posting`."""
+        ...
+
+    def find_posting(self, *, kind: str, key: str) -> ErpDocument | None:
+        """The journal ("JOURNAL") or purchase invoice ("PURCHASE_INVOICE") carrying `key`."""
         ...
 
     def list_documents(self) -> Iterable[ErpDocumentSummary]:

@@ -18,6 +18,7 @@ from django.db import connection as db
 from django.urls import reverse
 
 from mappings.resolve import InvoicePlan
+from mappings.resolve_cost import JournalPlan, PurchasePlan
 from mappings.resolve_time import TimePlan
 from syncengine.erps.base import (
     CatalogItem,
@@ -35,8 +36,10 @@ from syncengine.erps.sandbox.models import (
     LedgerInvoice,
     LedgerListValue,
     LedgerPayment,
+    LedgerPosting,
     LedgerTaxCode,
     LedgerTimeEntry,
+    LedgerVendor,
     NumberSeries,
 )
 from syncengine.models import Connection
@@ -226,6 +229,106 @@ class SandboxLedger:
             ) from error  # fmt: skip
         total = LedgerTimeEntry.objects.filter(connection=self.connection, batch=key).count()
         return ErpDocument(id=key, number=f"{total} time entries", url="")
+
+    # --- job costs and purchases -------------------------------------------------------------
+
+    def find_posting(self, *, kind: str, key: str) -> ErpDocument | None:
+        posting = LedgerPosting.objects.filter(
+            connection=self.connection, kind=kind, external_document_number=key
+        ).first()
+        return self._posting_document(posting) if posting else None
+
+    def post_journal(self, *, plan: JournalPlan, key: str) -> ErpDocument:
+        """The plan's pairs as one balanced journal entry under a JOURNAL posting."""
+        legs = []
+        for pair in plan.pairs:
+            legs.append(Leg(pair.debit_account, pair.amount, ZERO, pair.description, "",
+                            dict(pair.dimensions)))  # fmt: skip
+            legs.append(Leg(pair.credit_account, ZERO, pair.amount, pair.description, "",
+                            dict(pair.dimensions)))  # fmt: skip
+        return self._post_legs(
+            LedgerPosting.Kind.JOURNAL, key, legs, plan.posting_date, plan.currency,
+            memo=plan.description, amount=plan.total,
+        )  # fmt: skip
+
+    def post_purchase(self, *, plan: PurchasePlan, key: str) -> ErpDocument:
+        """Debit each line's account, credit payables with the total; the vendor is created
+        on demand (the sandbox always allows it)."""
+        legs = [_leg(line.account, -line.amount, line.description, "", dict(line.dimensions))
+                for line in plan.lines]  # fmt: skip
+        legs.append(_leg(plan.payable_account, plan.total,
+                         f"Vendor invoice {plan.document_number}", "", {}))  # fmt: skip
+        return self._post_legs(
+            LedgerPosting.Kind.PURCHASE_INVOICE, key, [leg for pair in legs for leg in pair],
+            plan.posting_date, plan.currency, amount=plan.total,
+            memo=f"Purchase invoice {plan.document_number} {plan.vendor_name}", plan=plan,
+        )  # fmt: skip
+
+    def _post_legs(
+        self, kind: str, key: str, legs: list[Leg], posting_date: date, currency: str, *,
+        memo: str, amount: Decimal, plan: PurchasePlan | None = None,
+    ) -> ErpDocument:  # fmt: skip
+        if not legs:
+            raise ConnectorError("A posting whose every amount is zero cannot be posted.",
+                                 category=FailureCategory.VALUE, transient=False)  # fmt: skip
+        try:
+            with transaction.atomic():
+                vendor = self._vendor(plan) if plan is not None else None
+                entry = self._entry(legs, posting_date, memo, key)
+                posting = LedgerPosting.objects.create(
+                    connection=self.connection, kind=kind, external_document_number=key,
+                    number=_next_number(self.connection, "PI" if vendor else "GJ"),
+                    vendor=vendor, vendor_document_number=plan.document_number if plan else "",
+                    posting_date=posting_date, due_date=plan.due_date if plan else None,
+                    currency=currency, amount=amount, journal_entry=entry,
+                )  # fmt: skip
+        except DatabaseError as error:
+            if self.find_posting(kind=kind, key=key):
+                raise ConnectorError(f"A posting with external document number {key} already "
+                                     "exists.", category=FailureCategory.DUPLICATE,
+                                     transient=False) from error  # fmt: skip
+            raise self._refusal(key, error) from error
+        return self._posting_document(posting)
+
+    def _entry(self, legs: list[Leg], posting_date: date, memo: str, key: str) -> JournalEntry:
+        entry = JournalEntry.objects.create(
+            connection=self.connection, number=_next_number(self.connection, "JE"),
+            posting_date=posting_date, memo=memo[:200], external_document_number=key,
+        )  # fmt: skip
+        accounts = {
+            account.number: account
+            for account in LedgerAccount.objects.filter(
+                connection=self.connection, number__in={leg.account for leg in legs}
+            )
+        }
+        missing = sorted({leg.account for leg in legs} - set(accounts))
+        if missing:
+            raise ConnectorError(f"Account {', '.join(missing)} is not in the sandbox ledger.",
+                                 category=FailureCategory.MISSING_REFERENCE,
+                                 transient=False)  # fmt: skip
+        JournalLine.objects.bulk_create(
+            JournalLine(entry=entry, account=accounts[leg.account], debit=leg.debit,
+                        credit=leg.credit, description=leg.description[:200],
+                        dimensions=leg.dimensions)
+            for leg in legs
+        )  # fmt: skip
+        entry.state = JournalEntry.State.POSTED  # the database checks the balance (0002)
+        entry.save(update_fields=["state"])
+        return entry
+
+    def _vendor(self, plan: PurchasePlan) -> LedgerVendor:
+        vendor = LedgerVendor.objects.filter(
+            connection=self.connection, source_ref=plan.vendor_ref
+        ).first()
+        if vendor is not None:
+            return vendor
+        return LedgerVendor.objects.create(
+            connection=self.connection, number=_next_number(self.connection, "V"),
+            name=plan.vendor_name or plan.vendor_ref, source_ref=plan.vendor_ref,
+        )  # fmt: skip
+
+    def _posting_document(self, posting: LedgerPosting) -> ErpDocument:
+        return ErpDocument(id=f"P{posting.pk}", number=posting.number, url="")
 
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
         return [

@@ -270,3 +270,65 @@ class LedgerPayment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.get_kind_display()} {self.amount} on {self.invoice_id}"
+
+
+class LedgerVendor(models.Model):
+    """A vendor of the sandbox ledger, created on demand by the first purchase invoice that
+    names it (its PartsLedger id is `source_ref`)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=20)
+    name = models.CharField(max_length=200)
+    source_ref = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "number"], name="ledger_vendor_number"),
+            models.UniqueConstraint(fields=["connection", "source_ref"], name="ledger_vendor_ref"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"
+
+
+class LedgerPosting(models.Model):
+    """A journal (job item cost, inventory adjustment) or a purchase invoice posted by
+    Crosswalk: its key is unique per connection, so the sandbox refuses a second copy, and its
+    balanced journal entry holds the amounts."""
+
+    class Kind(models.TextChoices):
+        JOURNAL = "JOURNAL", "General journal"
+        PURCHASE_INVOICE = "PURCHASE_INVOICE", "Purchase invoice"
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    number = models.CharField(max_length=20)
+    external_document_number = models.CharField(max_length=35)
+    vendor = models.ForeignKey(
+        LedgerVendor, null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
+    )
+    vendor_document_number = models.CharField(max_length=64, blank=True)
+    posting_date = models.DateField()
+    due_date = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    journal_entry = models.OneToOneField(
+        JournalEntry, on_delete=models.PROTECT, related_name="posting"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "number"], name="ledger_posting_number"),
+            models.UniqueConstraint(
+                fields=["connection", "external_document_number"], name="ledger_posting_key"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="JOURNAL", vendor__isnull=True)
+                | Q(kind="PURCHASE_INVOICE", vendor__isnull=False),
+                name="ledger_posting_vendor_on_purchases",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
