@@ -116,6 +116,43 @@ WRITABLE = {
         "quantity",
     },
     "projects": {"number", "displayName"},
+    "vendors": {"number", "displayName", "blocked"},
+    "journalLines": {
+        "journalId",
+        "lineNumber",
+        "accountType",
+        "accountId",
+        "accountNumber",
+        "postingDate",
+        "documentNumber",
+        "externalDocumentNumber",
+        "amount",
+        "description",
+        "comment",
+        "balanceAccountType",
+        "balancingAccountId",
+        "balancingAccountNumber",
+    },
+    "purchaseInvoices": {
+        "vendorInvoiceNumber",
+        "invoiceDate",
+        "postingDate",
+        "dueDate",
+        "vendorId",
+        "vendorNumber",
+        "currencyCode",
+    },
+    "purchaseInvoiceLines": {
+        "lineType",
+        "lineObjectNumber",
+        "accountId",
+        "itemId",
+        "description",
+        "quantity",
+        "unitCost",
+        "taxCode",
+        "sequence",
+    },
     "customerPayments": {
         "journalId",
         "journalDisplayName",
@@ -138,7 +175,8 @@ READ_ONLY = {
     "customers": {"id", "balanceDue", "lastModifiedDateTime"},
     "customerPayments": {"id", "lastModifiedDateTime"},
 }
-LINE_SETS = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines"}
+LINE_SETS = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines",
+             "purchaseInvoices": "purchaseInvoiceLines"}  # fmt: skip
 LIST_SETS = (
     "accounts",
     "dimensions",
@@ -151,6 +189,8 @@ LIST_SETS = (
     "items",
     "projects",
     "vendors",
+    "journals",
+    "generalLedgerEntries",
 )
 
 
@@ -432,6 +472,9 @@ class FakeBusinessCentral:
         if rest == [("Microsoft.NAV.post", None)] and method == "POST":
             self._post_document(entity_set, record)
             return 204, None
+        if len(rest) == 1 and rest[0][1] is None and method == "GET":
+            rows = _filtered(self._children(rest[0][0], record["id"]), query.get("$filter", ""))
+            return 200, {"value": [_public(row) for row in rows]}
         if len(rest) == 1 and rest[0][1] is None and method == "POST":
             return 201, self._create(rest[0][0], body or {}, parent=(entity_set, record), path=path)
         if len(rest) == 2 and rest[1][0] == "dimensionSetLines" and method == "POST":
@@ -454,6 +497,7 @@ class FakeBusinessCentral:
             "salesCreditMemos",
             "timeRegistrationEntries",
             "customerPayments",
+            "purchaseInvoices",
         ):
             raise Refused(404, "BadRequest_ResourceNotFound", f"No entity set {entity_set}.")
         rows = _filtered(list(self.tables.get(entity_set, {}).values()), query.get("$filter", ""))
@@ -584,6 +628,54 @@ class FakeBusinessCentral:
         _length(body, "number", 20)
         _length(body, "displayName", 100)
         return {"blocked": " ", **body, "number": number}
+
+    def _new_vendors(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:
+        _required(body, "displayName")
+        number = body.get("number") or f"V{next(self.numbers)}"
+        if self.rows("vendors", number=number):
+            raise Refused(400, "Internal_EntityWithSameKeyExists",
+                          f"The record in table Vendor already exists. No.='{number}'.")  # fmt: skip
+        _length(body, "number", 20)
+        return {"blocked": " ", **body, "number": number}
+
+    def _new_journalLines(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        if parent is None or parent[0] != "journals":
+            raise Refused(400, "BadRequest", "Journal lines are created inside a journal.")
+        for name in ("accountType", "balanceAccountType"):
+            if body.get(name, "G/L Account") not in ("G/L Account", "Bank Account"):
+                raise Refused(400, "Application_EvaluateException",
+                              f"{name} {body[name]!r}: only G/L Account and Bank Account.")  # fmt: skip
+        _required(body, "accountNumber")
+        self._postable_account(body["accountNumber"])
+        if body.get("balancingAccountNumber"):
+            self._postable_account(body["balancingAccountNumber"])
+        _length(body, "documentNumber", 20)
+        _length(body, "externalDocumentNumber", 35)
+        return {**body, "journalId": parent[1]["id"], "amount": Decimal(str(body["amount"]))}
+
+    def _new_purchaseInvoices(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        if body.get("vendorId"):
+            vendor = self._get("vendors", body["vendorId"])
+        else:
+            found = self.rows("vendors", number=body.get("vendorNumber"))
+            if not found:
+                raise Refused(400, "Internal_RecordNotFound",
+                              f"The Vendor does not exist. No.='{body.get('vendorNumber')}'")  # fmt: skip
+            vendor = found[0]
+        _length(body, "vendorInvoiceNumber", 35)
+        return {
+            **body, "number": f"P-INV{next(self.numbers)}", "status": "Draft",
+            "vendorId": vendor["id"], "vendorNumber": vendor["number"],
+            "vendorName": vendor.get("displayName", ""), "currencyCode": "USD",
+            "totalAmountExcludingTax": Decimal("0.00"), "totalAmountIncludingTax": Decimal("0.00"),
+        }  # fmt: skip
+
+    def _new_purchaseInvoiceLines(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        cost = body.get("unitCost", 0)
+        line = self._new_line({**{k: v for k, v in body.items() if k != "unitCost"},
+                               "unitPrice": cost}, parent)  # fmt: skip
+        line["unitCost"] = line.pop("unitPrice")
+        return line
 
     def _new_projects(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:
         _required(body, "number")
@@ -797,7 +889,7 @@ class FakeBusinessCentral:
             invoice["remainingAmount"] -= document["totalAmountIncludingTax"]
             invoice["status"] = "Paid" if invoice["remainingAmount"] == 0 else "Open"
             self._stamp(invoice)
-        prefix = "PS-INV" if entity_set == "salesInvoices" else "PS-CR"
+        prefix = {"salesInvoices": "PS-INV", "purchaseInvoices": "PP-INV"}.get(entity_set, "PS-CR")
         document.update(
             status="Open",
             number=f"{prefix}{next(self.numbers)}",

@@ -9,12 +9,22 @@ What goes where (docs/connectors/business-central.md says it for finance):
 - The idempotency key is the document's `externalDocumentNumber`; `find_invoice` searches it.
 - A void is a sales credit memo applied to the posted invoice (`invoiceId`), its lines the
   invoice's lines read back from Business Central, so it offsets exactly what was posted.
+- A job item cost (or an inventory adjustment) is general journal lines in the connection's
+  `cost_journal`: G/L account against a G/L balancing account, the key in
+  `externalDocumentNumber` and, shortened to Business Central's 20 characters when needed, in
+  `documentNumber`, which the posted G/L entries keep; lines and dimensions in one `$batch`.
+  The lines are left in the journal for finance to post: posting a journal posts every line in
+  it, other people's too.
+- A purchase invoice is a purchase invoice with one G/L-account line per plan line; the key is
+  its `vendorInvoiceNumber` (the page has no externalDocumentNumber), the vendor created first
+  when the connection allows it.
 - A timecard is time registration entries. That page has no field for our key, so an entry is
   recognised by employee, date, project and hours; a week's new entries go in one `$batch`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from mappings.resolve import InvoicePlan, PlanLine
+from mappings.resolve_cost import JournalPlan, PurchasePlan
 from mappings.resolve_time import TimePlan, TimePlanEntry
 from syncengine.erps.base import (
     CatalogItem,
@@ -47,7 +58,10 @@ PAGES = {
     ("salesInvoices", False): 132,
     ("salesCreditMemos", True): 44,
     ("salesCreditMemos", False): 134,
+    ("purchaseInvoices", True): 51,
+    ("purchaseInvoices", False): 138,
 }
+DOCUMENT_NUMBER_LENGTH = 20  # a journal line's documentNumber (Code[20]) [U]
 KEY_PREFIX = "ST-"  # every Crosswalk key starts so (syncengine.services._erp_key)
 DESCRIPTION_LENGTH = 100  # Business Central's line description
 
@@ -521,6 +535,156 @@ class BusinessCentral:
             what=f"create project {number}", creates=True,
         )  # fmt: skip
 
+    # --- job costs and purchases ----------------------------------------------------------------
+
+    def find_posting(self, *, kind: str, key: str) -> ErpDocument | None:
+        """A journal by its lines (still in the journal) or its G/L entries (once posted); a
+        purchase invoice by `vendorInvoiceNumber`, posted now when the policy says so."""
+        company = self.api.company_path()
+        if kind == "PURCHASE_INVOICE":
+            rows = list(self.api.get_all(
+                f"{company}/purchaseInvoices",
+                params={"$filter": f"vendorInvoiceNumber eq {odata_literal(key)}"},
+                what=f"look up {key}",
+            ))  # fmt: skip
+            if not rows:
+                return None
+            if self.settings.post_policy == "post" and rows[0].get("status") == "Draft":
+                return self._post("purchaseInvoices", rows[0], key)
+            return self._document("purchaseInvoices", rows[0])
+        journal = self._journal(company)
+        lines = list(self.api.get_all(
+            f"{company}/journals({journal['id']})/journalLines",
+            params={"$filter": f"externalDocumentNumber eq {odata_literal(key)}"},
+            what=f"look up {key} in journal {journal.get('code', '')}",
+        ))  # fmt: skip
+        if lines:
+            return ErpDocument(id=str(lines[0]["id"]), number=f"{journal.get('code', '')} "
+                               f"{_document_number(key)} ({len(lines)} lines)")  # fmt: skip
+        entries = list(self.api.get_all(
+            f"{company}/generalLedgerEntries",
+            params={"$filter": f"documentNumber eq {odata_literal(_document_number(key))}"},
+            what=f"look up the G/L entries of {key}",
+        ))  # fmt: skip
+        if entries:
+            return ErpDocument(id=str(entries[0]["id"]), number=f"{_document_number(key)} (posted)")
+        return None
+
+    def post_journal(self, *, plan: JournalPlan, key: str) -> ErpDocument:
+        company = self.api.company_path()
+        journal = self._journal(company)
+        operations = self._journal_operations(plan, key, f"{company}/journals({journal['id']})")
+        answers = self.api.batch(
+            _renumbered(operations), what=f"create journal lines {plan.description} ({key})"
+        )
+        first = answers[0].body or {}
+        return ErpDocument(id=str(first.get("id", key)), number=f"{journal.get('code', '')} "
+                           f"{_document_number(key)} ({len(plan.pairs)} lines)")  # fmt: skip
+
+    def _journal_operations(
+        self, plan: JournalPlan, key: str, journal_path: str
+    ) -> list[list[Operation]]:
+        groups = []
+        for pair in plan.pairs:
+            body = {
+                "accountType": "G/L Account", "accountNumber": pair.debit_account,
+                "postingDate": plan.posting_date.isoformat(),
+                "documentNumber": _document_number(key), "externalDocumentNumber": key,
+                "amount": pair.amount, "description": pair.description[:DESCRIPTION_LENGTH],
+                "balanceAccountType": "G/L Account", "balancingAccountNumber": pair.credit_account,
+            }  # fmt: skip
+            group = [Operation("1", "POST", f"{journal_path}/journalLines", body)]
+            for code, value in sorted(pair.dimensions.items()):
+                group.append(Operation(str(len(group) + 1), "POST", "$1/dimensionSetLines",
+                                       {"code": code, "valueCode": value}, ["1"]))  # fmt: skip
+            groups.append(group)
+        return groups
+
+    def _journal(self, company: str) -> dict[str, Any]:
+        code = self.settings.cost_journal
+        if not code:
+            raise ConnectorError(
+                f"{self.connection.name} has no cost journal: set cost_journal (a general journal "
+                "batch code) in its Business Central settings.",
+                category=FailureCategory.PREREQUISITE, transient=False,
+            )  # fmt: skip
+        rows = list(self.api.get_all(
+            f"{company}/journals", params={"$filter": f"code eq {odata_literal(code)}"},
+            what=f"look up journal {code}",
+        ))  # fmt: skip
+        if not rows:
+            raise ConnectorError(
+                f"Journal {code} does not exist in Business Central: create the general journal "
+                "batch there, then retry.",
+                category=FailureCategory.PREREQUISITE, transient=False,
+            )  # fmt: skip
+        return rows[0]
+
+    def post_purchase(self, *, plan: PurchasePlan, key: str) -> ErpDocument:
+        vendor = self._vendor(plan)
+        company = self.api.company_path()
+        header: dict[str, Any] = {
+            "vendorNumber": vendor["number"], "vendorInvoiceNumber": key,
+            "invoiceDate": plan.posting_date.isoformat(),
+            "postingDate": plan.posting_date.isoformat(),
+        }  # fmt: skip
+        if plan.due_date:
+            header["dueDate"] = plan.due_date.isoformat()
+        if plan.currency and plan.currency != self.settings.local_currency:
+            header["currencyCode"] = plan.currency
+        operations = [Operation("1", "POST", f"{company}/purchaseInvoices", header)]
+        for line in plan.lines:
+            if line.amount == ZERO:
+                continue
+            line_id = str(len(operations) + 1)
+            body = {"lineType": "Account", "lineObjectNumber": line.account,
+                    "description": line.description[:DESCRIPTION_LENGTH],
+                    "quantity": Decimal(1) if line.amount > ZERO else Decimal(-1),
+                    "unitCost": abs(line.amount)}  # fmt: skip
+            operations.append(Operation(line_id, "POST", "$1/purchaseInvoiceLines", body, ["1"]))
+            for code, value in sorted(line.dimensions.items()):
+                operations.append(Operation(
+                    str(len(operations) + 1), "POST", f"${line_id}/dimensionSetLines",
+                    {"code": code, "valueCode": value}, [line_id],
+                ))  # fmt: skip
+        answers = self.api.batch(
+            [op.as_batch() for op in operations],
+            what=f"create purchase invoice {plan.document_number} ({key})",
+        )
+        invoice = answers[0].body
+        if self.settings.post_policy == "post":
+            return self._post("purchaseInvoices", invoice, key)
+        return self._document("purchaseInvoices", invoice)
+
+    def _vendor(self, plan: PurchasePlan) -> dict[str, Any]:
+        """The plan's vendor, created first when missing and the connection allows it."""
+        number = f"{self.settings.vendor_number_prefix}{plan.vendor_ref}"[:20]
+        company = self.api.company_path()
+        found = list(self.api.get_all(
+            f"{company}/vendors", params={"$filter": f"number eq {odata_literal(number)}"},
+            what=f"look up vendor {number}",
+        ))  # fmt: skip
+        if found:
+            if not _not_blocked(found[0].get("blocked")):
+                raise ConnectorError(
+                    f"Vendor {number} ({found[0].get('displayName', '')}) is blocked in Business "
+                    "Central. Unblock it there, then retry.",
+                    category=FailureCategory.PREREQUISITE, transient=False,
+                )  # fmt: skip
+            return found[0]
+        if not self.settings.create_vendors:
+            raise ConnectorError(
+                f"Vendor {number} ({plan.vendor_name}) does not exist in Business Central. Create "
+                "it there (or allow Crosswalk to create vendors), then retry.",
+                category=FailureCategory.PREREQUISITE, transient=False,
+            )  # fmt: skip
+        created: dict[str, Any] = self.api.call(
+            "POST", f"{company}/vendors",
+            body={"number": number, "displayName": (plan.vendor_name or number)[:100]},
+            what=f"create vendor {number}", creates=True,
+        ).body  # fmt: skip
+        return created
+
     # --- helpers --------------------------------------------------------------------------------
 
     def _customer_number(self, plan: InvoicePlan) -> str:
@@ -590,6 +754,14 @@ def _dimensions(line: PlanLine) -> dict[str, str]:
         for name, coding in line.codings.items()
         if name.startswith("dimension:") and coding.value
     }
+
+
+def _document_number(key: str) -> str:
+    """The key as a journal line's documentNumber: itself when it fits, else a stable digest."""
+    if len(key) <= DOCUMENT_NUMBER_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{KEY_PREFIX}{digest[: DOCUMENT_NUMBER_LENGTH - len(KEY_PREFIX)]}".upper()
 
 
 def _not_blocked(value: Any) -> bool:

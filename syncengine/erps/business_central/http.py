@@ -50,6 +50,9 @@ class BcSettings(PostingPolicy):
     time_entries: str = "time_registration"
     job_task_number: str = ""
     time_dimensions: dict[str, str] = field(default_factory=dict)  # plan field → dimension code
+    cost_journal: str = ""  # the general journal (batch code) job costs go into, e.g. "CROSSWALK"
+    create_vendors: bool = False
+    vendor_number_prefix: str = ""
     timeout_seconds: float = 30.0
 
     @classmethod
