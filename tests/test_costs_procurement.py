@@ -327,3 +327,22 @@ def test_an_unknown_list_is_named_and_nothing_is_guessed(books):
         "inventoryAdjustments"
     ]
     assert result.receipt.outcome == SourceReceipt.Outcome.REJECTED
+
+
+def test_manage_py_ingest_takes_job_costs_and_procurement_files(books, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    costs, purchases = tmp_path / "items.json", tmp_path / "partsledger.json"
+    costs.write_bytes(job_items(ITEM, LABOR))
+    purchases.write_text(json.dumps(PROCUREMENT))
+    out = StringIO()
+    call_command("ingest", str(costs), kind="job-costs", stdout=out)
+    call_command("ingest", str(purchases), kind="procurement", stdout=out)
+    call_command("ingest", str(purchases), kind="procurement", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "2 job item cost(s) accepted, 0 already up to date, 0 problem(s) found.",
+        "5 procurement record(s) accepted, 0 already up to date, 0 problem(s) found.",
+        "0 procurement record(s) accepted, 5 already up to date, 0 problem(s) found.",
+    ]

@@ -633,8 +633,8 @@ class FakeBusinessCentral:
         _required(body, "displayName")
         number = body.get("number") or f"V{next(self.numbers)}"
         if self.rows("vendors", number=number):
-            raise Refused(400, "Internal_EntityWithSameKeyExists",
-                          f"The record in table Vendor already exists. No.='{number}'.")  # fmt: skip
+            message = f"The record in table Vendor already exists. No.='{number}'."
+            raise Refused(400, "Internal_EntityWithSameKeyExists", message)
         _length(body, "number", 20)
         return {"blocked": " ", **body, "number": number}
 
@@ -643,8 +643,8 @@ class FakeBusinessCentral:
             raise Refused(400, "BadRequest", "Journal lines are created inside a journal.")
         for name in ("accountType", "balanceAccountType"):
             if body.get(name, "G/L Account") not in ("G/L Account", "Bank Account"):
-                raise Refused(400, "Application_EvaluateException",
-                              f"{name} {body[name]!r}: only G/L Account and Bank Account.")  # fmt: skip
+                message = f"{name} {body[name]!r}: only G/L Account and Bank Account."
+                raise Refused(400, "Application_EvaluateException", message)
         _required(body, "accountNumber")
         self._postable_account(body["accountNumber"])
         if body.get("balancingAccountNumber"):
@@ -659,8 +659,8 @@ class FakeBusinessCentral:
         else:
             found = self.rows("vendors", number=body.get("vendorNumber"))
             if not found:
-                raise Refused(400, "Internal_RecordNotFound",
-                              f"The Vendor does not exist. No.='{body.get('vendorNumber')}'")  # fmt: skip
+                message = f"The Vendor does not exist. No.='{body.get('vendorNumber')}'"
+                raise Refused(400, "Internal_RecordNotFound", message)
             vendor = found[0]
         _length(body, "vendorInvoiceNumber", 35)
         return {

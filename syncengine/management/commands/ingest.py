@@ -1,4 +1,5 @@
-"""python manage.py ingest FILE... — accept ServiceTrade invoice JSON from files.
+"""python manage.py ingest FILE... — accept ServiceTrade invoices, timecards or job item costs,
+or PartsLedger / PartsManager procurement, from files (shapes in docs/source-formats.md).
 
 Each file is kept as received; every invoice in it is accepted or rejected on its own. Rejections
 name the file, the invoice and the field; the exit status is 1 when anything was rejected.
@@ -17,6 +18,15 @@ from syncengine import services
 from syncengine.management.commands._connections import connection_from_option
 from syncengine.models import SourceReceipt
 
+INGESTERS = {
+    "invoices": services.invoices_ingest,
+    "timecards": services.timecards_ingest,
+    "job-costs": services.job_costs_ingest,
+    "procurement": services.procurement_ingest,
+}
+NOUNS = {"invoices": "invoice", "timecards": "timecard", "job-costs": "job item cost",
+         "procurement": "procurement record"}  # fmt: skip
+
 
 class Command(BaseCommand):
     help = 'Ingest ServiceTrade invoice JSON files ({"data": {...}} or a list page).'
@@ -25,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("files", nargs="+", type=Path)
         parser.add_argument("--connection", help="Connection slug (default: the only one).")
         parser.add_argument(
-            "--kind", choices=["invoices", "timecards"], default="invoices",
+            "--kind", choices=sorted(INGESTERS), default="invoices",
             help="What the files hold (default: invoices).",
         )  # fmt: skip
 
@@ -38,7 +48,7 @@ class Command(BaseCommand):
             raise CommandError(f"Not a readable file: {', '.join(missing)}")
         accepted = unchanged = rejected = 0
         for path in tqdm(files, desc="Ingesting", unit="file", disable=len(files) < 2):
-            ingest = services.timecards_ingest if kind == "timecards" else services.invoices_ingest
+            ingest = INGESTERS[kind]
             result = ingest(
                 connection=target,
                 body=path.read_bytes(),
@@ -52,7 +62,7 @@ class Command(BaseCommand):
             for error in result.errors:
                 self.stderr.write(f"{path}: {error}")
         self.stdout.write(
-            f"{accepted} {kind[:-1]}(s) accepted, {unchanged} already up to date, "
+            f"{accepted} {NOUNS[kind]}(s) accepted, {unchanged} already up to date, "
             f"{rejected} problem(s) found."
         )
         if rejected:
