@@ -1127,3 +1127,33 @@ def import_counts(
         names = [column.name for column in kind.key_columns]
         counts.append(_count(kind.label, _by(before[key], *names), _by(after[key], *names)))
     return counts
+
+
+# --- checking a target value as it is typed -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    ok: bool
+    text: str
+
+
+def target_check(*, connection: Connection, kind: str, code: str) -> TargetCheck | None:
+    """What publishing would say of one typed target value, said while it is typed: whether the
+    ERP has it, and whether it is usable. None for an empty value (nothing to say yet)."""
+    code = code.strip()
+    if not code:
+        return None
+    label = kind.replace("_", " ").lower()
+    entries = CatalogEntry.objects.filter(connection=connection, kind=kind, parent="", code=code)
+    entry = entries.first()
+    if entry is None:
+        return TargetCheck(False, f"{code} is not in the ERP's {label} list.")
+    named = f"{code} {entry.name}".strip()
+    if entry.missing_since is not None:
+        return TargetCheck(False, f"{named}: no longer in the ERP.")
+    if not entry.active:
+        return TargetCheck(False, f"{named}: inactive in the ERP.")
+    if not entry.accepts_postings:
+        return TargetCheck(False, f"{named}: takes no postings.")
+    return TargetCheck(True, named)

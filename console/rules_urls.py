@@ -17,6 +17,7 @@ app_name = "rules"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("status/", views.status, name="status"),
+    path("check-target/", views.target_check, name="check-target"),
     path("maps/<str:kind>/", views.map_edit, name="map"),
     path("maps/<str:kind>/add/", views.map_row_add, name="map-row-add"),
     path("maps/<str:kind>/row/", views.map_row, name="map-row"),

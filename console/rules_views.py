@@ -917,6 +917,23 @@ def dimension(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
     return _dimension_body(request, connection, DIMENSION_TEMPLATE, editing=editing)
 
 
+@require_GET
+@login_required
+def target_check(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
+    """Validation as you type: what publishing would say of the target value in the input named
+    `field` (its catalog `kind` says which ERP list it must be in)."""
+    connection = _readable(request, slug)
+    field = request.GET.get("field", "")
+    check = selectors.target_check(
+        connection=connection, kind=request.GET.get("kind", ""), code=request.GET.get(field, "")
+    )
+    return TemplateResponse(
+        request,
+        "console/rules/map.html#target-check",
+        {"check": check, "check_id": request.GET.get("target", "")},
+    )
+
+
 @vary_on_headers("HX-Request")
 @require_GET
 @login_required

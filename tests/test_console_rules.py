@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from console.access import Role
 from mappings import services as rules
-from mappings.models import RuleAudit, RuleDraft, RuleVersion
+from mappings.models import CatalogEntry, RuleAudit, RuleDraft, RuleVersion
 from syncengine import services
 from syncengine.models import Connection, SyncRecord, SyncState
 from tests.conftest import NOW, envelope, ingest
@@ -624,3 +624,38 @@ def test_a_map_row_history_lists_who_changed_it_when_and_why(finance, connection
 def test_a_subject_without_history_says_so(finance):
     page = finance.get(url("history"), {"subject": "maps.OFFICE.Nowhere"}).content.decode()
     assert "Nothing recorded for" in page
+
+
+def check_target(client, *, kind="ACCOUNT", field="revenue_account", code="", slug="demo"):
+    query = {"kind": kind, "field": field, field: code, "target": "r1-check"}
+    return client.get(reverse("rules:check-target", kwargs={"slug": slug}), query, headers=HTMX)
+
+
+def test_a_target_is_checked_against_the_erp_catalog_as_it_is_typed(finance, connection):
+    edit = finance.get(url("map-row-edit", kind="SERVICE_LINE") + "?source=HVAC", headers=HTMX)
+    assert 'hx-get="/connections/demo/rules/check-target/"' in edit.content.decode()
+    known = check_target(finance, code="4010").content.decode()
+    assert known.startswith('<span id="r1-check" class="field-check field-check-ok"')
+    assert "✓ 4010 HVAC Service Revenue" in known
+    unknown = check_target(finance, code="9999").content.decode()
+    assert "✗ 9999 is not in the ERP&#x27;s account list. Pick one from the list." in unknown
+    assert 'aria-live="polite"></span>' in check_target(finance, code="  ").content.decode()
+
+
+def test_an_inactive_or_closed_target_is_flagged_while_typing(finance, connection):
+    CatalogEntry.objects.filter(connection=connection, kind="ACCOUNT", code="4010").update(
+        active=False
+    )
+    assert "4010 HVAC Service Revenue: inactive in the ERP." in (
+        check_target(finance, code="4010").content.decode()
+    )
+    CatalogEntry.objects.filter(connection=connection, kind="ACCOUNT", code="4011").update(
+        accepts_postings=False
+    )
+    assert "takes no postings" in check_target(finance, code="4011").content.decode()
+
+
+def test_checking_a_target_of_another_connection_is_not_found(client, connection):
+    other = Connection.objects.create(name="Other", slug="other")
+    client.force_login(user_with(Role.FINANCE, other, name="stranger"))
+    assert check_target(client, code="4010").status_code == 404
