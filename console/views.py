@@ -120,10 +120,14 @@ def dashboard_retry_cause(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if not queued:
         messages.info(request, "No blocked or failed records have this cause any more.")
         return redirect("console:dashboard", slug=connection.slug)
-    noun = "record" if queued == 1 else "records"
-    messages.success(request, f"Queued {queued} {noun} for another attempt.")
+    _say_queued(request, queued)
     dashboard_url = reverse("console:dashboard", args=[connection.slug])
     return redirect(f"{dashboard_url}?{urlencode({'batch': batch})}")
+
+
+def _say_queued(request: HttpRequest, queued: int) -> None:
+    noun = "record" if queued == 1 else "records"
+    messages.success(request, f"Queued {queued} {noun} for another attempt.")
 
 
 @require_GET
@@ -156,8 +160,7 @@ def sync_log_retry(request: HtmxHttpRequest) -> HttpResponse:
     if not queued:
         messages.info(request, "None of the records these filters show is blocked or failed.")
         return redirect(f"{reverse('console:sync-log')}?{urlencode(shown)}")
-    noun = "record" if queued == 1 else "records"
-    messages.success(request, f"Queued {queued} {noun} for another attempt.")
+    _say_queued(request, queued)
     return redirect(f"{reverse('console:sync-log')}?{urlencode({**shown, 'batch': batch})}")
 
 
