@@ -58,6 +58,7 @@ from syncengine.canonical import (
 )
 from syncengine.circuit import circuit_failure, circuit_success
 from syncengine.erps.base import Connector, ConnectorError, ErpDocument, FailureCategory
+from syncengine.erps.exchanges import exchanges_captured
 from syncengine.erps.registry import connector_for
 from syncengine.models import (
     Connection,
@@ -845,6 +846,8 @@ class Outcome:
     duplicate_refused: bool = False
     # Added to the stored plan and the POSTED event: the parts of a split, a re-dated posting.
     notes: dict[str, Any] = field(default_factory=dict)
+    # The attempt's requests and responses (redacted, bounded), for the event that ends it.
+    exchanges: dict[str, Any] = field(default_factory=dict)
 
 
 def sync_record_post(
@@ -918,7 +921,14 @@ def _lease(record: SyncRecord, *, now: datetime, actor: str) -> Claim:
 
 
 def _attempt(claim: Claim) -> Outcome:
-    """Talk to the ERP. Runs with no transaction open and no row locked."""
+    """Talk to the ERP. Runs with no transaction open and no row locked. What was sent and what
+    came back goes with the outcome, to be kept on the event that ends the attempt."""
+    with exchanges_captured() as capture:
+        outcome = _outcome_of_attempt(claim)
+    return dataclasses.replace(outcome, exchanges=capture.as_data())
+
+
+def _outcome_of_attempt(claim: Claim) -> Outcome:
     try:
         return _post_or_find(claim)
     except SoftTimeLimitExceeded:
@@ -1209,13 +1219,14 @@ def _finish(claim: Claim, outcome: Outcome, *, now: datetime, actor: str) -> Syn
                 actor=actor,
                 now=now,
                 detail=outcome.detail,
+                data=outcome.exchanges,
                 message=outcome.detail,
                 next_attempt_at=None,
                 **_LEASE_CLEARED,
             )
         else:
             assert outcome.error is not None
-            _finish_failed(record, outcome.error, now=now, actor=actor)
+            _finish_failed(record, outcome.error, now=now, actor=actor, exchanges=outcome.exchanges)
         return record
 
 
@@ -1241,6 +1252,7 @@ def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor
             "duplicate_refused": outcome.duplicate_refused,
             "plan": plan,
             **outcome.notes,
+            **outcome.exchanges,
         },
         erp_document_id=document.id,
         erp_document_number=document.number,
@@ -1266,7 +1278,7 @@ def _finish_blocked(record: SyncRecord, outcome: Outcome, *, now: datetime, acto
         actor=actor,
         now=now,
         detail=summary,
-        data={"problems": problems},
+        data={"problems": problems, **outcome.exchanges},
         problems=problems,
         message=summary,
         failure_category=outcome.problems[0].code,
@@ -1285,7 +1297,14 @@ def _attempts_left(record: SyncRecord) -> int:
     return settings.CROSSWALK_MAX_ATTEMPTS - (record.attempts - record.attempts_before_retry)
 
 
-def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, actor: str) -> None:
+def _finish_failed(
+    record: SyncRecord,
+    error: ConnectorError,
+    *,
+    now: datetime,
+    actor: str,
+    exchanges: dict[str, Any] | None = None,
+) -> None:
     common = {
         "failure_category": error.category,
         "failure_cause": _cause(error.category),
@@ -1296,6 +1315,7 @@ def _finish_failed(record: SyncRecord, error: ConnectorError, *, now: datetime, 
         "category": error.category,
         "transient": error.transient,
         "outcome_unknown": error.outcome_unknown,
+        **(exchanges or {}),
     }
     if error.throttled_locally:
         _transition(record, SyncState.RETRY_SCHEDULED, actor=actor, now=now, data=data,

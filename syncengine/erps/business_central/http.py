@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 
 from syncengine.erps import wire
 from syncengine.erps.base import ConnectorError, FailureCategory
 from syncengine.erps.business_central.errors import error_for, retry_after_seconds
+from syncengine.erps.exchanges import exchange_record
 from syncengine.models import Connection
 from syncengine.plans import PostingPolicy
 
@@ -140,15 +141,20 @@ class BcApi:
             "client_secret": self._client_secret,
             "scope": self.settings.scope,
         }
+        started = time.monotonic()
         try:
             answer = self._session.post(
                 self.settings.token_url, data=form, timeout=self.settings.timeout_seconds
             )
         except requests.RequestException as error:
+            _record(method="POST", url=self.settings.token_url, body=form, started=started,
+                    error=type(error).__name__)  # fmt: skip
             raise ConnectorError(
                 f"Microsoft Entra could not be reached for a token ({type(error).__name__}).",
                 category=FailureCategory.CONNECTION, transient=True,
             ) from None  # fmt: skip
+        _record(method="POST", url=self.settings.token_url, body=form, started=started,
+                answer=answer)  # fmt: skip
         body = _json_or_none(answer)
         if answer.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
             return str(body["access_token"]), float(body.get("expires_in") or 3600)
@@ -211,31 +217,21 @@ class BcApi:
         what: str,
         creates: bool,
     ) -> requests.Response:
+        started = time.monotonic()
+        shown_url = f"{url}?{urlencode(params)}" if params else url
         try:
-            return self._session.request(
+            answer = self._session.request(
                 method, url, data=data, headers=headers, params=params,
                 timeout=self.settings.timeout_seconds,
             )  # fmt: skip
-        except requests.ConnectTimeout:
-            sent, reason = False, "could not connect in time"
-        except requests.Timeout:
-            sent, reason = True, f"gave no answer within {self.settings.timeout_seconds:g} s"
-        except requests.ConnectionError as error:
-            # Refused before anything was sent, or dropped while sending or answering.
-            sent = not _refused_before_sending(error)
-            reason = "dropped the connection" if sent else "could not be reached"
         except requests.RequestException as error:
-            sent, reason = True, f"failed ({type(error).__name__})"
-        unknown = creates and sent
-        message = f"Business Central {reason} when asked to {what}"
-        message += (
-            "; whether it took the request is unknown, so it is looked up before any retry."
-            if unknown
-            else "; it will be retried."
-        )
-        raise ConnectorError(
-            message, category=FailureCategory.CONNECTION, transient=True, outcome_unknown=unknown
-        )
+            sent, reason = _why_unanswered(error, self.settings.timeout_seconds)
+            _record(method=method, url=shown_url, headers=headers, body=data, started=started,
+                    error=reason)  # fmt: skip
+            raise _unanswered(sent=sent, reason=reason, what=what, creates=creates) from None
+        _record(method=method, url=shown_url, headers=headers, body=data, started=started,
+                answer=answer)  # fmt: skip
+        return answer
 
     def get_all(
         self, url: str, *, params: dict[str, str] | None = None, what: str
@@ -331,3 +327,54 @@ def _json_or_none(answer: requests.Response) -> Any:
 def _refused_before_sending(error: requests.ConnectionError) -> bool:
     text = repr(error)
     return "NewConnectionError" in text or "NameResolutionError" in text
+
+
+def _record(
+    *,
+    method: str,
+    url: str,
+    body: Any,
+    started: float,
+    headers: dict[str, str] | None = None,
+    answer: requests.Response | None = None,
+    error: str = "",
+) -> None:
+    """Report the exchange to the engine's capture (secrets are redacted there)."""
+    exchange_record(
+        method=method,
+        url=url,
+        request_headers=headers,
+        request_body=body,
+        status=answer.status_code if answer is not None else None,
+        response_headers=dict(answer.headers) if answer is not None else None,
+        response_body=answer.content if answer is not None else None,
+        elapsed_ms=round((time.monotonic() - started) * 1000),
+        error=error,
+    )
+
+
+def _unanswered(*, sent: bool, reason: str, what: str, creates: bool) -> ConnectorError:
+    unknown = creates and sent
+    message = f"Business Central {reason} when asked to {what}"
+    message += (
+        "; whether it took the request is unknown, so it is looked up before any retry."
+        if unknown
+        else "; it will be retried."
+    )
+    return ConnectorError(
+        message, category=FailureCategory.CONNECTION, transient=True, outcome_unknown=unknown
+    )
+
+
+def _why_unanswered(error: requests.RequestException, timeout: float) -> tuple[bool, str]:
+    """(whether the request may have reached Business Central, why no answer came)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return False, "could not connect in time"
+    if isinstance(error, requests.Timeout):
+        return True, f"gave no answer within {timeout:g} s"
+    if isinstance(error, requests.ConnectionError):
+        # Refused before anything was sent, or dropped while sending or answering.
+        if _refused_before_sending(error):
+            return False, "could not be reached"
+        return True, "dropped the connection"
+    return True, f"failed ({type(error).__name__})"

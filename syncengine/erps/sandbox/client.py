@@ -28,6 +28,7 @@ from syncengine.erps.base import (
     ErpPayment,
     FailureCategory,
 )
+from syncengine.erps.sandbox.exchanges import reported
 from syncengine.erps.sandbox.models import (
     JournalEntry,
     JournalLine,
@@ -114,12 +115,14 @@ class SandboxLedger:
                 reason=(payment.reason or "Reversal") if reversal else "",
             )  # fmt: skip
 
+    @reported("GET", "invoices")
     def find_invoice(self, *, key: str) -> ErpDocument | None:
         invoice = LedgerInvoice.objects.filter(
             connection=self.connection, external_document_number=key
         ).first()
         return self._document(invoice) if invoice else None
 
+    @reported("POST", "invoices")
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         try:
             with transaction.atomic():
@@ -128,6 +131,7 @@ class SandboxLedger:
             raise self._refusal(key, error) from error
         return self._document(invoice)
 
+    @reported("POST", "credit-memos")
     def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         """A credit issued in ServiceTrade: the plan's journal entry (revenue debited, receivable
         credited) under a credit memo of the positive amount, applied to no invoice."""
@@ -138,6 +142,7 @@ class SandboxLedger:
             raise self._refusal(key, error) from error
         return self._document(memo)
 
+    @reported("POST", "credit-memos")
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
         try:
             with transaction.atomic():
@@ -200,6 +205,7 @@ class SandboxLedger:
             journal_entry=entry,
         )
 
+    @reported("POST", "time-entries")
     def post_time_entries(self, *, plan: TimePlan, key: str) -> ErpDocument:
         """Create the entries not already there; an entry's key is never used twice."""
         existing = set(
@@ -232,12 +238,14 @@ class SandboxLedger:
 
     # --- job costs and purchases -------------------------------------------------------------
 
+    @reported("GET", "postings")
     def find_posting(self, *, kind: str, key: str) -> ErpDocument | None:
         posting = LedgerPosting.objects.filter(
             connection=self.connection, kind=kind, external_document_number=key
         ).first()
         return self._posting_document(posting) if posting else None
 
+    @reported("POST", "journal-entries")
     def post_journal(self, *, plan: JournalPlan, key: str) -> ErpDocument:
         """The plan's pairs as one balanced journal entry under a JOURNAL posting."""
         legs = []
@@ -251,6 +259,7 @@ class SandboxLedger:
             memo=plan.description, amount=plan.total,
         )  # fmt: skip
 
+    @reported("POST", "purchase-invoices")
     def post_purchase(self, *, plan: PurchasePlan, key: str) -> ErpDocument:
         """Debit each line's account, credit payables with the total; the vendor is created
         on demand (the sandbox always allows it)."""

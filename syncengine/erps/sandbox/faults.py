@@ -23,6 +23,7 @@ from django.conf import settings
 from mappings.resolve import InvoicePlan
 from syncengine.erps.base import ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.sandbox.client import SandboxLedger
+from syncengine.erps.sandbox.exchanges import reported
 
 KINDS = ("error_500", "rate_limit", "commit_then_drop", "slow_commit", "lookup_error", "auth_error")
 
@@ -89,6 +90,7 @@ class FaultySandboxLedger(SandboxLedger):
                 outcome_unknown=True,
             )
 
+    @reported("GET", "invoices")
     def find_invoice(self, *, key: str) -> ErpDocument | None:
         if self._roll("lookup_error"):
             raise ConnectorError(
@@ -98,18 +100,21 @@ class FaultySandboxLedger(SandboxLedger):
             )
         return super().find_invoice(key=key)
 
+    @reported("POST", "invoices")
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         self._before_write()
         document = super().post_invoice(plan=plan, key=key)
         self._after_write()
         return document
 
+    @reported("POST", "credit-memos")
     def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         self._before_write()
         document = super().post_source_credit_memo(plan=plan, key=key)
         self._after_write()
         return document
 
+    @reported("POST", "credit-memos")
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
         self._before_write()
         document = super().post_credit_memo(
