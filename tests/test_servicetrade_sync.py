@@ -23,7 +23,7 @@ from syncengine.models import (
 )
 from syncengine.sources.servicetrade_api import sync
 from syncengine.sources.servicetrade_api.client import ServiceTradeError, to_epoch
-from syncengine.sources.servicetrade_api.fake import DEMO_INVOICES
+from syncengine.sources.servicetrade_api.fake import DEMO_CLOCK_EVENTS, DEMO_INVOICES
 from tests.conftest import NOW
 from tests.fakes.servicetrade import make_client, st_connection
 
@@ -189,7 +189,7 @@ def test_polling_reads_what_changed_since_its_cursor_and_moves_the_cursor(api_co
     first = fake_st.add_invoice()
     result = sync.servicetrade_poll(connection=api_connection, now=NOW)
     assert result.accepted == 1
-    cursor = SourceCursor.objects.get(mode=SourceCursor.Mode.POLL)
+    cursor = SourceCursor.objects.get(entity="invoice", mode=SourceCursor.Mode.POLL)
     assert cursor.position_epoch == to_epoch(NOW)
     later = NOW + timedelta(minutes=10)
     fake_st.clock = lambda: to_epoch(NOW) + 60
@@ -212,7 +212,7 @@ def test_a_failed_poll_keeps_its_cursor_and_says_why(api_connection, fake_st):
     fake_st.fail("GET", "/invoice", 500, times=10)
     with pytest.raises(ServiceTradeError):
         sync.servicetrade_poll(connection=api_connection, now=NOW + timedelta(hours=1))
-    cursor = SourceCursor.objects.get(mode=SourceCursor.Mode.POLL)
+    cursor = SourceCursor.objects.get(entity="invoice", mode=SourceCursor.Mode.POLL)
     assert cursor.position_epoch == to_epoch(NOW)
     assert "500" in cursor.last_error
 
@@ -426,4 +426,6 @@ def test_the_demo_setting_reads_from_the_in_process_fake_servicetrade(connection
     connection.save(update_fields=["source_settings"])
     result = sync.servicetrade_poll(connection=connection, now=timezone.now())
     assert result.accepted == DEMO_INVOICES
-    assert SyncRecord.objects.count() == DEMO_INVOICES
+    assert SyncRecord.objects.filter(document__kind="INVOICE").count() == DEMO_INVOICES
+    # A technician clocked on each of the first few jobs: one weekly card each.
+    assert result.clock.cards == DEMO_CLOCK_EVENTS

@@ -74,4 +74,9 @@ def test_a_lost_broker_message_only_delays_posting_the_sweeper_finds_the_record(
     page.click("text=Timeline")
     page.wait_for_load_state("domcontentloaded")
     assert "Posted: ERP document" in page.inner_text("main")
+    # The call that posted it, opened the way a person would: request and the ledger's answer.
+    page.click("text=1 ERP call: what was sent and what came back")
+    call = page.locator(".exchange").first
+    assert call.is_visible()
+    assert "POST sandbox://" in call.inner_text() and "ST-INV-880483" in call.inner_text()
     screenshot(page, "record-detail")

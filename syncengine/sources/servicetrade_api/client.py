@@ -26,7 +26,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -99,6 +99,10 @@ class StSettings:
     api: bool = False  # polling and write-back run for this connection
     write_back: bool = False
     webhook_base_url: str = ""
+    clock_events: bool = True  # clock events become timecards (sources/servicetrade_api/clock.py)
+    clock_lookback_days: int = 2  # a poll re-reads clock events from the week of cursor − this
+    # activity (onsite, enroute, …) → the labor type the LABOR_TYPE map knows; else "standard"
+    clock_labor_types: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> StSettings:

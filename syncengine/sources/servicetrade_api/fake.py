@@ -10,6 +10,8 @@ follows the documented contract (CONTRACTS.md §1, api-facts.json).
 - Faults: `fail(...)` answers a status (429 with Retry-After, 5xx …) a number of times;
   `break_after(...)` fails every call of a path after N successful ones (a hard outage);
   `expire_tokens()` turns every access token stale at once.
+- Clock events (`add_clock_event`): filtered by startTime/endTime (on the clock-in), userId(s)
+  and jobId.
 - Webhooks: `deliver()` posts ids-only messages the way ServiceTrade does: up to three attempts
   `webhook_retry_seconds` apart, any 2xx–4xx counts as delivered, then the message is dropped.
 
@@ -159,6 +161,22 @@ class FakeServiceTrade:
         if job_id not in self.entities["job"]:
             self.add("job", **fields["job"], status="completed", created=fields["created"])
         return self.add("invoice", **fields)
+
+    def add_clock_event(
+        self, *, user_id: int, clock_in: int, clock_out: int | None, job_id: int | None = None,
+        activity: str = "onsite", name: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
+        """A clock event (a clock-in and, once closed, its clock-out; epoch seconds) of a
+        technician, on a job when `job_id` is given (the job is created if missing)."""
+        fields: dict[str, Any] = {
+            "user": {"id": user_id, "name": name or f"Technician {user_id}"},
+            "activity": activity, "source": "mobile", "clockIn": clock_in, "clockOut": clock_out,
+        }  # fmt: skip
+        if job_id is not None:
+            if job_id not in self.entities["job"]:
+                self.add("job", id=job_id, number=f"J-{job_id}", status="scheduled")
+            fields["job"] = {"id": job_id, "number": self.entities["job"][job_id]["number"]}
+        return self.add("clock", **fields)
 
     def seed_invoices(self, count: int, *, created_from: int, spacing: int = 60) -> None:
         """`count` invoices created `spacing` seconds apart from `created_from` (fast bulk)."""
@@ -472,6 +490,15 @@ def _matches(record: dict[str, Any], args: Any) -> bool:
             bound, value = int(args[name]), int(record.get(field_name, 0))
             if (sign == 1 and value < bound) or (sign == -1 and value >= bound):
                 return False
+    # Clock events: startTime/endTime bound the clock-in ([start, end)), userId(s) the user.
+    clock_in = record.get("clockIn")
+    if "startTime" in args and (clock_in is None or int(clock_in) < int(args["startTime"])):
+        return False
+    if "endTime" in args and (clock_in is None or int(clock_in) >= int(args["endTime"])):
+        return False
+    users = args.get("userId") or args.get("userIds")
+    if users and str((record.get("user") or {}).get("id")) not in users.split(","):
+        return False
     statuses = args.get("status", "all")
     if statuses != "all" and str(record.get("status")) not in statuses.split(","):
         return False
@@ -525,6 +552,7 @@ def served(fake: FakeServiceTrade) -> Iterator[FakeServiceTrade]:
 _DEMO: FakeServiceTrade | None = None
 _DEMO_LOCK = threading.Lock()
 DEMO_INVOICES = 25
+DEMO_CLOCK_EVENTS = 3
 
 
 def demo_fake() -> FakeServiceTrade:
@@ -541,7 +569,11 @@ def demo_fake() -> FakeServiceTrade:
             start = int(fake.clock()) - DEMO_INVOICES * 600
             for index in range(DEMO_INVOICES):
                 fake.clock = lambda index=index: start + index * 600  # type: ignore[misc]
-                fake.add_invoice()
+                invoice = fake.add_invoice()
+                if index < DEMO_CLOCK_EVENTS:  # a technician clocked on the first few jobs
+                    fake.add_clock_event(user_id=300 + index, job_id=invoice["job"]["id"],
+                                         clock_in=start + index * 600 - 5400,
+                                         clock_out=start + index * 600 - 600)  # fmt: skip
             fake.clock = time.time
             _DEMO = fake
         return _DEMO

@@ -13,6 +13,9 @@ all end in the same single record per invoice.
 - Backfill reads invoices created since a date, in windows of `backfill_window_days`, page by
   page; each page is ingested in the same transaction that moves the stored position past it, so
   an interrupted backfill resumes at the first page not yet ingested and never ingests one twice.
+- Clock events become weekly timecards (`clock.py`) on all three ways: a job event re-reads the
+  job's clock events and then each (technician, week) they touch whole; a poll re-reads whole
+  weeks from its clock cursor; a backfill reads week by week.
 - Write-back tells ServiceTrade how posting ended (processed, or failed with the reason) and
   stores the ERP document number as an external id on the invoice's job; each outcome is told
   once (`SourceWriteBack`).
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings as django_settings
 from django.db import transaction
@@ -49,12 +53,14 @@ from syncengine.models import (
     SyncState,
     WebhookSubscription,
 )
+from syncengine.sources.servicetrade_api import clock
 from syncengine.sources.servicetrade_api.client import (
     WEBHOOK_ENTITY_TYPES,
     Page,
     ServiceTradeClient,
     ServiceTradeError,
     StSettings,
+    from_epoch,
     to_epoch,
 )
 
@@ -124,6 +130,7 @@ class ReadResult:
     accepted: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    clock: clock.ClockResult = field(default_factory=clock.ClockResult)
 
     def add(self, page_items: int, result: Any) -> None:
         self.pages += 1
@@ -228,8 +235,20 @@ def _refetch(
             if page.items:
                 _ingest(connection, page.body, origin=f"{origin} page {page.number}", now=now)
                 count += len(page.items)
+        settings = api_settings(connection)
+        if settings.clock_events:
+            # The clock events on the job name the (technician, week) cards they belong to;
+            # each card is read again whole, so a late or repeated delivery changes nothing.
+            named = st.clock_events(jobId=entity_id)
+            weeks = clock.weeks_named(named, ZoneInfo(connection.time_zone))
+            read = clock.clock_weeks_refetch(connection=connection, st=st, weeks=weeks,
+                                             origin=origin, now=now,
+                                             labor_types=settings.clock_labor_types)  # fmt: skip
+            count += read.events
         return count
-    return 0  # other entities carry no document Crosswalk posts
+    # Other entities carry no document Crosswalk posts. [U] No webhook entity type is
+    # documented for clock events: they are reached through their job (and polling).
+    return 0
 
 
 # --- polling ------------------------------------------------------------------------------------
@@ -249,22 +268,56 @@ def servicetrade_poll(
     started = to_epoch(now)
     after = int(cursor.position_epoch or 0) - settings.poll_overlap_seconds
     result = ReadResult()
-    try:
-        with client or client_for(connection) as st:
+    with client or client_for(connection) as st:
+        try:
             for page in st.invoice_pages(updatedAfter=max(after, 0)):
                 if page.items:
                     origin = f"poll updatedAfter={after} page {page.number}"
                     result.add(len(page.items), _ingest(connection, page.body, origin=origin,
                                                         now=now))  # fmt: skip
-    except ServiceTradeError as error:
-        SourceCursor.objects.filter(pk=cursor.pk).update(last_error=error.message[:500])
-        raise
+        except ServiceTradeError as error:
+            SourceCursor.objects.filter(pk=cursor.pk).update(last_error=error.message[:500])
+            raise
+        _cursor_moved(cursor, started, now, result.invoices)
+        if settings.clock_events:
+            _clock_poll(connection, st, settings, now, result)
+    return result
+
+
+def _cursor_moved(cursor: SourceCursor, started: int, now: datetime, items: int) -> None:
     # Never backwards: a slow poll that started earlier must not undo a later one.
     SourceCursor.objects.filter(pk=cursor.pk).filter(
         Q(position_epoch__lt=started) | Q(position_epoch__isnull=True)
     ).update(position_epoch=started, moved_at=now, last_error="")
-    SourceCursor.objects.filter(pk=cursor.pk).update(items_read=F("items_read") + result.invoices)
-    return result
+    SourceCursor.objects.filter(pk=cursor.pk).update(items_read=F("items_read") + items)
+
+
+def _clock_poll(
+    connection: Connection, st: ServiceTradeClient, settings: StSettings, now: datetime,
+    result: ReadResult,
+) -> None:  # fmt: skip
+    """Clock events have no `updatedAfter`: re-read every event clocked in since the Monday of
+    the week of (cursor − clock_lookback_days), so each card read is a whole week and events
+    closed or edited since the last poll come in; unchanged cards are no-ops."""
+    cursor, _ = SourceCursor.objects.get_or_create(
+        connection=connection, entity=clock.CLOCK, mode=SourceCursor.Mode.POLL,
+        defaults={"position_epoch": to_epoch(now - FIRST_POLL_LOOKBACK), "started_at": now,
+                  "moved_at": now},
+    )  # fmt: skip
+    started = to_epoch(now)
+    zone = ZoneInfo(connection.time_zone)
+    back = int(cursor.position_epoch or started) - settings.clock_lookback_days * 86400
+    first, _ = clock.week_bounds(clock.week_start(from_epoch(max(back, 0)), zone), zone)
+    try:
+        events = st.clock_events(startTime=first)
+    except ServiceTradeError as error:
+        SourceCursor.objects.filter(pk=cursor.pk).update(last_error=error.message[:500])
+        raise
+    clock.clock_weeks_ingest(connection=connection, events=events,
+                             origin=f"poll clock startTime={first}", now=now,
+                             labor_types=settings.clock_labor_types,
+                             result=result.clock)  # fmt: skip
+    _cursor_moved(cursor, started, now, len(events))
 
 
 def servicetrade_poll_due(*, now: datetime) -> int:
@@ -324,12 +377,50 @@ def servicetrade_backfill(
                         on_page(page, cursor)
                 cursor.position_epoch, cursor.page, cursor.moved_at = end, 1, now
                 cursor.save(update_fields=["position_epoch", "page", "moved_at"])
+            if settings.clock_events:
+                _clock_backfill(connection, st, settings, cursor, now, result)
     except ServiceTradeError as error:
         SourceCursor.objects.filter(pk=cursor.pk).update(last_error=error.message[:500])
         raise
     cursor.finished_at, cursor.last_error = now, ""
     cursor.save(update_fields=["finished_at", "last_error"])
     return result
+
+
+def _clock_backfill(
+    connection: Connection, st: ServiceTradeClient, settings: StSettings,
+    invoices: SourceCursor, now: datetime, result: ReadResult,
+) -> None:  # fmt: skip
+    """Clock events from the week of `since` to the backfill's end, one whole week at a time;
+    each week's cards and the move past it commit together (a rerun resumes at the next week)."""
+    zone = ZoneInfo(connection.time_zone)
+    since, until = int(invoices.since_epoch or 0), int(invoices.until_epoch or 0)
+    first, _ = clock.week_bounds(clock.week_start(from_epoch(since), zone), zone)
+    cursor = SourceCursor.objects.filter(
+        connection=connection, entity=clock.CLOCK, mode=SourceCursor.Mode.BACKFILL
+    ).first()
+    if cursor is None or (cursor.since_epoch, cursor.until_epoch) != (since, until):
+        values = {"since_epoch": since, "until_epoch": until, "position_epoch": first, "page": 1,
+                  "items_read": 0, "started_at": now, "moved_at": now, "finished_at": None,
+                  "last_error": ""}  # fmt: skip
+        cursor, _ = SourceCursor.objects.update_or_create(
+            connection=connection, entity=clock.CLOCK, mode=SourceCursor.Mode.BACKFILL,
+            defaults=values,
+        )  # fmt: skip
+    while cursor.position_epoch is not None and cursor.position_epoch < until:
+        week = clock.week_start(from_epoch(cursor.position_epoch), zone)
+        start, end = clock.week_bounds(week, zone)
+        events = st.clock_events(startTime=start, endTime=end)
+        with transaction.atomic():
+            clock.clock_weeks_ingest(connection=connection, events=events,
+                                     origin=f"backfill clock week {week.isoformat()}", now=now,
+                                     labor_types=settings.clock_labor_types,
+                                     result=result.clock)  # fmt: skip
+            cursor.position_epoch, cursor.moved_at = end, now
+            cursor.items_read += len(events)
+            cursor.save(update_fields=["position_epoch", "moved_at", "items_read"])
+    cursor.finished_at = now
+    cursor.save(update_fields=["finished_at"])
 
 
 def _backfill_cursor(connection: Connection, since: int, now: datetime) -> SourceCursor:
