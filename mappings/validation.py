@@ -131,6 +131,26 @@ def routing_ties(rules: tuple[RoutingRule, ...] | list[RoutingRule]) -> list[Iss
     group against group on their shared attributes, so 10,000 rules take milliseconds, not the
     50 million pair checks of comparing every rule with every other.
     """
+    issues: list[Issue] = []
+    for family in _families(rules):
+        issues.extend(_family_ties(family))
+    return issues
+
+
+COST_DOCUMENT_KINDS = ("job_cost", "purchase_invoice")
+
+
+def _families(rules: tuple[RoutingRule, ...] | list[RoutingRule]) -> list[list[RoutingRule]]:
+    """Rules that can ever compete: a cost kind's rules (read only by `resolve_cost`, which
+    needs the kind named) among themselves, every other rule with the invoice rules."""
+    families: dict[str, list[RoutingRule]] = defaultdict(list)
+    for rule in rules:
+        kind = norm(rule.conditions.get("document_kind", ""))
+        families[kind if kind in COST_DOCUMENT_KINDS else "sales"].append(rule)
+    return [families[name] for name in sorted(families)]
+
+
+def _family_ties(rules: list[RoutingRule]) -> list[Issue]:
     groups: dict[tuple[str, ...], list[RoutingRule]] = defaultdict(list)
     for rule in rules:
         groups[tuple(sorted(rule.conditions))].append(rule)

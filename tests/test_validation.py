@@ -155,6 +155,23 @@ def test_rules_on_different_customer_tags_tie_because_a_customer_can_carry_both(
     assert issues(rules) == [Issue(ERROR, "ROUTING_TIE", "routing.1", tie_message(1, 2))]
 
 
+def test_a_job_cost_rule_and_an_invoice_rule_never_compete_so_never_tie():
+    rules = ruleset(
+        routing=[rule(1, service_line="HVAC", office="Raleigh"),
+                 rule(2, document_kind="job_cost", service_line="HVAC")]
+    )  # fmt: skip
+    assert issues(rules) == []
+
+
+def test_two_job_cost_rules_one_cost_can_meet_tie_like_any_others():
+    rules = ruleset(
+        routing=[rule(1, document_kind="job_cost", service_line="HVAC"),
+                 rule(2, document_kind="job_cost", office="Raleigh"),
+                 rule(3, document_kind="purchase_invoice", service_line="HVAC")]
+    )  # fmt: skip
+    assert issues(rules) == [Issue(ERROR, "ROUTING_TIE", "routing.1", tie_message(1, 2))]
+
+
 def test_customer_tag_rules_with_distinct_priorities_do_not_tie():
     rules = ruleset(routing=[rule(1, customer_tag="VIP"), rule(2, 1, customer_tag="Government")])
     assert issues(rules) == []
@@ -291,7 +308,7 @@ def test_source_attributes_no_map_codes_are_ignored():
 
 # A few values per attribute, some spelled differently but equal once normalised.
 VALUES = {
-    "document_kind": ["invoice", "credit_memo"],
+    "document_kind": ["invoice", "credit_memo", "job_cost"],
     "line_kind": ["labor", "part"],
     "service_line": ["HVAC", "hvac", "Plumbing"],
     "office": ["Raleigh", "Durham"],
@@ -329,6 +346,8 @@ LINES = every_line()
 
 
 def matches(rule: RoutingRule, line: dict[str, Any]) -> bool:
+    if line["document_kind"] == "job_cost" and "document_kind" not in rule.conditions:
+        return False  # costs are coded only by rules naming their kind (mappings.resolve_cost)
     return all(
         norm(wanted) in line[a] if a == "customer_tag" else norm(wanted) == line[a]
         for a, wanted in rule.conditions.items()
