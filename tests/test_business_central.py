@@ -311,6 +311,56 @@ def test_a_create_whose_answer_is_lost_is_found_by_its_key_and_never_created_twi
     assert (invoice["id"], invoice["status"]) == (found.id, "Open")
 
 
+def test_a_dropped_connection_after_a_commit_is_an_unknown_outcome_found_by_its_key(bc):
+    bc.chaos(seed=3, drop_after_commit=1.0)
+    erp = connector(bc, customer_number_prefix="C")  # an existing customer: the batch is first
+    plan = make_plan(customer_ref="10000")
+    error = failure(lambda: erp.post_invoice(plan=plan, key="ST-INV-9"))
+    assert (error.category, error.transient, error.outcome_unknown) == (
+        FailureCategory.CONNECTION, True, True,
+    )  # fmt: skip
+    assert "dropped the connection" in error.message
+    assert bc.faults_fired["drop_after_commit"] >= 1
+    bc.chaos(seed=3)  # no odds: the faults stop
+    assert erp.find_invoice(key="ST-INV-9") is not None
+    [invoice] = bc.rows("salesInvoices")
+    assert invoice["status"] == "Open"  # the draft the lost batch left is posted now
+
+
+def test_random_faults_hit_requests_in_the_proportions_asked_and_spare_the_token(bc):
+    bc.chaos(seed=11, error_500=0.25, rate_limit=0.25)
+    erp = connector(bc)
+    outcomes = []
+    for _ in range(200):
+        try:
+            erp.api.call("GET", f"{erp.api.company_path()}/accounts", what="read")
+            outcomes.append("ok")
+        except ConnectorError as error:
+            outcomes.append(error.category)
+    assert bc.token_requests == 1
+    assert 60 <= outcomes.count("ok") <= 140
+    assert outcomes.count(FailureCategory.CONNECTION) == bc.faults_fired["error_500"] > 20
+    assert outcomes.count(FailureCategory.RATE_LIMIT) == bc.faults_fired["rate_limit"] > 20
+
+
+def test_a_customer_another_worker_created_a_moment_before_is_used_not_refused(bc):
+    erp = connector(bc)
+    bc.add("customers", number="ST501", displayName="Harbor Foods (theirs)", blocked=" ")
+    lookups = iter([[]])
+    real_get_all = erp.api.get_all
+
+    def get_all(url, **kwargs):
+        # The lookup before the create sees nothing: the other worker had not created it yet.
+        if url.endswith("/customers") and next(lookups, None) is not None:
+            return iter([])
+        return real_get_all(url, **kwargs)
+
+    erp.api.get_all = get_all  # type: ignore[method-assign]
+    erp.post_invoice(plan=make_plan(), key="ST-INV-1")
+    assert len(bc.rows("customers", number="ST501")) == 1
+    assert bc.rows("salesInvoices")[0]["customerName"] == "Harbor Foods (theirs)"
+
+
 def test_a_draft_left_by_a_failed_post_is_posted_when_it_is_found(bc):
     bc.inject("503", path_contains="Microsoft.NAV.post")
     erp = connector(bc)

@@ -12,12 +12,7 @@ from typing import Any
 
 import pytest
 
-from console import demo
-from mappings import services as mapping_services
-from mappings.catalog import catalog_refresh, catalog_store
-from mappings.models import RuleAudit
 from syncengine import services
-from syncengine.erps.base import CatalogItem
 from syncengine.models import Operation, SyncRecord, SyncState
 from syncengine.reconcile import reconciliation_run
 from tests.conftest import NOW, envelope, ingest
@@ -50,21 +45,7 @@ def bc(fake_bc):
 def connection(bc):
     """A Business Central connection with the demo's rules, its catalog read from the fake plus
     the lists Business Central has no page for (pay types, cost codes, departments) imported."""
-    connection = bc.connection()
-    catalog_refresh(connection=connection, actor="test", now=NOW)
-    imported = [CatalogItem(kind="PAY_TYPE", code=code) for code in demo.LABOR_PAY_TYPES.values()]
-    imported += [CatalogItem(kind="COST_CODE", code=f"{index + 1}00")
-                 for index in range(len(demo.SERVICE_LINES))]  # fmt: skip
-    imported += [CatalogItem(kind="DEPARTMENT", code=code) for code in demo.OFFICE_CODES.values()]
-    catalog_store(connection=connection, items=imported, actor="test", now=NOW,
-                  action=RuleAudit.Action.CATALOG_IMPORTED,
-                  kinds={"PAY_TYPE", "COST_CODE", "DEPARTMENT"})  # fmt: skip
-    mapping_services.draft_replace(connection=connection, content=demo.demo_rules(), actor="test",
-                                   now=NOW, reason="Rules for Business Central")  # fmt: skip
-    mapping_services.draft_publish(connection=connection, effective_from=demo.RULES_EFFECTIVE_FROM,
-                                   reason="Go live", actor="test", now=NOW)  # fmt: skip
-    connection.refresh_from_db()
-    return connection
+    return bc.publish_demo_rules(bc.connection(), now=NOW)
 
 
 def test_invoices_a_void_and_a_week_of_time_post_to_business_central_and_tie_out(connection, bc):

@@ -4,7 +4,8 @@ workers are SIGKILLed mid-post and restarted, and the broker is flushed once. At
 every approved invoice is posted exactly once, every void credited exactly once, nothing is left
 in flight, and the ledger ties out to the cent with the source.
 
-`bench/fault_injection.py` runs the same at full size.
+`bench/fault_injection.py` runs the same at full size; test_fault_injection_business_central.py
+runs it against the fake Business Central with these helpers.
 """
 
 from __future__ import annotations
@@ -116,15 +117,17 @@ def flush_broker(env: dict[str, str]) -> None:
         message.unlink(missing_ok=True)
 
 
-def report(stack: Stack) -> dict:
+def report(stack: Stack, script: str = REPORT) -> dict:
+    """The figures a script run by `manage.py shell` prints as JSON on its last line."""
     # The last line: Django's shell may print a note about auto-imports first.
-    return json.loads(stack.manage("shell", "-c", REPORT).stdout.strip().splitlines()[-1])
+    return json.loads(stack.manage("shell", "-c", script).stdout.strip().splitlines()[-1])
 
 
-def wait_until_settled(stack: Stack, timeout: float) -> dict:
+def wait_until_settled(stack: Stack, timeout: float, script: str = REPORT) -> dict:
+    """The script's figures once no record is in flight (its figures must hold "states")."""
     deadline = time.monotonic() + timeout
     while True:
-        figures = report(stack)
+        figures = report(stack, script)
         if not any(state in figures["states"] for state in IN_FLIGHT):
             return figures
         if time.monotonic() > deadline:
@@ -132,15 +135,14 @@ def wait_until_settled(stack: Stack, timeout: float) -> dict:
         time.sleep(2)
 
 
-@pytest.fixture
-def chaos_stack(tmp_path: Path):
-    database = _fresh_database(tmp_path)
+def chaos_env(tmp_path: Path, database_url: str, *, redis_db: str, **extra: str) -> dict[str, str]:
+    """The environment of a chaos run: short leases and retries, its own data and broker (a
+    Redis broker moves to database `redis_db`, which the run flushes)."""
     env = {
         **os.environ,
-        "DATABASE_URL": next(database),
+        "DATABASE_URL": database_url,
         "CROSSWALK_DATA_DIR": str(tmp_path / "data"),
         "CROSSWALK_BROKER_DIR": str(tmp_path / "broker"),
-        "CROSSWALK_SANDBOX_FAULTS": FAULTS,
         "CROSSWALK_RETRY_BASE_SECONDS": "1",
         "CROSSWALK_LEASE_SECONDS": "6",
         "CROSSWALK_SWEEP_SECONDS": "1",
@@ -148,9 +150,24 @@ def chaos_stack(tmp_path: Path):
         "CROSSWALK_NUDGE_WORKERS": "true",
         "DJANGO_SETTINGS_MODULE": "console.settings",
         "LOG_LEVEL": "WARNING",
+        **extra,
     }
     if env.get("CELERY_BROKER_URL", "").startswith("redis"):
-        env["CELERY_BROKER_URL"] = env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + "/12"
+        env["CELERY_BROKER_URL"] = env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + f"/{redis_db}"
+    return env
+
+
+def stop_and_show_logs(workers: Workers, tmp_path: Path) -> None:
+    workers.stop()
+    for log in sorted(tmp_path.glob("*.log")):
+        print(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-2000:]}")
+    shutil.rmtree(tmp_path / "broker", ignore_errors=True)
+
+
+@pytest.fixture
+def chaos_stack(tmp_path: Path):
+    database = _fresh_database(tmp_path)
+    env = chaos_env(tmp_path, next(database), redis_db="12", CROSSWALK_SANDBOX_FAULTS=FAULTS)
     stack = Stack(env=env, base_url="")
     stack.manage("migrate", "--noinput")
     stack.manage("load_demo", "--invoices", "0", "--timecard-weeks", "0")
@@ -158,11 +175,26 @@ def chaos_stack(tmp_path: Path):
     try:
         yield stack, workers
     finally:
-        workers.stop()
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-2000:]}")
+        stop_and_show_logs(workers, tmp_path)
         next(database, None)
-        shutil.rmtree(tmp_path / "broker", ignore_errors=True)
+
+
+def kill_and_flush(stack: Stack, workers: Workers, rng: random.Random, *, seconds: int) -> int:
+    """For `seconds`: every 4 s SIGKILL a whole worker, pool and all, mid-post, and start a new
+    one; at 10 s lose every queued message. Returns how many workers were killed. (Killing only
+    a pool child can leave billiard's pool deadlocked on the lock the child held: a real hazard,
+    handled in production by a supervisor's health check, not here.)"""
+    kills = 0
+    for second in range(seconds):
+        time.sleep(1)
+        if second % 4 == 1:
+            index = rng.randrange(len(workers.processes))
+            workers.kill_whole_worker(index)
+            workers.start(index)
+            kills += 1
+        if second == 10:
+            flush_broker(stack.env)
+    return kills
 
 
 def test_every_invoice_posts_exactly_once_through_dropped_connections_kills_and_a_lost_queue(
@@ -174,19 +206,7 @@ def test_every_invoice_posts_exactly_once_through_dropped_connections_kills_and_
     workers.start(0)
     workers.start(1)
     stack.manage("load_demo", "--invoices", str(INVOICES), "--seed", "5", "--timecard-weeks", "0")
-    kills = 0
-    for second in range(24):
-        time.sleep(1)
-        if second % 4 == 1:
-            # SIGKILL a whole worker, pool and all, mid-post, and start a new one. (Killing only
-            # a pool child can leave billiard's pool deadlocked on the lock the child held:
-            # a real hazard, handled in production by a supervisor's health check, not here.)
-            index = rng.randrange(2)
-            workers.kill_whole_worker(index)
-            workers.start(index)
-            kills += 1
-        if second == 10:
-            flush_broker(stack.env)
+    kills = kill_and_flush(stack, workers, rng, seconds=24)
     settled = wait_until_settled(stack, timeout=240)
     void_some_posted_invoices(stack, settled["posted_keys"])
     final = wait_until_settled(stack, timeout=240)
@@ -201,16 +221,18 @@ def test_every_invoice_posts_exactly_once_through_dropped_connections_kills_and_
     assert final["faults_seen"] > 0 and final["found_by_lookup"] > 0, "faults were injected"
 
 
-def void_some_posted_invoices(stack: Stack, posted_keys: list[str]) -> None:
-    """Re-deliver VOIDS posted demo invoices as voided."""
+def void_some_posted_invoices(
+    stack: Stack, posted_keys: list[str], *, invoices: int = INVOICES, voids: int = VOIDS
+) -> None:
+    """Re-deliver `voids` posted demo invoices (of the first `invoices`, seed 5) as voided."""
     from console.demo import demo_invoices
 
     posted_ids = {key.removeprefix("ST-INV-") for key in posted_keys}
-    voids = [
+    voided = [
         {**invoice["data"], "status": "void"}
-        for invoice in demo_invoices(seed=5, count=INVOICES)
+        for invoice in demo_invoices(seed=5, count=invoices)
         if str(invoice["data"]["id"]) in posted_ids
-    ][:VOIDS]
+    ][:voids]
     path = Path(stack.env["CROSSWALK_DATA_DIR"]) / "voids.json"
-    path.write_text(json.dumps({"data": {"invoices": voids}}))
+    path.write_text(json.dumps({"data": {"invoices": voided}}))
     stack.manage("ingest", str(path))

@@ -7,6 +7,11 @@ dimension values that are not allowed) and answers `{"error": {"code", "message"
 sent with `Isolation: snapshot` is kept whole or rolled back whole; records carry ETags and
 updates need a matching If-Match; and faults can be injected: 429 with Retry-After, 5xx,
 expired tokens, and a timeout after commit (the change is kept, the answer comes too late).
+
+Faults come one by one (`inject`: the next matching request fails) or at random (`chaos`: every
+API request may fail, with seeded probabilities), the way the fault-injection test needs them:
+500 and 429 before anything is done, and after a write is committed either a dropped connection
+or an answer held back past the caller's timeout.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import random
 import re
+import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -209,6 +217,11 @@ class Fault:
     retry_after: int = 7
 
 
+# Random fault kinds (`FakeBusinessCentral.chaos`): the first two before anything is done, on
+# any request; the last two after a write committed, on writes only.
+CHAOS_KINDS = ("error_500", "rate_limit", "drop_after_commit", "timeout_after_commit")
+
+
 @dataclass
 class Sent:
     """One request the fake received (a $batch's operations are logged one by one too)."""
@@ -235,6 +248,10 @@ class FakeBusinessCentral:
         self.base_url = ""
         # What lastModifiedDateTime says on a payment line written now (tests may move it).
         self.clock: Any = lambda: datetime.now(UTC)
+        self.chaos_odds: dict[str, float] = {}
+        self.chaos_random = random.Random(0)
+        self.chaos_retry_after = 1
+        self.faults_fired: Counter[str] = Counter()
 
     # --- set-up helpers -------------------------------------------------------------------------
 
@@ -247,6 +264,10 @@ class FakeBusinessCentral:
     def connection(self, *, slug: str = "bc", **settings: Any) -> Any:
         """A saved Business Central connection pointing here, its client id and secret set."""
         return _bc_connection(self, slug=slug, **settings)
+
+    def publish_demo_rules(self, connection: Any, *, now: datetime) -> Any:
+        """The connection with its catalog read from here and the demo's rules published."""
+        return _publish_demo_rules(connection, now=now)
 
     def add(self, entity_set: str, **values: Any) -> dict[str, Any]:
         with self.lock:
@@ -298,6 +319,32 @@ class FakeBusinessCentral:
         with self.lock:
             self.tokens.clear()
 
+    def chaos(self, *, seed: int, retry_after: int = 1, **odds: float) -> None:
+        """Fail API requests at random from now on (token requests never): each kind of
+        CHAOS_KINDS with its probability per request, e.g. `chaos(seed=1, error_500=0.05)`.
+        `commit_delay` must exceed the caller's timeout for timeout_after_commit to time out.
+        No odds: stop. What fired is counted in `faults_fired`."""
+        unknown = set(odds) - set(CHAOS_KINDS)
+        if unknown or sum(odds.values()) > 1:
+            raise ValueError(f"Unknown fault kinds {sorted(unknown)} or odds above 1: {odds}")
+        with self.lock:
+            self.chaos_odds = dict(odds)
+            self.chaos_random = random.Random(seed)
+            self.chaos_retry_after = retry_after
+
+    def _chaos_roll(self, method: str) -> str:
+        """The random fault this request meets, if any ("" for none)."""
+        if not self.chaos_odds:
+            return ""
+        roll, threshold = self.chaos_random.random(), 0.0
+        for kind in CHAOS_KINDS:
+            threshold += self.chaos_odds.get(kind, 0.0)
+            if roll < threshold:
+                if kind.endswith("_after_commit") and method == "GET":
+                    return ""  # nothing to commit: a read goes through
+                return kind
+        return ""
+
     # --- WSGI -----------------------------------------------------------------------------------
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
@@ -305,6 +352,11 @@ class FakeBusinessCentral:
         delay = 0.0
         with self.lock:
             status, headers, body, delay = self._serve(request)
+            drop = headers.pop("X-Fake-Drop", "")
+        if drop:
+            # Committed already: the connection goes before the answer does.
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            raise ConnectionResetError("the fake dropped the connection after committing")
         if delay:
             time.sleep(delay)  # committed already: the caller's timeout runs out first
         payload = wire.dumps(body) if body is not None else ""
@@ -319,6 +371,11 @@ class FakeBusinessCentral:
             status, body = self._token(request)
             return status, {}, body, 0.0
         fault = self._fault(request.method, path)
+        chaos = self._chaos_roll(request.method)
+        if chaos:
+            self.faults_fired[chaos] += 1
+            kind = {"error_500": "500", "rate_limit": "429"}.get(chaos, chaos)
+            fault = Fault(kind, retry_after=self.chaos_retry_after)
         if fault is not None and fault.kind in ("429", "500", "503"):
             code = {
                 "429": "TooManyRequests",
@@ -354,7 +411,7 @@ class FakeBusinessCentral:
                 answer.pop("@fake.path", None)
         late = fault is not None and fault.kind == "timeout_after_commit"
         delay = self.commit_delay if late else 0.0
-        return status, {}, answer, delay
+        return status, {"X-Fake-Drop": "yes"} if chaos == "drop_after_commit" else {}, answer, delay
 
     def _fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -1042,3 +1099,28 @@ def _bc_connection(fake: FakeBusinessCentral, *, slug: str = "bc", **settings: A
         connection=connection, side="erp", values={"client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET}, actor="test", now=datetime(2026, 11, 20, tzinfo=UTC),
     )  # fmt: skip
+
+
+def _publish_demo_rules(connection: Any, *, now: datetime) -> Any:
+    """Read the connection's catalog from Business Central, import the lists it has no page for
+    (pay types, cost codes, departments), and publish the demo's rules; the connection, fresh."""
+    from console import demo
+    from mappings import services as mapping_services
+    from mappings.catalog import catalog_refresh, catalog_store
+    from mappings.models import RuleAudit
+    from syncengine.erps.base import CatalogItem
+
+    catalog_refresh(connection=connection, actor="test", now=now)
+    imported = [CatalogItem(kind="PAY_TYPE", code=code) for code in demo.LABOR_PAY_TYPES.values()]
+    imported += [CatalogItem(kind="COST_CODE", code=f"{index + 1}00")
+                 for index in range(len(demo.SERVICE_LINES))]  # fmt: skip
+    imported += [CatalogItem(kind="DEPARTMENT", code=code) for code in demo.OFFICE_CODES.values()]
+    catalog_store(connection=connection, items=imported, actor="test", now=now,
+                  action=RuleAudit.Action.CATALOG_IMPORTED,
+                  kinds={"PAY_TYPE", "COST_CODE", "DEPARTMENT"})  # fmt: skip
+    mapping_services.draft_replace(connection=connection, content=demo.demo_rules(), actor="test",
+                                   now=now, reason="Rules for Business Central")  # fmt: skip
+    mapping_services.draft_publish(connection=connection, effective_from=demo.RULES_EFFECTIVE_FROM,
+                                   reason="Go live", actor="test", now=now)  # fmt: skip
+    connection.refresh_from_db()
+    return connection

@@ -530,9 +530,9 @@ class BusinessCentral:
                 "Crosswalk to create projects), then retry.",
                 category=FailureCategory.PREREQUISITE, transient=False,
             )  # fmt: skip
-        self.api.call(
-            "POST", f"{company}/projects", body={"number": number, "displayName": number},
-            what=f"create project {number}", creates=True,
+        self._create_or_find(
+            f"{company}/projects", {"number": number, "displayName": number},
+            what=f"create project {number}",
         )  # fmt: skip
 
     # --- job costs and purchases ----------------------------------------------------------------
@@ -678,12 +678,11 @@ class BusinessCentral:
                 "it there (or allow Crosswalk to create vendors), then retry.",
                 category=FailureCategory.PREREQUISITE, transient=False,
             )  # fmt: skip
-        created: dict[str, Any] = self.api.call(
-            "POST", f"{company}/vendors",
-            body={"number": number, "displayName": (plan.vendor_name or number)[:100]},
-            what=f"create vendor {number}", creates=True,
-        ).body  # fmt: skip
-        return created
+        return self._create_or_find(
+            f"{company}/vendors",
+            {"number": number, "displayName": (plan.vendor_name or number)[:100]},
+            what=f"create vendor {number}",
+        )
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -716,11 +715,28 @@ class BusinessCentral:
                 "Create it there (or allow Crosswalk to create customers), then retry.",
                 category=FailureCategory.PREREQUISITE, transient=False,
             )  # fmt: skip
-        created: dict[str, Any] = self.api.call(
-            "POST", f"{company}/customers", body=self._customer_body(plan),
-            what=f"create customer {number}", creates=True,
-        ).body  # fmt: skip
-        return created
+        return self._create_or_find(
+            f"{company}/customers", self._customer_body(plan), what=f"create customer {number}"
+        )
+
+    def _create_or_find(self, url: str, body: dict[str, Any], *, what: str) -> dict[str, Any]:
+        """Create a master record by its `number`. When Business Central says the number exists
+        (another worker created it a moment ago, or an earlier attempt whose answer was lost
+        did), the existing record is read and used instead."""
+        try:
+            created: dict[str, Any] = self.api.call(
+                "POST", url, body=body, what=what, creates=True
+            ).body
+            return created
+        except ConnectorError as error:
+            if error.category != FailureCategory.DUPLICATE:
+                raise
+            found = list(self.api.get_all(
+                url, params={"$filter": f"number eq {odata_literal(body['number'])}"}, what=what,
+            ))  # fmt: skip
+            if not found:
+                raise
+            return found[0]
 
     def _by_key(self, entity_set: str, key: str) -> dict[str, Any] | None:
         rows = list(self.api.get_all(
