@@ -23,7 +23,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -974,7 +974,7 @@ def _post_or_find(claim: Claim) -> Outcome:
             if existing is not None:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True)
         if record.operation == Operation.VOID_CREDIT_MEMO:
-            return _credit_void(record, connector)
+            return _credit_void(record, connector, now=claim.at)
         if record.operation == Operation.REVERSAL_CREDIT_MEMO:
             return _credit_reissued(record, connector)
         if record.document.kind == DocumentKind.TIMECARD:
@@ -1004,13 +1004,9 @@ def _post_invoice(
     plan = _plan(record.connection, invoice)
     if isinstance(plan, list):
         return Outcome(SyncState.BLOCKED, problems=tuple(plan))
-    try:
-        policy = PostingPolicy.of(record.connection)
-    except PolicyInvalid as invalid:
-        return Outcome(SyncState.BLOCKED, problems=(Problem(
-            "BAD_POLICY", "The connection's posting policies cannot be read: "
-            + " ".join(invalid.errors) + " Fix them on the connection's settings page.",
-        ),))  # fmt: skip
+    policy = _policy(record.connection)
+    if isinstance(policy, Outcome):
+        return policy
     plan_or_hold = _open_period(plan, policy)
     if isinstance(plan_or_hold, Outcome):
         return plan_or_hold
@@ -1025,26 +1021,47 @@ def _post_invoice(
 PERIOD_CLOSED = "PERIOD_CLOSED"
 
 
+def _policy(connection: Connection) -> PostingPolicy | Outcome:
+    try:
+        return PostingPolicy.of(connection)
+    except PolicyInvalid as invalid:
+        return Outcome(SyncState.BLOCKED, problems=(Problem(
+            "BAD_POLICY", "The connection's posting policies cannot be read: "
+            + " ".join(invalid.errors) + " Fix them on the connection's settings page.",
+        ),))  # fmt: skip
+
+
 def _open_period(
     plan: InvoicePlan, policy: PostingPolicy
 ) -> tuple[InvoicePlan, dict[str, Any]] | Outcome:
     """The plan as it may post: held (BLOCKED) or re-dated when its date is in a closed period."""
-    until = policy.closed_until(plan.posting_date)
+    day = _open_day(plan.posting_date, policy)
+    if isinstance(day, Outcome):
+        return day
+    moved, notes = day
+    return (dataclasses.replace(plan, posting_date=moved) if notes else plan), notes
+
+
+def _open_day(day: date, policy: PostingPolicy) -> tuple[date, dict[str, Any]] | Outcome:
+    """`day` when open; else held (BLOCKED) or the first open day with the note that says so."""
+    until = policy.closed_until(day)
     if until is None:
-        return plan, {}
+        return day, {}
     if policy.closed_period_policy == "hold":
-        return Outcome(SyncState.BLOCKED, problems=(Problem(PERIOD_CLOSED, (
-            f"The posting date {plan.posting_date} is in a closed period (closed through "
-            f"{until}). Held: it posts by itself once the period is reopened on the "
-            "connection's settings page; or cancel it."
-        )),))  # fmt: skip
-    moved = policy.first_open_day(plan.posting_date)
+        return _held_for_period(day, until)
+    moved = policy.first_open_day(day)
     note = (
-        f"Posting date moved from {plan.posting_date} to {moved}, the first open day: "
-        f"{plan.posting_date} is in a closed period (closed through {until})."
+        f"Posting date moved from {day} to {moved}, the first open day: "
+        f"{day} is in a closed period (closed through {until})."
     )
-    notes = {"redated_from": plan.posting_date.isoformat(), "redated_note": note}
-    return dataclasses.replace(plan, posting_date=moved), notes
+    return moved, {"redated_from": day.isoformat(), "redated_note": note}
+
+
+def _held_for_period(day: date, until: date, *, what: str = "The posting date") -> Outcome:
+    return Outcome(SyncState.BLOCKED, problems=(Problem(PERIOD_CLOSED, (
+        f"{what} {day} is in a closed period (closed through {until}). Held: it posts by "
+        "itself once the period is reopened on the connection's settings page; or cancel it."
+    )),))  # fmt: skip
 
 
 def period_holds_release(*, connection: Connection, actor: str, now: datetime) -> int:
@@ -1058,9 +1075,13 @@ def period_holds_release(*, connection: Connection, actor: str, now: datetime) -
         connection=connection, state=SyncState.BLOCKED, failure_cause=PERIOD_CLOSED
     )
     released = 0
+    today = timezone.localdate(now, timezone=ZoneInfo(connection.time_zone))
     for record in held.select_related("document"):
-        day = invoice_from_dict(record.document.canonical).transaction_date
-        if policy.closed_period_policy == "redate" or policy.closed_until(day) is None:
+        days = _posting_days(record, today=today)
+        redates = policy.closed_period_policy == "redate" and record.document.kind != (
+            DocumentKind.TIMECARD
+        )
+        if redates or all(policy.closed_until(day) is None for day in days):
             _retry(record, actor=actor, now=now,
                    detail="The closed period changed: sending again.")  # fmt: skip
             released += 1
@@ -1134,7 +1155,7 @@ _ORIGINAL_IN_FLIGHT = {SyncState.READY, SyncState.POSTING, SyncState.RETRY_SCHED
                        SyncState.UNCERTAIN, SyncState.RECEIVED}  # fmt: skip
 
 
-def _credit_void(record: SyncRecord, connector: Connector) -> Outcome:
+def _credit_void(record: SyncRecord, connector: Connector, *, now: datetime) -> Outcome:
     original = _current_posting(record.document)
     if original.state in _ORIGINAL_IN_FLIGHT:
         raise ConnectorError(
@@ -1159,11 +1180,19 @@ def _credit_void(record: SyncRecord, connector: Connector) -> Outcome:
             f"The voided invoice never posted ({original.get_state_display().lower()}): "
             "nothing to offset."
         ))  # fmt: skip
-    posting_date = timezone.localdate(timezone=ZoneInfo(record.connection.time_zone))
+    policy = _policy(record.connection)
+    if isinstance(policy, Outcome):
+        return policy
+    # Credited on the day the engine posts it, in the connection's time zone.
+    today = timezone.localdate(now, timezone=ZoneInfo(record.connection.time_zone))
+    day = _open_day(today, policy)
+    if isinstance(day, Outcome):
+        return day
+    posting_date, notes = day
     document = connector.post_credit_memo(
         original_id=original_id, key=record.idempotency_key, posting_date=posting_date
     )
-    return Outcome(SyncState.POSTED, erp_document=document)
+    return Outcome(SyncState.POSTED, erp_document=document, notes=notes)
 
 
 def _post_timecard(record: SyncRecord, connector: Connector) -> Outcome:
@@ -1176,8 +1205,40 @@ def _post_timecard(record: SyncRecord, connector: Connector) -> Outcome:
     plan = resolve_timecard(card, rules.compiled, catalog_cached(connection=record.connection))
     if isinstance(plan, list):
         return Outcome(SyncState.BLOCKED, problems=tuple(plan))
+    held = _time_in_closed_period(record.connection, plan)
+    if held is not None:
+        return held
     document = connector.post_time_entries(plan=plan, key=record.idempotency_key)
     return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+
+
+def _time_in_closed_period(connection: Connection, plan: TimePlan) -> Outcome | None:
+    """Held when any entry's work date is in a closed period, whatever the policy: a work date
+    says when people worked, so it is never moved."""
+    policy = _policy(connection)
+    if isinstance(policy, Outcome):
+        return policy
+    for entry in plan.entries:
+        day = date.fromisoformat(entry.work_date)
+        until = policy.closed_until(day)
+        if until is not None:
+            return _held_for_period(day, until, what="The work date")
+    return None
+
+
+def _posting_days(record: SyncRecord, *, today: date) -> list[date]:
+    """The dates a held record would post on, by kind (for releasing closed-period holds)."""
+    kind, canonical = record.document.kind, record.document.canonical
+    if record.operation == Operation.VOID_CREDIT_MEMO:
+        return [today]
+    if kind == DocumentKind.TIMECARD:
+        card = timecard_from_dict(canonical)
+        return [entry.work_date for entry in card.entries] or [card.week_starting]
+    if kind == DocumentKind.JOB_COST:
+        return [job_cost_from_dict(canonical).used_on]
+    if kind in COST_KINDS:
+        return [procurement_from_dict(canonical).document_date]
+    return [invoice_from_dict(canonical).transaction_date]
 
 
 def _plan(connection: Connection, invoice: Invoice) -> InvoicePlan | list[Problem]:
@@ -1751,6 +1812,15 @@ def _post_cost_document(record: SyncRecord, connector: Connector, *, lookup_firs
     plan = _cost_plan(record)
     if isinstance(plan, Outcome):
         return plan
+    policy = _policy(record.connection)
+    if isinstance(policy, Outcome):
+        return policy
+    day = _open_day(plan.posting_date, policy)
+    if isinstance(day, Outcome):
+        return day
+    posting_date, notes = day
+    if notes:
+        plan = dataclasses.replace(plan, posting_date=posting_date)
     try:
         if isinstance(plan, PurchasePlan):
             document = connector.post_purchase(plan=plan, key=record.idempotency_key)
@@ -1764,7 +1834,7 @@ def _post_cost_document(record: SyncRecord, connector: Connector, *, lookup_firs
             raise
         return Outcome(SyncState.POSTED, erp_document=found, found_by_lookup=True,
                        duplicate_refused=True)  # fmt: skip
-    return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+    return Outcome(SyncState.POSTED, erp_document=document, plan=plan, notes=notes)
 
 
 def _cost_plan(record: SyncRecord) -> JournalPlan | PurchasePlan | Outcome:

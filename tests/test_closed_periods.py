@@ -4,16 +4,19 @@ reopens (or a person acts), or moved to the first open day with a note on the re
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 
 from syncengine import services
 from syncengine.connections import connection_settings_update
-from syncengine.erps.sandbox.models import LedgerInvoice
-from syncengine.models import ConnectionAudit, SyncRecord, SyncState
+from syncengine.erps.sandbox.models import LedgerInvoice, LedgerPosting, LedgerTimeEntry
+from syncengine.models import ConnectionAudit, Operation, SyncRecord, SyncState
 from syncengine.plans import PostingPolicy
 from tests.conftest import NOW, envelope, ingest
+from tests.test_costs_procurement import ITEM, books, ingest_costs, job_items  # noqa: F401
 from tests.test_document_flows import MIXED
+from tests.test_timecards import CARD, send
 
 pytestmark = pytest.mark.django_db
 LATER = NOW + timedelta(hours=1)
@@ -104,3 +107,68 @@ def test_the_first_open_day_skips_periods_that_follow_each_other():
     assert policy.first_open_day(date(2025, 3, 5)) == date(2025, 3, 7)
     assert policy.first_open_day(date(2025, 3, 2)) == date(2025, 3, 2)
     assert policy.closed_until(date(2025, 3, 2)) is None
+
+
+# --- the other document kinds --------------------------------------------------------------------
+
+
+def test_a_void_credited_on_a_closed_day_is_held_then_posts_when_the_day_reopens(connection):
+    ingest(connection, envelope())
+    post_due()
+    close(connection, closed_through="2026-11-30")  # "today" (2026-11-20) is closed
+    ingest(connection, envelope(status="void"), now=LATER)
+    post_due(LATER)
+    credit = SyncRecord.objects.get(operation=Operation.VOID_CREDIT_MEMO)
+    assert (credit.state, credit.failure_cause) == (SyncState.BLOCKED, "PERIOD_CLOSED")
+    assert "2026-11-20 is in a closed period (closed through 2026-11-30)" in credit.message
+    connection_settings_update(connection=connection, side="erp", values={
+        "closed_through": "2026-10-31"}, actor="admin", now=LATER)  # fmt: skip
+    post_due(LATER)
+    memo = LedgerInvoice.objects.get(kind=LedgerInvoice.Kind.CREDIT_MEMO)
+    assert memo.posting_date == date(2026, 11, 20) and memo.amount == Decimal("414.74")
+
+
+def test_a_void_on_a_redating_connection_is_credited_on_the_first_open_day(connection):
+    ingest(connection, envelope())
+    post_due()
+    close(connection, closed_through="2026-11-30", closed_period_policy="redate")
+    ingest(connection, envelope(status="void"), now=LATER)
+    post_due(LATER)
+    credit = SyncRecord.objects.get(operation=Operation.VOID_CREDIT_MEMO)
+    assert credit.state == SyncState.POSTED
+    assert LedgerInvoice.objects.get(kind="CREDIT_MEMO").posting_date == date(2026, 12, 1)
+    assert "Posting date moved from 2026-11-20 to 2026-12-01" in credit.events.last().detail
+
+
+def test_a_timecard_in_a_closed_period_is_held_even_when_the_connection_redates(connection):
+    close(connection, closed_through="2026-11-10", closed_period_policy="redate")
+    send(connection, CARD)  # work dates 2026-11-09 … 2026-11-12
+    post_due()
+    record = SyncRecord.objects.get()
+    assert (record.state, record.failure_cause) == (SyncState.BLOCKED, "PERIOD_CLOSED")
+    assert "The work date 2026-11-09 is in a closed period" in record.message
+    assert not LedgerTimeEntry.objects.exists()
+    connection_settings_update(connection=connection, side="erp", values={
+        "closed_through": "2026-11-08"}, actor="admin", now=LATER)  # fmt: skip
+    post_due(LATER)
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED
+    assert set(LedgerTimeEntry.objects.values_list("work_date", flat=True)) == {
+        date(2026, 11, 9), date(2026, 11, 10), date(2026, 11, 11), date(2026, 11, 12),
+    }  # fmt: skip
+
+
+def test_a_job_cost_in_a_closed_period_is_held_or_redated_like_an_invoice(books):  # noqa: F811
+    close(books, closed_through="2026-11-26")  # the cost was used on 2026-11-26
+    ingest_costs(books, job_items(ITEM))
+    post_due()
+    record = SyncRecord.objects.get()
+    assert (record.state, record.failure_cause) == (SyncState.BLOCKED, "PERIOD_CLOSED")
+    assert not LedgerPosting.objects.exists()
+    connection_settings_update(connection=books, side="erp", values={
+        "closed_period_policy": "redate"}, actor="admin", now=LATER)  # fmt: skip
+    post_due(LATER)
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED
+    assert LedgerPosting.objects.get().posting_date == date(2026, 11, 27)
+    assert record.plan["redated_from"] == "2026-11-26"
