@@ -167,6 +167,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncengine.tasks.servicetrade_write_back_all",
         "schedule": config.env_int("CROSSWALK_SERVICETRADE_TICK_SECONDS", 60, minimum=10),
     },
+    # ERP purchase orders → ServiceTrade job items (sources/servicetrade_api/purchase_orders.py).
+    "servicetrade-purchase-orders": {
+        "task": "syncengine.tasks.servicetrade_purchase_orders_due",
+        "schedule": config.env_int("CROSSWALK_SERVICETRADE_PO_SECONDS", 900, minimum=60),
+    },
     # Payments applied in the ERP, read back and told to ServiceTrade (syncengine/payments.py).
     "payments-sync": {
         "task": "syncengine.tasks.payments_sync_all",

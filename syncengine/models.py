@@ -616,3 +616,45 @@ class SourceWriteBack(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} told for record {self.record_id}"
+
+
+class PurchaseOrderJobItem(models.Model):
+    """One ERP purchase-order line written (or to be written) to ServiceTrade as a job item on
+    the job the order names (syncengine.sources.servicetrade_api.purchase_orders): each line
+    once, ever. SENDING means a call went out and its answer was not recorded, so the next run
+    looks for the item on the job before creating it."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "Waiting"
+        SENDING = "SENDING", "Being sent"
+        WRITTEN = "WRITTEN", "Written"
+        UNKNOWN_JOB = "UNKNOWN_JOB", "Unknown job"
+        FAILED = "FAILED", "Failed"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    erp_order_id = models.CharField(max_length=64)
+    erp_line_id = models.CharField(max_length=64)
+    po_number = models.CharField(max_length=40)
+    job_number = models.CharField(max_length=40, blank=True)
+    name = models.CharField(max_length=200)
+    quantity = models.DecimalField(max_digits=18, decimal_places=5)
+    unit_cost = models.DecimalField(max_digits=18, decimal_places=5)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    message = models.CharField(max_length=500, blank=True)
+    st_job_id = models.CharField(max_length=32, blank=True)
+    st_job_item_id = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    first_seen_at = models.DateTimeField()
+    tried_at = models.DateTimeField(null=True, blank=True)
+    written_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "erp_order_id", "erp_line_id"], name="po_job_item_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["connection", "state"], name="po_job_item_state")]
+
+    def __str__(self) -> str:
+        return f"PO {self.po_number} line {self.erp_line_id} → job {self.job_number}"

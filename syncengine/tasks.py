@@ -68,6 +68,13 @@ def servicetrade_write_back_all() -> None:
 # --- payments back from the ERP, and e-mail to support contacts ---------------------------------
 
 
+@shared_task(queue="celery", ignore_result=True, time_limit=900, soft_time_limit=840)
+def servicetrade_purchase_orders_due() -> None:
+    from syncengine.sources.servicetrade_api import purchase_orders
+
+    purchase_orders.purchase_orders_due(now=timezone.now())
+
+
 @shared_task(queue="celery", ignore_result=True, time_limit=1800, soft_time_limit=1740)
 def payments_sync_all() -> None:
     from syncengine.payments import payments_sync_all as sync_all

@@ -72,6 +72,28 @@ class ErpPayment:
     reason: str = ""  # e.g. "NSF", "Reversal"; empty for an ordinary payment
 
 
+@dataclass(frozen=True)
+class ErpPurchaseOrderLine:
+    id: str
+    description: str
+    quantity: Decimal
+    unit_cost: Decimal
+    item: str = ""  # the ERP's item or account number, when the line has one
+
+
+@dataclass(frozen=True)
+class ErpPurchaseOrder:
+    """A purchase order as `Connector.purchase_orders` reads it. `job_number` is the ServiceTrade
+    job number the order carries ("" when it names none); its lines go onto that job."""
+
+    id: str
+    number: str
+    changed_at: datetime
+    job_number: str = ""
+    vendor: str = ""
+    lines: tuple[ErpPurchaseOrderLine, ...] = ()
+
+
 class FailureCategory:
     AUTH = "AUTH"
     CONNECTION = "CONNECTION"
@@ -171,4 +193,9 @@ class Connector(Protocol):
 
         Reading the same entry again is expected: callers recognise it by `id`.
         """
+        ...
+
+    def purchase_orders(self, *, since: datetime | None) -> Iterable[ErpPurchaseOrder]:
+        """Purchase orders (with their lines) changed at or after `since` (every one when None);
+        read-only. Reading one again is expected: callers recognise each line by its id."""
         ...

@@ -284,6 +284,19 @@ class FakeBusinessCentral:
                     "postingDate": "2026-11-20", **values}  # fmt: skip
             return self._create("customerPayments", body, parent=None, path="customerPayments")
 
+    def add_purchase_order(
+        self, *, number: str, lines: list[dict[str, Any]], **values: Any
+    ) -> dict[str, Any]:
+        """A purchase order (read-only for Crosswalk) and its `purchaseOrderLines` (each with
+        description, quantity, directUnitCost); `lastModifiedDateTime` is the fake's clock."""
+        with self.lock:
+            order = self.add("purchaseOrders", number=number, status="Open",
+                             lastModifiedDateTime=_stamp_time(self.clock()), **values)  # fmt: skip
+            for sequence, line in enumerate(lines, start=1):
+                self.add("purchaseOrderLines", _parent=order["id"], documentId=order["id"],
+                         sequence=sequence * 10000, lineType="Item", **line)  # fmt: skip
+            return order
+
     def add_dimension(self, code: str, values: dict[str, str]) -> None:
         dimension = self.add("dimensions", code=code, displayName=code.title())
         for value, name in values.items():
@@ -555,6 +568,7 @@ class FakeBusinessCentral:
             "timeRegistrationEntries",
             "customerPayments",
             "purchaseInvoices",
+            "purchaseOrders",
         ):
             raise Refused(404, "BadRequest_ResourceNotFound", f"No entity set {entity_set}.")
         rows = _filtered(list(self.tables.get(entity_set, {}).values()), query.get("$filter", ""))

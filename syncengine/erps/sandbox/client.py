@@ -26,6 +26,7 @@ from syncengine.erps.base import (
     ErpDocument,
     ErpDocumentSummary,
     ErpPayment,
+    ErpPurchaseOrder,
     FailureCategory,
 )
 from syncengine.erps.sandbox.exchanges import reported
@@ -114,6 +115,11 @@ class SandboxLedger:
                 invoice_id=str(payment.invoice_id), invoice_number=payment.invoice.number,
                 reason=(payment.reason or "Reversal") if reversal else "",
             )  # fmt: skip
+
+    def purchase_orders(self, *, since: datetime | None) -> Iterator[ErpPurchaseOrder]:
+        """The sandbox ledger keeps no purchase orders (PartsLedger orders are kept in Crosswalk,
+        not posted), so there are none to read back."""
+        return iter(())
 
     @reported("GET", "invoices")
     def find_invoice(self, *, key: str) -> ErpDocument | None:

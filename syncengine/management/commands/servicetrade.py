@@ -6,6 +6,9 @@
 - `subscribe --base-url URL`: register Crosswalk's webhook in ServiceTrade (a new hook secret).
 - `check`: what is wrong with the registered webhook, if anything (exit status 1 if so).
 - `write-back`: tell ServiceTrade now how posting ended for invoices not told yet.
+- `purchase-orders`: read the ERP's purchase orders changed since the last run and write each
+  new line as a job item on the ServiceTrade job the order names (beat does it too when the
+  connection's `purchase_order_job_items` is on).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from syncengine.erps.base import ConnectorError
 from syncengine.management.commands._connections import connection_from_option
 from syncengine.models import SourceCursor
-from syncengine.sources.servicetrade_api import sync
+from syncengine.sources.servicetrade_api import purchase_orders, sync
 from syncengine.sources.servicetrade_api.client import Page, ServiceTradeError
 
 
@@ -35,7 +39,7 @@ class Command(BaseCommand):
         subscribe.add_argument("--base-url", required=True,
                                help="Where ServiceTrade reaches Crosswalk, e.g. "
                                "https://crosswalk.example.com")  # fmt: skip
-        for name in ("poll", "check", "write-back"):
+        for name in ("poll", "check", "write-back", "purchase-orders"):
             actions.add_parser(name)
         for action in actions.choices.values():
             action.add_argument("--connection", help="Connection slug (default: the only one).")
@@ -55,11 +59,22 @@ class Command(BaseCommand):
                 self.stdout.write(f"Webhook {sub.remote_id} registered: {sub.hook_url_prefix}…")
             elif action == "check":
                 self._check(target)
+            elif action == "purchase-orders":
+                self._purchase_orders(target)
             else:
                 told = sync.servicetrade_write_back(connection=target, now=timezone.now())
                 self.stdout.write(f"{told} outcome(s) told to ServiceTrade.")
-        except ServiceTradeError as error:
+        except (ServiceTradeError, ConnectorError) as error:
             raise CommandError(error.message) from None
+
+    def _purchase_orders(self, connection: Any) -> None:
+        result = purchase_orders.purchase_orders_to_job_items(connection=connection,
+                                                              now=timezone.now())  # fmt: skip
+        self.stdout.write(f"{result.orders} purchase order(s) read, {result.new_lines} new "
+                          f"line(s); {result.written} job item(s) written, {result.unknown_job} "
+                          f"waiting for an unknown job, {result.failed} failed.")  # fmt: skip
+        for error in result.errors:
+            self.stderr.write(error)
 
     def _backfill(self, connection: Any, since: date) -> None:
         bar = tqdm(desc="Backfilling invoices", unit="invoice")

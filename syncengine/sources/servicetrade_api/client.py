@@ -103,6 +103,8 @@ class StSettings:
     clock_lookback_days: int = 2  # a poll re-reads clock events from the week of cursor − this
     # activity (onsite, enroute, …) → the labor type the LABOR_TYPE map knows; else "standard"
     clock_labor_types: dict[str, str] = field(default_factory=dict)
+    # ERP purchase orders → job items on their ServiceTrade job (beat; purchase_orders.py)
+    purchase_order_job_items: bool = False
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> StSettings:
