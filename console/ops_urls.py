@@ -5,6 +5,7 @@ Mounted at the site root (`path("", include("console.ops_urls"))`)."""
 from django.urls import path
 
 from console import ops_views as views
+from console import servicetrade_views
 
 app_name = "ops"
 
@@ -39,6 +40,16 @@ urlpatterns = [
         "connections/<slug:slug>/settings/<str:side>/test/",
         views.connection_settings_test,
         name="connection-settings-test",
+    ),
+    path(
+        "connections/<slug:slug>/servicetrade/",
+        servicetrade_views.servicetrade_status,
+        name="servicetrade",
+    ),
+    path(
+        "connections/<slug:slug>/servicetrade/check/",
+        servicetrade_views.servicetrade_check,
+        name="servicetrade-check",
     ),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/new/", views.token_create, name="token-create"),

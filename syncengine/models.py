@@ -602,12 +602,16 @@ class WebhookSubscription(models.Model):
 
 
 class SourceWriteBack(models.Model):
-    """One outcome told back to ServiceTrade for one sync record: never told twice."""
+    """One outcome told back to ServiceTrade for one sync record: never told twice. A telling
+    that failed is kept too (`told` false, with ServiceTrade's `error`) until a run succeeds."""
 
     record = models.ForeignKey(SyncRecord, on_delete=models.CASCADE, related_name="+")
     outcome = models.CharField(max_length=20)
     at = models.DateTimeField()
     detail = models.CharField(max_length=500, blank=True)
+    told = models.BooleanField(default=True)
+    error = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
 
     class Meta:
         constraints = [

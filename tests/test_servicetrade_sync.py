@@ -371,8 +371,14 @@ def test_a_write_back_that_fails_is_tried_again_on_the_next_run(api_connection, 
     services.sync_run_until_idle(now=lambda: NOW)
     fake_st.fail("PUT", f"/invoice/{invoice['id']}", 400, times=1)
     assert sync.servicetrade_write_back(connection=api_connection, now=NOW) == 0
+    kept = SourceWriteBack.objects.get()
+    assert (kept.told, kept.attempts) == (False, 1)
+    assert kept.error.startswith(f"PUT /invoice/{invoice['id']}: ServiceTrade answered 400")
     assert sync.servicetrade_write_back(connection=api_connection, now=NOW) == 1
     assert fake_st.entities["invoice"][invoice["id"]]["status"] == "processed"
+    kept.refresh_from_db()
+    assert (kept.told, kept.attempts, kept.error) == (True, 2, "")
+    assert sync.servicetrade_write_back(connection=api_connection, now=NOW) == 0  # told once
 
 
 def test_a_full_payment_marks_the_invoice_paid_and_a_part_payment_says_how_much(fake_st):

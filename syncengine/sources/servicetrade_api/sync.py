@@ -581,9 +581,9 @@ def servicetrade_write_back(
         SyncRecord.objects.filter(connection=connection, operation=Operation.CREATE,
                                   document__kind=DocumentKind.INVOICE,
                                   state__in=(SyncState.POSTED, SyncState.FAILED))
-        .exclude(pk__in=told.filter(outcome=SyncState.POSTED).values("record"),
+        .exclude(pk__in=told.filter(outcome=SyncState.POSTED, told=True).values("record"),
                  state=SyncState.POSTED)
-        .exclude(pk__in=told.filter(outcome=SyncState.FAILED).values("record"),
+        .exclude(pk__in=told.filter(outcome=SyncState.FAILED, told=True).values("record"),
                  state=SyncState.FAILED)
         .select_related("document").order_by("pk")[:limit]
     )  # fmt: skip
@@ -594,12 +594,26 @@ def servicetrade_write_back(
                 detail = _tell(st, settings, record)
             except ServiceTradeError as error:
                 logger.warning("Write-back of record %s failed: %s", record.pk, error.message)
+                _write_back_kept(record, now, told=False, error=error.message)
                 continue
-            SourceWriteBack.objects.get_or_create(
-                record=record, outcome=record.state, defaults={"at": now, "detail": detail[:500]}
-            )
+            _write_back_kept(record, now, told=True, detail=detail)
             count += 1
     return count
+
+
+def _write_back_kept(
+    record: SyncRecord, now: datetime, *, told: bool, detail: str = "", error: str = ""
+) -> None:
+    """The outcome told (or the failed try, with ServiceTrade's answer), one row per outcome."""
+    row, created = SourceWriteBack.objects.get_or_create(
+        record=record, outcome=record.state,
+        defaults={"at": now, "told": told, "detail": detail[:500], "error": error[:500]},
+    )  # fmt: skip
+    if not created:
+        SourceWriteBack.objects.filter(pk=row.pk).update(
+            at=now, told=told, detail=detail[:500], error=error[:500],
+            attempts=F("attempts") + 1,
+        )  # fmt: skip
 
 
 def _tell(st: ServiceTradeClient, settings: StSettings, record: SyncRecord) -> str:
