@@ -35,7 +35,7 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy console mappings syncengine paymentsync
+	$(BIN)/mypy console mappings syncengine paymentsync masterdata
 
 check-migrations: install-dev
 	$(BIN)/python manage.py makemigrations --check --dry-run

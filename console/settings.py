@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "syncengine",
     "syncengine.erps.sandbox",
     "paymentsync",
+    "masterdata",
     "console.api",
 ]
 
@@ -182,6 +183,12 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-check": {
         "task": "syncengine.tasks.notifications_check_all",
         "schedule": config.env_int("CROSSWALK_NOTIFY_SECONDS", 300, minimum=30),
+    },
+    # Two-way master data: tell each side the customer, location and contact fields it has not
+    # been told (masterdata/services.py); what cannot be told stays queued for the next run.
+    "master-data-send": {
+        "task": "masterdata.tasks.master_outbox_send_all",
+        "schedule": config.env_int("CROSSWALK_MASTER_DATA_SECONDS", 300, minimum=30),
     },
     "notifications-digest": {
         "task": "syncengine.tasks.notifications_digest_all",

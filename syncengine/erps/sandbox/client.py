@@ -436,6 +436,32 @@ class SandboxLedger:
             source_ref=plan.customer_ref,
         )
 
+    def master_data_update(
+        self, *, entity: str, source_ref: str, erp_ref: str, values: dict[str, Any]
+    ) -> None:
+        """Two-way master data: the customer card takes the fields (the sandbox keeps no
+        locations or contacts). A customer is created with its first invoice, so until then the
+        change waits (transient)."""
+        if entity != "CUSTOMER":
+            raise ConnectorError(
+                f"The sandbox ledger keeps customers only, not {entity.lower()}s.",
+                category=FailureCategory.VALUE, transient=False,
+            )  # fmt: skip
+        customers = LedgerCustomer.objects.filter(connection=self.connection)
+        customer = customers.filter(source_ref=source_ref).first() or (
+            customers.filter(number=erp_ref).first() if erp_ref else None
+        )
+        if customer is None:
+            raise ConnectorError(
+                f"The sandbox ledger has no customer for ServiceTrade company {source_ref} yet: "
+                "it is created with the company's first invoice, then this change is sent.",
+                category=FailureCategory.PREREQUISITE, transient=True,
+            )  # fmt: skip
+        if "name" in values:
+            customer.name = str(values["name"])[:200]
+        customer.details = {**customer.details, **{k: v for k, v in values.items() if k != "name"}}
+        customer.save(update_fields=["name", "details"])
+
     def _refusal(self, key: str, error: DatabaseError) -> ConnectorError:
         if self.find_invoice(key=key):
             return ConnectorError(

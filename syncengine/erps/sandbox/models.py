@@ -61,6 +61,9 @@ class LedgerCustomer(models.Model):
     number = models.CharField(max_length=20)
     name = models.CharField(max_length=200)
     source_ref = models.CharField(max_length=64, help_text="ServiceTrade company id.")
+    # The customer card's other fields (address, phone, tax code …), as two-way master data
+    # writes them (masterdata/).
+    details = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MasterDataConfig(AppConfig):
+    name = "masterdata"
+    verbose_name = "Two-way master data"
