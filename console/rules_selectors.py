@@ -685,6 +685,7 @@ SECTIONS: dict[str, SectionKind] = {
             Column("default", "Default value"),
             Column("pass_through", "Pass the source value through", "checkbox"),
             Column("required", "Required", "checkbox"),
+            Column("customer_default", "Default of customers Crosswalk creates", "checkbox"),
         ),
     ),
     "numbering": SectionKind(

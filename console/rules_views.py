@@ -790,7 +790,8 @@ def _section_set(
     try:
         if kind.key == "dimensions":
             fields: dict[str, Any] = {"source": text["source"], "default": text["default"]}
-            fields |= {name: bool(post.get(name)) for name in ("pass_through", "required")}
+            fields |= {name: bool(post.get(name))
+                       for name in ("pass_through", "required", "customer_default")}  # fmt: skip
             rules.draft_dimension_update(dimension=text["dimension"], fields=fields, **common)
         elif kind.key == "numbering":
             numbers = {name: _whole_number(post, name) for name in ("start", "end")}

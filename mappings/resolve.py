@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from mappings.ruleset import (
+    LINE_DIMENSION_SOURCES,
     MAP_KINDS,
     CatalogKind,
     DimensionSetting,
@@ -155,6 +156,8 @@ class CompiledRules:
     routes_on_tags: bool
     # The document attributes, besides the tag, that groups on customer tags test.
     tag_context: tuple[str, ...]
+    # Coding keys of the document dimensions a created customer takes as its defaults.
+    customer_defaults: tuple[str, ...] = ()
     # What resolution learns about one line's own values against one catalog (see `_LinePart`),
     # kept across documents. Not part of the rules' identity; bounded by `_MEMO_LIMIT`.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -174,6 +177,11 @@ def compile_rules(ruleset: RuleSet, version: int | None = None) -> CompiledRules
         service_lines=_service_lines(ruleset.maps.get("SERVICE_LINE", {})),
         routing_levels=levels,
         dimensions=tuple(_compile_dimension(setting) for setting in ruleset.dimensions),
+        customer_defaults=tuple(
+            f"dimension:{setting.dimension}"
+            for setting in ruleset.dimensions
+            if setting.customer_default and setting.source not in LINE_DIMENSION_SOURCES
+        ),
         routes_on_tags=any(group.tagged for level in levels for group in level.groups),
         tag_context=tuple(
             sorted(
@@ -281,7 +289,6 @@ def _service_lines(rows: dict[str, dict[str, str]]) -> dict[str, ServiceLineRow]
 
 
 # Where a dimension's source value comes from; the line's own, or the document's.
-_LINE_SOURCES = ("service_line", "item_type")
 _DIMENSION_SOURCES: dict[str, Callable[[Invoice, InvoiceLine], str]] = {
     "service_line": lambda invoice, line: line.service_line,
     "item_type": lambda invoice, line: line.item_type,
@@ -304,7 +311,7 @@ def _compile_dimension(setting: DimensionSetting) -> CompiledDimension:
         values=values,
         label=label,
         read=_DIMENSION_SOURCES[setting.source],
-        per_line=setting.source in _LINE_SOURCES,
+        per_line=setting.source in LINE_DIMENSION_SOURCES,
         coding_key=f"dimension:{name}",
         value_role=f"{name} value",
     )
@@ -349,6 +356,9 @@ class InvoicePlan:
     lines: tuple[PlanLine, ...]
     rule_version: int | None = None
     codings: Mapping[str, Coding] = field(default_factory=dict)
+    # Dimension code → value the rules give the customer as its defaults when the connector
+    # creates it (document dimensions marked `customer_default`).
+    customer_dimensions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -389,7 +399,20 @@ def resolve_invoice(
         lines=plan_lines,
         rule_version=rules.version,
         codings=header,
+        customer_dimensions=_customer_dimensions(rules, document.shared),
     )
+
+
+def _customer_dimensions(
+    rules: CompiledRules, shared: Mapping[str, Coding] | None
+) -> Mapping[str, str]:
+    if not rules.customer_defaults or not shared:
+        return {}
+    return {
+        key.removeprefix("dimension:"): shared[key].value
+        for key in rules.customer_defaults
+        if key in shared and shared[key].value
+    }
 
 
 class _Document:

@@ -107,6 +107,8 @@ LINE_KINDS = ("labor", "part", "other")
 DIMENSION_SOURCES = (
     "service_line", "office", "job", "job_type", "location_state", "customer", "item_type",
 )  # fmt: skip
+# Those read from each line; the others are the document's, the same on every line.
+LINE_DIMENSION_SOURCES = ("service_line", "item_type")
 TAX_CODE_SOURCES = ("RATE", "STATE")
 NUMBERING_ENTITIES = ("CUSTOMER", "SITE", "JOB")
 OWNED_ENTITIES = ("CUSTOMER", "LOCATION", "CONTACT")
@@ -170,6 +172,9 @@ class DimensionSetting:
     default: str = ""
     pass_through: bool = False
     required: bool = False
+    # Also set as the default dimension of a customer the connector creates (Business Central's
+    # customer default dimensions); only for a dimension filled from the document.
+    customer_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,7 +229,9 @@ class RuleSet:
             "dimensions": [
                 {"dimension": d.dimension, "source": d.source,
                  "values": dict(sorted(d.values.items())), "default": d.default,
-                 "pass_through": d.pass_through, "required": d.required}
+                 "pass_through": d.pass_through, "required": d.required,
+                 # Written only when set: rule sets without it read and serialise as before.
+                 **({"customer_default": True} if d.customer_default else {})}
                 for d in sorted(self.dimensions, key=lambda d: d.dimension)
             ],
             "numbering": [
@@ -423,20 +430,29 @@ def _dimensions(r: _Reader, value: Any) -> tuple[DimensionSetting, ...]:
             str(source).strip(): r.text(code, f"{path}.values.{source}", allow_empty=False)
             for source, code in r.obj(obj.get("values", {}), f"{path}.values").items()
         }
+        source = r.choice(obj.get("source"), f"{path}.source", DIMENSION_SOURCES)
+        customer_default = r.flag(obj.get("customer_default"), f"{path}.customer_default")
+        if customer_default and source in LINE_DIMENSION_SOURCES:
+            r.errors.append(
+                f"{path}.customer_default: a customer's default dimension must come from the "
+                f"document (office, job …), not from each line's {source.replace('_', ' ')}"
+            )
         settings.append(
             DimensionSetting(
                 dimension=dimension,
-                source=r.choice(obj.get("source"), f"{path}.source", DIMENSION_SOURCES),
+                source=source,
                 values=values,
                 default=r.text(obj.get("default"), f"{path}.default"),
                 pass_through=r.flag(obj.get("pass_through"), f"{path}.pass_through"),
                 required=r.flag(obj.get("required"), f"{path}.required"),
+                customer_default=customer_default,
             )
         )
     return tuple(settings)
 
 
-EMPTY_CONTENT_DIMENSION = ("dimension", "source", "values", "default", "pass_through", "required")
+EMPTY_CONTENT_DIMENSION = ("dimension", "source", "values", "default", "pass_through", "required",
+                           "customer_default")  # fmt: skip
 
 
 def _numbering(r: _Reader, value: Any) -> tuple[NumberingRule, ...]:

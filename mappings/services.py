@@ -338,7 +338,8 @@ def draft_dimension_update(
     now: datetime,
     reason: str = "",
 ) -> RuleDraft:
-    """Change some fields of one dimension's setting (source, default, pass_through, required),
+    """Change some fields of one dimension's setting (source, default, pass_through, required,
+    customer_default),
     keeping its value map; starts the setting, with no values, when the dimension has none.
 
     `draft_dimension_set` replaces the whole setting; the console's settings table edits the

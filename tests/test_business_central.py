@@ -269,6 +269,72 @@ def test_a_negative_invoice_is_refused_as_one_to_issue_as_a_credit_memo(bc):
     assert error.category == FailureCategory.VALUE and "credit memo" in error.message
 
 
+def test_a_customer_it_creates_gets_the_rules_document_dimensions_as_defaults_in_one_batch(bc):
+    erp = connector(bc, customer_dimension_posting="Same Code")
+    erp.post_invoice(plan=make_plan(customer_dimensions={"BRANCH": "RAL"}), key="ST-INV-1")
+    [customer] = bc.rows("customers", number="ST501")
+    [default] = bc.rows("defaultDimensions", parentId=customer["id"])
+    assert (default["parentType"], default["dimensionCode"], default["dimensionValueCode"]) == (
+        "Customer", "BRANCH", "RAL",
+    )  # fmt: skip
+    assert default["postingValidation"] == "Same_x0020_Code"
+    creates = [sent for sent in bc.sent if sent.method == "POST" and sent.entity_set in
+               ("customers", "defaultDimensions")]  # fmt: skip
+    assert [(sent.entity_set, sent.in_batch) for sent in creates] == [
+        ("customers", True), ("defaultDimensions", True),
+    ]  # fmt: skip
+    assert set(creates[1].body) == {"dimensionId", "dimensionValueId", "postingValidation"}
+
+
+def test_without_a_posting_validation_setting_none_is_sent_and_the_default_is_a_plain_one(bc):
+    connector(bc).post_invoice(plan=make_plan(customer_dimensions={"BRANCH": "RAL"}), key="K")
+    [default] = bc.rows("defaultDimensions")
+    assert default["postingValidation"] == "_x0020_"
+    [sent] = [sent for sent in bc.sent if sent.entity_set == "defaultDimensions"]
+    assert "postingValidation" not in sent.body
+
+
+def test_an_existing_customer_keeps_the_default_dimensions_it_has(bc):
+    erp = connector(bc, customer_number_prefix="C")
+    plan = make_plan(customer_ref="10000", customer_dimensions={"BRANCH": "RAL"})
+    erp.post_invoice(plan=plan, key="ST-INV-1")
+    assert bc.rows("defaultDimensions") == [] and len(bc.rows("salesInvoices")) == 1
+
+
+def test_a_default_dimension_value_business_central_lacks_creates_no_customer(bc):
+    plan = make_plan(customer_dimensions={"BRANCH": "NOPE"})
+    error = failure(lambda: connector(bc).post_invoice(plan=plan, key="ST-INV-1"))
+    assert (error.category, error.transient) == (FailureCategory.MISSING_REFERENCE, False)
+    assert "no BRANCH value NOPE" in error.message
+    assert bc.rows("customers", number="ST501") == [] and bc.rows("salesInvoices") == []
+
+
+def test_a_default_dimension_business_central_refuses_rolls_the_new_customer_back(bc):
+    bc.add_dimension("AREA", {"EAST": "East"})
+    bc.rows("dimensionValues", code="EAST")[0]["blocked"] = True
+    plan = make_plan(customer_dimensions={"AREA": "EAST"})
+    error = failure(lambda: connector(bc).post_invoice(plan=plan, key="ST-INV-1"))
+    assert error.category == FailureCategory.VALUE and "AREA EAST is blocked" in error.message
+    assert bc.rows("customers", number="ST501") == [] and bc.rows("defaultDimensions") == []
+
+
+def test_an_unknown_posting_validation_setting_is_refused_in_plain_words(bc):
+    erp = connector(bc, customer_dimension_posting="Strict")
+    plan = make_plan(customer_dimensions={"BRANCH": "RAL"})
+    error = failure(lambda: erp.post_invoice(plan=plan, key="ST-INV-1"))
+    assert error.category == FailureCategory.VALUE
+    assert "customer_dimension_posting must be empty, Code Mandatory or Same Code" in error.message
+    assert bc.rows("customers", number="ST501") == []
+
+
+def test_a_customer_whose_blocked_option_reads_encoded_blank_is_not_blocked(bc):
+    # Schema version 2.0 (the default since 2024 wave 1) spells the blank option "_x0020_".
+    bc.rows("customers", number="C10000")[0]["blocked"] = "_x0020_"
+    erp = connector(bc, customer_number_prefix="C")
+    erp.post_invoice(plan=make_plan(customer_ref="10000"), key="ST-INV-1")
+    assert bc.rows("salesInvoices")[0]["customerNumber"] == "C10000"
+
+
 # --- failures of the wire ------------------------------------------------------------------------
 
 
@@ -518,6 +584,19 @@ def test_the_preview_lists_the_exact_requests_and_sends_nothing(bc):
                  "quantity": Decimal(1), "unitPrice": Decimal("275.00")},
     }  # fmt: skip
     assert requests[3]["url"].endswith("/salesInvoices(<id>)/Microsoft.NAV.post")
+
+
+def test_the_preview_shows_a_new_customer_and_its_default_dimensions_as_one_batch(bc):
+    erp = connector(bc, customer_dimension_posting="Code Mandatory")
+    requests = erp.preview_invoice(plan=make_plan(customer_dimensions={"BRANCH": "RAL"}), key="K")
+    assert bc.sent == []
+    customer = requests[1]
+    assert (customer["url"], customer["headers"]) == ("$batch", {"Isolation": "snapshot"})
+    [_, default] = customer["body"]["requests"]
+    assert (default["url"], default["body"]) == ("$1/defaultDimensions", {
+        "dimensionId": "<id of dimension BRANCH>", "dimensionValueId": "<id of BRANCH value RAL>",
+        "postingValidation": "Code_x0020_Mandatory",
+    })  # fmt: skip
 
 
 # --- the error table ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from console import demo
+from mappings import services as mapping_services
 from syncengine import services
 from syncengine.models import Operation, SyncRecord, SyncState
 from syncengine.reconcile import reconciliation_run
@@ -165,7 +167,14 @@ def assert_writable(entity_set: str, body: dict[str, Any], fields, parts) -> Non
 def test_every_body_sent_uses_only_fields_the_entity_set_lists_as_writable(connection, bc):
     connection.erp_settings["time_dimensions"] = {"department": "BRANCH"}
     connection.erp_settings["line_tax_code"] = "NC-7.25"
+    connection.erp_settings["customer_dimension_posting"] = "Same Code"
     connection.save(update_fields=["erp_settings"])
+    rules = demo.demo_rules()
+    rules["dimensions"][1]["customer_default"] = True  # BRANCH, from the office
+    mapping_services.draft_replace(connection=connection, content=rules, actor="test", now=NOW,
+                                   reason="Branch as the customers' default")  # fmt: skip
+    mapping_services.draft_publish(connection=connection, effective_from=demo.RULES_EFFECTIVE_FROM,
+                                   reason="Customer defaults", actor="test", now=NOW)  # fmt: skip
     ingest(connection, envelope())
     send(connection, CARD)
     post_due()
@@ -176,8 +185,8 @@ def test_every_body_sent_uses_only_fields_the_entity_set_lists_as_writable(conne
         sent for sent in bc.sent if sent.body is not None and sent.method in ("POST", "PATCH")
     ]
     sets = {sent.entity_set for sent in bodies}
-    assert sets == {"customers", "projects", "salesInvoices", "salesInvoiceLines",
-                    "salesCreditMemos", "salesCreditMemoLines", "dimensionSetLines",
-                    "timeRegistrationEntries"}  # fmt: skip
+    assert sets == {"customers", "defaultDimensions", "projects", "salesInvoices",
+                    "salesInvoiceLines", "salesCreditMemos", "salesCreditMemoLines",
+                    "dimensionSetLines", "timeRegistrationEntries"}  # fmt: skip
     for sent in bodies:
         assert_writable(sent.entity_set, sent.body, fields, parts)

@@ -191,6 +191,15 @@ def test_adding_a_dimension_answers_htmx_with_the_table_and_its_checks(finance, 
     }
 
 
+def test_a_dimension_can_be_made_the_default_of_customers_crosswalk_creates(finance, connection):
+    finance.post(
+        section_url("section-add", "dimensions"),
+        {"dimension": "BRANCH", "source": "office", "customer_default": "on"},
+        headers=HTMX,
+    )
+    assert draft_dimension(connection, "BRANCH")["customer_default"] is True
+
+
 def test_adding_a_setting_without_its_source_keeps_what_was_typed(finance, connection):
     response = finance.post(
         section_url("section-add", "dimensions"), {"dimension": "REGION"}, headers=HTMX

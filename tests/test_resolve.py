@@ -155,6 +155,19 @@ def test_dimensions_come_from_their_map_default_or_the_source_value_itself():
     assert plan.lines[0].codings["dimension:PROJECT"].value == "J-1042"
 
 
+def test_document_dimensions_the_rules_mark_as_customer_defaults_are_given_to_the_plan():
+    dimensions = [
+        {"dimension": "DEPARTMENT", "source": "office", "values": {"Raleigh": "D10"},
+         "customer_default": True},
+        {"dimension": "PROJECT", "source": "job", "pass_through": True},
+    ]  # fmt: skip
+    plan = resolve_invoice(invoice(), rules(dimensions=dimensions), CATALOG)
+    assert plan.customer_dimensions == {"DEPARTMENT": "D10"}
+    dimensions[0]["customer_default"] = False
+    plan = resolve_invoice(invoice(), rules(dimensions=dimensions), CATALOG)
+    assert plan.customer_dimensions == {}
+
+
 def test_a_required_dimension_without_a_value_blocks():
     dimensions = [{"dimension": "DEPARTMENT", "source": "office", "values": {"Durham": "D10"},
                    "required": True}]  # fmt: skip

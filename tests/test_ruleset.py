@@ -266,6 +266,28 @@ def test_dimension_values_must_be_an_object_and_flags_true_or_false():
     ]
 
 
+def test_only_a_dimension_filled_from_the_document_can_be_a_customer_default():
+    content = {"dimensions": [
+        {"dimension": "DEPARTMENT", "source": "service_line", "customer_default": True},
+        {"dimension": "BRANCH", "source": "office", "customer_default": "yes"},
+    ]}  # fmt: skip
+    assert errors_of(content) == [
+        "dimensions[0].customer_default: a customer's default dimension must come from the "
+        "document (office, job …), not from each line's service line",
+        "dimensions[1].customer_default: expected true or false",
+    ]
+
+
+def test_a_customer_default_is_written_back_only_when_set():
+    content = {"dimensions": [
+        {"dimension": "BRANCH", "source": "office", "customer_default": True},
+        {"dimension": "PROJECT", "source": "job", "customer_default": False},
+    ]}  # fmt: skip
+    written = parse_ruleset(content).to_content()["dimensions"]
+    assert [setting.get("customer_default") for setting in written] == [True, None]
+    assert parse_ruleset({"dimensions": written}).dimensions[0].customer_default is True
+
+
 def test_a_dimension_set_twice_is_refused():
     content = {"dimensions": [{"dimension": "DEPARTMENT", "source": "office"},
                               {"dimension": "DEPARTMENT", "source": "service_line"}]}  # fmt: skip

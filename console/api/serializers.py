@@ -451,6 +451,10 @@ class DimensionSettingInput(ReasonInput):
     default = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     pass_through = serializers.BooleanField(required=False, default=False)
     required = serializers.BooleanField(required=False, default=False)
+    customer_default = serializers.BooleanField(
+        required=False, default=False, help_text="Also the default dimension of a customer the "
+        "connector creates (Business Central); only for a dimension filled from the document.",
+    )  # fmt: skip
 
 
 class DimensionDeleteInput(ReasonInput):

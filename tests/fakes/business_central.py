@@ -114,6 +114,13 @@ WRITABLE = {
         "sequence",
     },
     "dimensionSetLines": {"id", "code", "valueId", "valueCode"},
+    "defaultDimensions": {
+        "parentType",
+        "parentId",
+        "dimensionId",
+        "dimensionValueId",
+        "postingValidation",
+    },
     "timeRegistrationEntries": {
         "employeeId",
         "employeeNumber",
@@ -182,7 +189,10 @@ READ_ONLY = {
     "salesCreditMemos": {"id", "number", "status", "totalAmountIncludingTax", "customerName"},
     "customers": {"id", "balanceDue", "lastModifiedDateTime"},
     "customerPayments": {"id", "lastModifiedDateTime"},
+    "defaultDimensions": {"id", "dimensionCode", "dimensionValueCode", "lastModifiedDateTime"},
 }
+# A default dimension's "Value Posting", as schema 2.0 spells the enum's names.
+POSTING_VALIDATIONS = ("_x0020_", "Code_x0020_Mandatory", "Same_x0020_Code", "No_x0020_Code")
 LINE_SETS = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines",
              "purchaseInvoices": "purchaseInvoiceLines"}  # fmt: skip
 LIST_SETS = (
@@ -306,6 +316,7 @@ class FakeBusinessCentral:
                 displayName=name,
                 dimensionId=dimension["id"],
                 blocked=False,
+                _parent=dimension["id"],  # also read as dimensions(<id>)/dimensionValues
             )
 
     def rows(self, entity_set: str, **where: Any) -> list[dict[str, Any]]:
@@ -771,7 +782,7 @@ class FakeBusinessCentral:
                 "The Customer does not exist. "
                 f"Identification fields and values: No.='{body['customerNumber']}'",
             )
-        if found[0].get("blocked") not in (" ", "", None):
+        if found[0].get("blocked") not in (" ", "_x0020_", "", None):
             raise Refused(
                 400, "Application_DialogException", f"Customer {body['customerNumber']} is blocked."
             )
@@ -908,6 +919,47 @@ class FakeBusinessCentral:
             "valueId": value[0]["id"],
             "parentId": parent[1]["id"],
         }
+
+    def _new_defaultDimensions(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        if parent is None or parent[0] not in ("customers", "vendors", "items", "employees"):
+            raise Refused(400, "BadRequest", "Default dimensions belong to a customer, vendor, "
+                          "item or employee.")  # fmt: skip
+        owner = parent[1]
+        if body.get("parentId") not in (None, owner["id"]):
+            raise Refused(400, "BadRequest", "parentId is not the record the URL names.")
+        _required(body, "dimensionId")
+        dimension = self.tables.get("dimensions", {}).get(body["dimensionId"])
+        if dimension is None:
+            raise Refused(400, "Internal_RecordNotFound", f"No dimension {body['dimensionId']}.")
+        posting = body.get("postingValidation", "_x0020_")
+        if posting not in POSTING_VALIDATIONS:
+            raise Refused(400, "BadRequest", f"'{posting}' is not a value of postingValidation.")
+        value: dict[str, Any] = {}
+        if body.get("dimensionValueId"):
+            value = self.tables.get("dimensionValues", {}).get(body["dimensionValueId"]) or {}
+            if value.get("dimensionId") != dimension["id"]:
+                raise Refused(400, "Internal_RecordNotFound", f"No {dimension['code']} value "
+                              f"{body['dimensionValueId']}.")  # fmt: skip
+            if value.get("blocked"):
+                raise Refused(400, "Application_DialogException", f"Dimension value "
+                              f"{dimension['code']} {value['code']} is blocked.")  # fmt: skip
+        if posting == "No_x0020_Code" and value:
+            raise Refused(400, "Application_DialogException", "Dimension Value Code must be "
+                          "blank when Value Posting is No Code.")  # fmt: skip
+        if posting == "Same_x0020_Code" and not value:
+            raise Refused(400, "Application_DialogException", "Dimension Value Code must have a "
+                          "value when Value Posting is Same Code.")  # fmt: skip
+        if any(row["dimensionId"] == dimension["id"]
+               for row in self._children("defaultDimensions", owner["id"])):  # fmt: skip
+            raise Refused(400, "Internal_EntityWithSameKeyExists", f"{dimension['code']} is "
+                          f"already a default dimension of {owner.get('number')}.")  # fmt: skip
+        return {
+            "parentType": {"customers": "Customer", "vendors": "Vendor", "items": "Item",
+                           "employees": "Employee"}[parent[0]],
+            "parentId": owner["id"], "dimensionId": dimension["id"],
+            "dimensionCode": dimension["code"], "dimensionValueId": value.get("id", ""),
+            "dimensionValueCode": value.get("code", ""), "postingValidation": posting,
+        }  # fmt: skip
 
     def _new_timeRegistrationEntries(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
         _required(body, "employeeNumber")

@@ -66,6 +66,8 @@ PAGES = {
 DOCUMENT_NUMBER_LENGTH = 20  # a journal line's documentNumber (Code[20]) [U]
 KEY_PREFIX = "ST-"  # every Crosswalk key starts so (syncengine.services._erp_key)
 DESCRIPTION_LENGTH = 100  # Business Central's line description
+# Default dimensions' "Value Posting" as written: enum names with spaces encoded (schema 2.0) [U].
+POSTING_VALIDATIONS = {"Code Mandatory": "Code_x0020_Mandatory", "Same Code": "Same_x0020_Code"}
 
 
 @dataclass
@@ -313,7 +315,19 @@ class BusinessCentral:
              "params": {"$filter": f"number eq {odata_literal(number)}"},
              "purpose": "is the customer there?"},
         ]  # fmt: skip
-        if self.settings.create_customers:
+        if self.settings.create_customers and plan.customer_dimensions:
+            defaults = [
+                Operation(str(index + 2), "POST", "$1/defaultDimensions", self._default_dimension(
+                    f"<id of dimension {code}>", f"<id of {code} value {value}>"), ["1"])
+                for index, (code, value) in enumerate(sorted(plan.customer_dimensions.items()))
+            ]  # fmt: skip
+            operations = [Operation("1", "POST", f"{company}/customers",
+                                    self._customer_body(plan)), *defaults]  # fmt: skip
+            requests.append({"method": "POST", "url": "$batch", "headers": {"Isolation":
+                             "snapshot"}, "body": {"requests": [op.as_batch() for op in
+                             operations]}, "purpose": "only when the lookup found nothing; the "
+                             "dimension and value ids are looked up first"})  # fmt: skip
+        elif self.settings.create_customers:
             requests.append({"method": "POST", "url": f"{company}/customers",
                              "body": self._customer_body(plan),
                              "purpose": "only when the lookup found nothing"})  # fmt: skip
@@ -751,15 +765,71 @@ class BusinessCentral:
                 "Create it there (or allow Crosswalk to create customers), then retry.",
                 category=FailureCategory.PREREQUISITE, transient=False,
             )  # fmt: skip
+        defaults = [
+            ("defaultDimensions", self._default_dimension(*self._dimension_ids(company, *pair)))
+            for pair in sorted(plan.customer_dimensions.items())
+        ]
         return self._create_or_find(
-            f"{company}/customers", self._customer_body(plan), what=f"create customer {number}"
-        )
+            f"{company}/customers", self._customer_body(plan), what=f"create customer {number}",
+            parts=defaults,
+        )  # fmt: skip
 
-    def _create_or_find(self, url: str, body: dict[str, Any], *, what: str) -> dict[str, Any]:
-        """Create a master record by its `number`. When Business Central says the number exists
-        (another worker created it a moment ago, or an earlier attempt whose answer was lost
-        did), the existing record is read and used instead."""
+    def _default_dimension(self, dimension_id: str, value_id: str) -> dict[str, Any]:
+        """A default dimension of a customer: the value its documents get unless they say
+        otherwise, checked at posting as `customer_dimension_posting` says."""
+        body = {"dimensionId": dimension_id, "dimensionValueId": value_id}
+        posting = self.settings.customer_dimension_posting
+        if posting:
+            if posting not in POSTING_VALIDATIONS:
+                raise ConnectorError(
+                    f"customer_dimension_posting must be empty, {' or '.join(POSTING_VALIDATIONS)}"
+                    f", not {posting!r}: fix the connection's Business Central settings.",
+                    category=FailureCategory.VALUE, transient=False,
+                )  # fmt: skip
+            body["postingValidation"] = POSTING_VALIDATIONS[posting]
+        return body
+
+    def _dimension_ids(self, company: str, code: str, value: str) -> tuple[str, str]:
+        """The ids of dimension `code` and of its value `value` (a default dimension is written
+        by ids: its codes are read-only)."""
+        dimensions = list(self.api.get_all(
+            f"{company}/dimensions", params={"$filter": f"code eq {odata_literal(code)}"},
+            what=f"look up dimension {code}",
+        ))  # fmt: skip
+        values = dimensions and list(self.api.get_all(
+            f"{company}/dimensions({dimensions[0]['id']})/dimensionValues",
+            params={"$filter": f"code eq {odata_literal(value)}"},
+            what=f"look up {code} value {value}",
+        ))  # fmt: skip
+        if not values:
+            raise ConnectorError(
+                f"Business Central has no {code} value {value} to give the new customer as its "
+                "default dimension. Create it there (or change the rules), then retry.",
+                category=FailureCategory.MISSING_REFERENCE, transient=False,
+            )  # fmt: skip
+        return str(dimensions[0]["id"]), str(values[0]["id"])
+
+    def _create_or_find(
+        self,
+        url: str,
+        body: dict[str, Any],
+        *,
+        what: str,
+        parts: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> dict[str, Any]:
+        """Create a master record by its `number`, with records of its `parts` (e.g. default
+        dimensions) in the same snapshot `$batch`: all of it or none of it. When Business
+        Central says the number exists (another worker created it a moment ago, or an earlier
+        attempt whose answer was lost did), the existing record is read and used instead."""
         try:
+            if parts:
+                operations = [Operation("1", "POST", url, body)] + [
+                    Operation(str(index + 2), "POST", f"$1/{part}", part_body, ["1"])
+                    for index, (part, part_body) in enumerate(parts)
+                ]
+                answers = self.api.batch([op.as_batch() for op in operations], what=what)
+                first: dict[str, Any] = answers[0].body
+                return first
             created: dict[str, Any] = self.api.call(
                 "POST", url, body=body, what=what, creates=True
             ).body
@@ -817,7 +887,9 @@ def _document_number(key: str) -> str:
 
 
 def _not_blocked(value: Any) -> bool:
-    return value in (None, "", " ", False)
+    # A blank option reads " ", or "_x0020_" where Business Central encodes enum names (API
+    # schema version 2.0, the default since 2024 wave 1).
+    return value in (None, "", " ", "_x0020_", False)
 
 
 def _time_signature(work_date: str, job_number: str, hours: Any) -> tuple[str, str, Decimal]:

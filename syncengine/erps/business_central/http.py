@@ -54,6 +54,9 @@ class BcSettings(PostingPolicy):
     cost_journal: str = ""  # the general journal (batch code) job costs go into, e.g. "CROSSWALK"
     create_vendors: bool = False
     vendor_number_prefix: str = ""
+    # The postingValidation of a created customer's default dimensions: "" (none sent), "Code
+    # Mandatory" or "Same Code".
+    customer_dimension_posting: str = ""
     timeout_seconds: float = 30.0
 
     @classmethod
