@@ -565,6 +565,10 @@ class SourceCursor(models.Model):
     moved_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    # A backfill holds the cursor while it runs (renewed page by page), so a second backfill of
+    # the same connection is refused instead of ingesting the same pages alongside it.
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

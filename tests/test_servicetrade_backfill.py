@@ -125,3 +125,67 @@ def test_the_command_reports_an_interruption_and_continues_when_run_again(
     call_command(*args)
     assert "Backfill done: 30 invoice(s) read, 30 new or changed" in capsys.readouterr().out
     assert SourceDocument.objects.count() == 50
+
+
+# --- one backfill at a time ---------------------------------------------------------------------
+
+
+def test_a_second_backfill_while_one_runs_is_refused_and_changes_nothing(connection, fake_st):
+    connection = st_connection(connection, fake_st, page_limit=5)
+    fake_st.seed_invoices(20, created_from=to_epoch(SINCE), spacing=60)
+    refusals = []
+
+    def second_backfill(page, cursor):
+        if page.number == 2:
+            before = (cursor.since_epoch, cursor.position_epoch, cursor.page)
+            try:
+                sync.servicetrade_backfill(connection=connection, since=date(2026, 9, 1),
+                                           now=NOW)  # fmt: skip
+            except sync.BackfillRunning as running:
+                refusals.append(running.message)
+            stored = SourceCursor.objects.get(pk=cursor.pk)
+            assert (stored.since_epoch, stored.position_epoch, stored.page) == before
+
+    result = sync.servicetrade_backfill(connection=connection, since=SINCE, now=NOW,
+                                        on_page=second_backfill)  # fmt: skip
+    assert len(refusals) == 1
+    assert refusals[0].startswith(
+        "Another backfill of demo is running (since 2026-10-01, started 2026-11-20 15:00 UTC): "
+        "nothing was read. Wait for it to finish; if it was killed, its hold ends at "
+    )
+    assert (result.invoices, SourceDocument.objects.count()) == (20, 20)
+    cursor = sync.backfill_cursor_of(connection)
+    assert (cursor.lease_token, cursor.lease_until) == ("", None)  # released when it ended
+    # Once it has finished, a new backfill runs (and finds everything already there).
+    again = sync.servicetrade_backfill(connection=connection, since=SINCE, now=NOW)
+    assert (again.invoices, again.unchanged) == (20, 20)
+
+
+def test_the_hold_of_a_killed_backfill_runs_out_and_the_next_one_continues(connection, fake_st):
+    connection = st_connection(connection, fake_st, page_limit=5)
+    fake_st.seed_invoices(10, created_from=to_epoch(SINCE), spacing=60)
+    fake_st.break_after("/invoice", 1)
+    with pytest.raises(ServiceTradeError):
+        sync.servicetrade_backfill(connection=connection, since=SINCE, now=NOW)
+    # As if that process had been killed holding the cursor: its hold ends ten minutes on.
+    SourceCursor.objects.filter(mode="BACKFILL", entity="invoice").update(
+        lease_token="killed", lease_until=NOW + timedelta(minutes=10)
+    )
+    fake_st.heal()
+    with pytest.raises(sync.BackfillRunning):
+        sync.servicetrade_backfill(connection=connection, since=SINCE, now=NOW)
+    later = NOW + timedelta(minutes=10)
+    result = sync.servicetrade_backfill(connection=connection, since=SINCE, now=later)
+    assert result.invoices == 5  # the second page only: the first was ingested before
+    assert SourceDocument.objects.count() == 10
+
+
+def test_the_command_says_another_backfill_is_running(connection, fake_st):
+    connection = st_connection(connection, fake_st)
+    SourceCursor.objects.create(
+        connection=connection, entity="invoice", mode="BACKFILL", since_epoch=to_epoch(SINCE),
+        started_at=NOW, moved_at=NOW, lease_token="other", lease_until=NOW + timedelta(days=9),
+    )  # fmt: skip
+    with pytest.raises(CommandError, match="^Another backfill of demo is running"):
+        call_command("servicetrade", "backfill", "--since", "2026-10-01")
+    assert fake_st.calls("GET", "/invoice") == []

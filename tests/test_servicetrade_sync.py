@@ -24,7 +24,7 @@ from syncengine.models import (
 from syncengine.sources.servicetrade_api import sync
 from syncengine.sources.servicetrade_api.client import ServiceTradeError, to_epoch
 from syncengine.sources.servicetrade_api.fake import DEMO_CLOCK_EVENTS, DEMO_INVOICES
-from tests.conftest import NOW
+from tests.conftest import NOW, envelope, ingest
 from tests.fakes.servicetrade import make_client, st_connection
 
 pytestmark = pytest.mark.django_db
@@ -205,6 +205,29 @@ def test_polling_reads_what_changed_since_its_cursor_and_moves_the_cursor(api_co
     }
     cursor.refresh_from_db()
     assert cursor.position_epoch == to_epoch(later)
+
+
+def test_a_vendor_bill_is_skipped_with_the_reason_and_never_posts_as_an_invoice(
+    api_connection, fake_st
+):
+    bill = fake_st.add_invoice(type="vendorbill")
+    invoice = fake_st.add_invoice()
+    result = sync.servicetrade_poll(connection=api_connection, now=NOW)
+    assert result.accepted == 1
+    assert list(SyncRecord.objects.values_list("document__source_id", flat=True)) == [
+        str(invoice["id"])
+    ]
+    reason = (
+        "data.type: 'vendorbill' is a ServiceTrade vendor bill (money owed to a vendor), not a "
+        "customer invoice: skipped, nothing is posted to accounts receivable"
+    )
+    assert result.errors == [f"invoice 1 of 2 (INV-{bill['id']}): {reason}"]
+    receipt = SourceReceipt.objects.get(channel=SourceReceipt.Channel.API)
+    assert receipt.outcome == SourceReceipt.Outcome.PARTLY_ACCEPTED
+    # The same from a file: refused with the reason, no record.
+    alone = ingest(api_connection, envelope(type="vendorbill", id=99))
+    assert (alone.errors, alone.receipt.outcome) == ([reason], SourceReceipt.Outcome.REJECTED)
+    assert SyncRecord.objects.count() == 1
 
 
 def test_a_failed_poll_keeps_its_cursor_and_says_why(api_connection, fake_st):

@@ -113,8 +113,19 @@ def _show(value: Any) -> str:
     return json.dumps(value, default=str)[:60]
 
 
+VENDOR_BILL = "vendorbill"
+
+
 def parse_invoice(data: Any, *, currency: str, time_zone: str) -> Invoice:
-    """One invoice object (the value of "data") → `Invoice`, or `InvalidDocument`."""
+    """One invoice object (the value of "data") → `Invoice`, or `InvalidDocument`.
+
+    A ServiceTrade invoice of type `vendorbill` is money owed to a vendor, not a customer
+    invoice: it is refused with the reason, whatever else it holds, so it never posts as AR."""
+    if isinstance(data, dict) and str(data.get("type") or "").strip().lower() == VENDOR_BILL:
+        raise InvalidDocument([
+            f"data.type: {data.get('type')!r} is a ServiceTrade vendor bill (money owed to a "
+            "vendor), not a customer invoice: skipped, nothing is posted to accounts receivable"
+        ])  # fmt: skip
     errors: list[str] = []
     root = _Reader(errors, "data", data)
     tz = ZoneInfo(time_zone)

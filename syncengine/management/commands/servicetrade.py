@@ -1,7 +1,9 @@
-"""python manage.py servicetrade {backfill,poll,subscribe,check,write-back} — the ServiceTrade API.
+"""python manage.py servicetrade {backfill,poll,subscribe,check,write-back,purchase-orders}:
+the ServiceTrade API.
 
 - `backfill --since DATE`: every invoice created since DATE, with a progress bar. Interrupted
   (Ctrl-C, a ServiceTrade outage), it keeps its position; run the same command again to continue.
+  While one runs, a second backfill of the same connection is refused.
 - `poll`: one poll now (beat polls on its own every `poll_interval_seconds`).
 - `subscribe --base-url URL`: register Crosswalk's webhook in ServiceTrade (a new hook secret).
 - `check`: what is wrong with the registered webhook, if anything (exit status 1 if so).
@@ -86,6 +88,9 @@ class Command(BaseCommand):
         try:
             result = sync.servicetrade_backfill(connection=connection, since=since,
                                                 now=timezone.now(), on_page=on_page)  # fmt: skip
+        except sync.BackfillRunning as running:
+            bar.close()
+            raise CommandError(running.message) from None
         except (ServiceTradeError, KeyboardInterrupt) as stop:
             bar.close()
             why = stop.message if isinstance(stop, ServiceTradeError) else "interrupted"

@@ -38,6 +38,7 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
+from django.utils import timezone
 
 from syncengine import services
 from syncengine.connections import connection_credentials_set
@@ -100,8 +101,6 @@ def client_for(
         credentials = {"client_id": fake.CLIENT_ID, "client_secret": fake.CLIENT_SECRET}
 
     def keep_refresh_token(token: str) -> None:
-        from django.utils import timezone
-
         connection_credentials_set(
             connection=connection, side="source", values={"refresh_token": token},
             actor="servicetrade oauth2", now=timezone.now(),
@@ -354,9 +353,75 @@ def servicetrade_backfill(
     date where it stopped. `on_page` is called after each page is committed (progress bars).
 
     Raises ServiceTradeError when ServiceTrade fails for good; the position stays at the first
-    page not ingested, so running it again continues there.
+    page not ingested, so running it again continues there. Raises BackfillRunning when another
+    backfill of the connection holds the cursor (nothing is read or changed then).
     """
     settings = api_settings(connection)
+    token = _lease_take(connection, now)
+    try:
+        return _backfill_leased(connection, settings, since, now, token, client, on_page)
+    finally:
+        SourceCursor.objects.filter(
+            connection=connection, entity=INVOICE, mode=SourceCursor.Mode.BACKFILL,
+            lease_token=token,
+        ).update(lease_token="", lease_until=None)  # fmt: skip
+
+
+class BackfillRunning(Exception):
+    """Another backfill of the same connection holds the cursor."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+BACKFILL_LEASE = timedelta(minutes=10)
+
+
+def _lease_take(connection: Connection, now: datetime) -> str:
+    """Hold the connection's backfill cursor (creating it if there is none yet); refused while
+    another backfill holds it and its lease has not run out (a killed backfill's lease ends
+    `BACKFILL_LEASE` after its last page)."""
+    cursor, _ = SourceCursor.objects.get_or_create(
+        connection=connection, entity=INVOICE, mode=SourceCursor.Mode.BACKFILL,
+        defaults={"started_at": now, "moved_at": now, "finished_at": now},
+    )  # fmt: skip
+    token = secrets.token_hex(16)
+    taken = (
+        SourceCursor.objects.filter(pk=cursor.pk)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .update(lease_token=token, lease_until=now + BACKFILL_LEASE)
+    )
+    if not taken:
+        cursor.refresh_from_db()
+        since = from_epoch(cursor.since_epoch).date() if cursor.since_epoch is not None else "?"
+        raise BackfillRunning(
+            f"Another backfill of {connection.slug} is running (since {since}, started "
+            f"{cursor.started_at:%Y-%m-%d %H:%M} UTC): nothing was read. Wait for it to finish; "
+            f"if it was killed, its hold ends at {cursor.lease_until:%Y-%m-%d %H:%M} UTC."
+        )
+    return token
+
+
+def _lease_renew(cursor: SourceCursor, token: str, now: datetime) -> None:
+    """Keep holding the cursor for another lease from the wall clock (inside the transaction
+    of a page: if the hold was lost, the page is rolled back and the backfill stops)."""
+    held = SourceCursor.objects.filter(pk=cursor.pk, lease_token=token).update(
+        lease_until=max(now, timezone.now()) + BACKFILL_LEASE
+    )
+    if not held:
+        raise BackfillRunning("Another backfill took this connection's backfill over: stopped.")
+
+
+def _backfill_leased(
+    connection: Connection,
+    settings: StSettings,
+    since: date | datetime,
+    now: datetime,
+    token: str,
+    client: ServiceTradeClient | None,
+    on_page: Callable[[Page, SourceCursor], None] | None,
+) -> ReadResult:
     cursor = _backfill_cursor(connection, to_epoch(since), now)
     window = settings.backfill_window_days * 86400
     result = ReadResult()
@@ -372,13 +437,13 @@ def servicetrade_backfill(
                                          createdAfter=cursor.position_epoch,
                                          createdBefore=end)  # fmt: skip
                 for page in pages:
-                    _backfill_page(connection, cursor, page, now, result)
+                    _backfill_page(connection, cursor, page, now, result, token)
                     if on_page is not None:
                         on_page(page, cursor)
                 cursor.position_epoch, cursor.page, cursor.moved_at = end, 1, now
                 cursor.save(update_fields=["position_epoch", "page", "moved_at"])
             if settings.clock_events:
-                _clock_backfill(connection, st, settings, cursor, now, result)
+                _clock_backfill(connection, st, settings, cursor, now, result, token)
     except ServiceTradeError as error:
         SourceCursor.objects.filter(pk=cursor.pk).update(last_error=error.message[:500])
         raise
@@ -389,7 +454,7 @@ def servicetrade_backfill(
 
 def _clock_backfill(
     connection: Connection, st: ServiceTradeClient, settings: StSettings,
-    invoices: SourceCursor, now: datetime, result: ReadResult,
+    invoices: SourceCursor, now: datetime, result: ReadResult, token: str,
 ) -> None:  # fmt: skip
     """Clock events from the week of `since` to the backfill's end, one whole week at a time;
     each week's cards and the move past it commit together (a rerun resumes at the next week)."""
@@ -412,6 +477,7 @@ def _clock_backfill(
         start, end = clock.week_bounds(week, zone)
         events = st.clock_events(startTime=start, endTime=end)
         with transaction.atomic():
+            _lease_renew(invoices, token, now)
             clock.clock_weeks_ingest(connection=connection, events=events,
                                      origin=f"backfill clock week {week.isoformat()}", now=now,
                                      labor_types=settings.clock_labor_types,
@@ -446,11 +512,13 @@ def _backfill_cursor(connection: Connection, since: int, now: datetime) -> Sourc
 
 
 def _backfill_page(
-    connection: Connection, cursor: SourceCursor, page: Page, now: datetime, result: ReadResult
-) -> None:
+    connection: Connection, cursor: SourceCursor, page: Page, now: datetime, result: ReadResult,
+    token: str,
+) -> None:  # fmt: skip
     # The page and the move past it commit together: after a crash either both happened (the
     # next run starts after it) or neither did (the next run reads it again, once).
     with transaction.atomic():
+        _lease_renew(cursor, token, now)
         if page.items:
             origin = f"backfill since {cursor.since_epoch} window {cursor.position_epoch} " \
                      f"page {page.number}"  # fmt: skip
