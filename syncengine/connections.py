@@ -98,11 +98,15 @@ def connection_settings_update(
 
 
 def _period_holds_release(connection: Connection, side: Side, actor: str, now: datetime) -> None:
-    """A reopened period (or a switch to re-dating) sends the records held for it."""
+    """A reopened period (or a switch to re-dating) sends the records held for it; records
+    waiting for something missing in the ERP are tried again (the connection may now create
+    it, or point at another company)."""
     if side == "erp":
-        from syncengine.services import period_holds_release
+        from syncengine.services import period_holds_release, prerequisites_release
 
         period_holds_release(connection=connection, actor=actor, now=now)
+        prerequisites_release(connection=connection, actor=actor, now=now,
+                              detail="The ERP settings changed: sending again.")  # fmt: skip
 
 
 def connection_credentials_rotate() -> int:

@@ -21,7 +21,7 @@ import logging
 import random
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -987,6 +987,12 @@ def _post_or_find(claim: Claim) -> Outcome:
         invoice = invoice_from_dict(record.document.canonical)
         return _post_invoice(record, connector, invoice, lookup_first=claim.lookup_first)
     except ConnectorError as error:
+        if error.category == FailureCategory.PREREQUISITE and not error.transient:
+            # Something the document needs is missing in the ERP: it waits, blocked, and is sent
+            # again when the thing appears (`prerequisites_release`), not failed by the hundred.
+            return Outcome(SyncState.BLOCKED, problems=(
+                Problem(MISSING_PREREQUISITE, error.message, error.missing),
+            ))  # fmt: skip
         if error.category == FailureCategory.DUPLICATE:
             # The ERP itself refused a second copy: our lookup should have found it first, so
             # this is recorded (`duplicate_refused`) and the reliability tests count it.
@@ -1019,6 +1025,8 @@ def _post_invoice(
 
 
 PERIOD_CLOSED = "PERIOD_CLOSED"
+MISSING_PREREQUISITE = "MISSING_PREREQUISITE"
+UNKNOWN_VENDOR = "UNKNOWN_VENDOR"
 
 
 def _policy(connection: Connection) -> PostingPolicy | Outcome:
@@ -1084,6 +1092,43 @@ def period_holds_release(*, connection: Connection, actor: str, now: datetime) -
         if redates or all(policy.closed_until(day) is None for day in days):
             _retry(record, actor=actor, now=now,
                    detail="The closed period changed: sending again.")  # fmt: skip
+            released += 1
+    return released
+
+
+def prerequisites_release(
+    *,
+    connection: Connection,
+    actor: str,
+    now: datetime,
+    detail: str,
+    found: Iterable[str] | None = None,
+    vendors: Iterable[str] | None = None,
+) -> int:
+    """Send again the records blocked on a missing prerequisite: those waiting for one of `found`
+    ("<KIND>:<code>", as a catalog read lists them), for one of `vendors` (ids just imported), or
+    every one when neither is given (the connection's settings changed, e.g. it may now create
+    customers). A record still missing it blocks again at once, naming it. Returns how many."""
+    blocked = SyncRecord.objects.select_for_update().filter(
+        connection=connection, state=SyncState.BLOCKED
+    )
+    causes: list[str] = []
+    if found is not None:
+        causes += [_cause(MISSING_PREREQUISITE, value) for value in found]
+    if vendors is not None:
+        causes += [_cause(UNKNOWN_VENDOR, value) for value in vendors]
+    if found is None and vendors is None:
+        blocked = blocked.filter(
+            failure_category__in=[MISSING_PREREQUISITE, UNKNOWN_VENDOR]
+        )  # fmt: skip
+    elif not causes:
+        return 0
+    else:
+        blocked = blocked.filter(failure_cause__in=causes)
+    released = 0
+    with transaction.atomic():
+        for record in blocked.order_by("pk"):
+            _retry(record, actor=actor, now=now, detail=detail)
             released += 1
     return released
 
@@ -1683,6 +1728,7 @@ def procurement_ingest(
     except servicetrade.InvalidDocument as invalid:
         result.errors.extend(invalid.errors)
         elements = []
+    vendors: list[str] = []
     for element in elements:
         try:
             document = procurement.parse_record(element, currency=connection.currency)
@@ -1691,6 +1737,13 @@ def procurement_ingest(
             continue
         incoming = _procurement_incoming(document, element.data)
         _accept_into(result, connection, receipt, incoming, now)
+        if document.kind == ProcurementKind.VENDOR:
+            vendors.append(document.source_id)
+    if vendors:
+        prerequisites_release(
+            connection=connection, actor=SYSTEM, now=now, vendors=vendors,
+            detail="The vendor it waited for was imported: sending again.",
+        )  # fmt: skip
     return _receipt_finish(result)
 
 
@@ -1879,7 +1932,8 @@ def _vendor_of(
     ).first()
     if vendor is None:
         return Outcome(SyncState.BLOCKED, problems=(Problem(
-            "UNKNOWN_VENDOR", f"Vendor {document.vendor_id} is in no procurement import yet: "
-            "import it (the vendors list), then retry.", document.vendor_id,
+            UNKNOWN_VENDOR, f"Vendor {document.vendor_id} is in no procurement import yet: "
+            "import it (the vendors list); this record is then sent again by itself.",
+            document.vendor_id,
         ),))  # fmt: skip
     return dataclasses.replace(document, vendor_name=vendor.canonical.get("vendor_name", ""))

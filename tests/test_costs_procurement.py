@@ -300,6 +300,25 @@ def test_a_purchase_invoice_of_a_vendor_never_imported_is_blocked_naming_the_ven
     assert "Vendor V-404 is in no procurement import yet" in record.message
 
 
+def test_importing_the_missing_vendor_sends_the_blocked_purchase_invoice_by_itself(books):
+    data = {"purchaseInvoices": [{**PROCUREMENT["purchaseInvoices"][0], "vendorId": "V-404"}]}
+    ingest_procurement(books, data)
+    other = {**PROCUREMENT["purchaseInvoices"][0], "id": "PI-OTHER", "vendorId": "V-405"}
+    ingest_procurement(books, {"purchaseInvoices": [other]})
+    post_due()
+    vendors = {"vendors": [{"id": "V-404", "number": "ACME", "name": "Acme Parts"}]}
+    ingest_procurement(books, vendors, at=NOW + timedelta(minutes=5))
+    waiting = SyncRecord.objects.get(document__source_id="PI-5531")
+    assert waiting.state == SyncState.READY
+    assert waiting.events.last().detail == "The vendor it waited for was imported: sending again."
+    still_waiting = SyncRecord.objects.get(document__source_id="PI-OTHER")
+    assert still_waiting.state == SyncState.BLOCKED  # V-405 is still missing
+    post_due(NOW + timedelta(minutes=5))
+    waiting.refresh_from_db()
+    assert waiting.state == SyncState.POSTED
+    assert LedgerPosting.objects.get().vendor.name == "Acme Parts"
+
+
 def test_procurement_errors_name_the_list_the_row_and_the_field_and_the_rest_go_in(books):
     data = copy.deepcopy(PROCUREMENT)
     bad = copy.deepcopy(data["purchaseInvoices"][0])

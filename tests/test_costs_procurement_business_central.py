@@ -13,6 +13,7 @@ from console import demo
 from mappings import services as mapping_services
 from mappings.catalog import catalog_refresh, catalog_store
 from mappings.models import RuleAudit
+from syncengine.connections import connection_settings_update
 from syncengine.erps.base import CatalogItem
 from syncengine.models import DocumentKind, SyncRecord, SyncState
 from tests.conftest import NOW
@@ -121,9 +122,18 @@ def test_a_missing_vendor_blocks_the_invoice_naming_it_when_vendors_may_not_be_c
     ingest_procurement(connection, PROCUREMENT)
     post_due()
     record = SyncRecord.objects.get(document__kind=DocumentKind.PURCHASE_INVOICE)
-    assert (record.state, record.failure_category) == (SyncState.FAILED, "PREREQUISITE")
+    assert (record.state, record.failure_category) == (SyncState.BLOCKED, "MISSING_PREREQUISITE")
     assert "Vendor PLV-100 (Ferguson Supply) does not exist in Business Central" in record.message
     assert bc.rows("purchaseInvoices") == []
+    # Allowing Crosswalk to create vendors sends the waiting invoice again by itself.
+    connection_settings_update(connection=connection, side="erp", values={"create_vendors": True},
+                               actor="admin", now=NOW)  # fmt: skip
+    record.refresh_from_db()
+    assert record.state == SyncState.READY
+    assert record.events.last().detail == "The ERP settings changed: sending again."
+    post_due()
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED and len(bc.rows("purchaseInvoices")) == 1
 
 
 def test_a_purchase_invoice_whose_answer_was_lost_is_found_and_posted_once(connection, bc):

@@ -22,7 +22,8 @@ from syncengine.erps.exchanges import (
 from syncengine.models import SyncEvent, SyncRecord, SyncState
 from tests.conftest import NOW, envelope, ingest
 from tests.fakes.business_central import CLIENT_SECRET
-from tests.test_business_central_engine import bc, connection as bc_connection  # noqa: F401
+from tests.test_business_central_engine import bc  # noqa: F401
+from tests.test_business_central_engine import connection as bc_connection  # noqa: F401
 from tests.test_console_views import user_with
 
 pytest_plugins = ["tests.fakes.business_central"]
@@ -82,12 +83,13 @@ def test_long_bodies_are_cut_and_calls_past_the_limit_are_only_counted():
     assert data["exchanges"][0]["request_body"].endswith("[500 more characters not kept]")
     kept = sum(len(item["request_body"]) for item in data["exchanges"][:4])
     assert kept <= MAX_ATTEMPT_CHARS + 200
-    assert "characters not kept: this attempt's calls filled the record" in (
-        data["exchanges"][-1]["request_body"]
+    assert (
+        "characters not kept: this attempt's calls filled the record"
+        in (data["exchanges"][-1]["request_body"])
     )
 
 
-# --- the sandbox ledger ----------------------------------------------------------------------------
+# --- the sandbox ledger --------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -124,13 +126,11 @@ def test_a_refused_sandbox_call_keeps_the_refusal_and_the_retry_keeps_the_lookup
     assert (post["method"], post["status"]) == ("POST", 200)
 
 
-# --- Business Central -------------------------------------------------------------------------------
+# --- Business Central ----------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_business_central_calls_are_kept_without_the_client_secret_or_the_token(
-    bc_connection, bc  # noqa: F811
-):
+def test_business_central_calls_are_kept_without_the_client_secret_or_the_token(bc_connection, bc):  # noqa: F811, E501
     ingest(bc_connection, envelope())
     post_due()
     record = SyncRecord.objects.get()
@@ -148,9 +148,7 @@ def test_business_central_calls_are_kept_without_the_client_secret_or_the_token(
 
 
 @pytest.mark.django_db
-def test_a_business_central_refusal_keeps_its_error_answer_on_the_failed_event(
-    bc_connection, bc  # noqa: F811
-):
+def test_a_business_central_refusal_keeps_its_error_answer_on_the_failed_event(bc_connection, bc):  # noqa: F811, E501
     bc.rows("accounts", number="4011")[0]["blocked"] = True
     ingest(bc_connection, envelope())
     post_due()
@@ -163,7 +161,7 @@ def test_a_business_central_refusal_keeps_its_error_answer_on_the_failed_event(
 
 
 @pytest.mark.django_db
-def test_a_business_central_timeout_is_kept_as_a_call_with_no_answer(bc_connection, bc):  # noqa: F811
+def test_a_business_central_timeout_is_kept_as_a_call_with_no_answer(bc_connection, bc):  # noqa: F811, E501
     bc_connection.erp_settings["timeout_seconds"] = 0.5
     bc_connection.save(update_fields=["erp_settings"])
     bc.commit_delay = 1.5
@@ -181,7 +179,7 @@ def test_a_business_central_timeout_is_kept_as_a_call_with_no_answer(bc_connecti
     assert lookups[0]["method"] == "GET" and "externalDocumentNumber" in lookups[0]["url"]
 
 
-# --- where people read them --------------------------------------------------------------------------
+# --- where people read them ----------------------------------------------------------------------
 
 
 @pytest.mark.django_db

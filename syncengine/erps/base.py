@@ -121,6 +121,7 @@ class ConnectorError(Exception):
         outcome_unknown: bool = False,
         retry_after_seconds: int | None = None,
         throttled_locally: bool = False,
+        missing: str = "",
     ):
         super().__init__(message)
         self.message = message
@@ -130,6 +131,9 @@ class ConnectorError(Exception):
         self.retry_after_seconds = retry_after_seconds
         # Crosswalk's own rate budget said wait: the ERP was never called.
         self.throttled_locally = throttled_locally
+        # A PREREQUISITE the ERP lacks, as "<CATALOG KIND>:<code>" (e.g. "CUSTOMER:C-501"): the
+        # record waits, blocked, and is sent again once a catalog read finds it.
+        self.missing = missing
 
 
 class Connector(Protocol):
