@@ -2,7 +2,10 @@
 the source values learned from ingested documents.
 
 A refresh reads the connector's lists with no transaction open, then writes them in one
-transaction with its audit row. An import (for an ERP that cannot be reached) replaces one list
+transaction with its audit row. On demand a refresh reads every list whole; the hourly schedule
+reads only what changed since the last refresh (`changed_since`, for an ERP that can say so),
+and whole again once the last whole read is a day old: only a whole read shows what the ERP
+no longer lists. An import (for an ERP that cannot be reached) replaces one list
 from a CSV file, all or nothing. A value the ERP no longer lists is kept and flagged
 (`missing_since`), so a rule pointing at it is reported by validation instead of silently lost.
 Every write bumps `Connection.catalog_version`, which invalidates the per-process catalog cache.
@@ -19,7 +22,7 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +40,13 @@ from syncengine.models import Connection
 logger = logging.getLogger(__name__)
 
 
+# A scheduled refresh reads the lists whole when the last whole read is older than this.
+FULL_READ_EVERY = timedelta(days=1)
+# Changes are asked for from a little before the last read began: the ERP's clock is not ours,
+# and a value read twice is stored once.
+CHANGES_OVERLAP = timedelta(minutes=5)
+
+
 @dataclass(frozen=True)
 class RefreshResult:
     added: int
@@ -45,6 +55,8 @@ class RefreshResult:
     returned: int  # values the ERP (or the file) listed
     # Validation of the rule version in force today against the new catalog; not stored.
     issues: tuple[Issue, ...] = ()
+    # Set when only values changed since then were read (nothing was flagged missing).
+    changed_since: datetime | None = None
 
     def counts(self) -> dict[str, int]:
         return {
@@ -60,18 +72,44 @@ def connection_today(connection: Connection, now: datetime) -> date:
     return now.astimezone(ZoneInfo(connection.time_zone)).date()
 
 
-def catalog_refresh(*, connection: Connection, actor: str, now: datetime) -> RefreshResult:
-    """Read every list from the connection's ERP and store it. Raises ConnectorError."""
+def catalog_refresh(
+    *, connection: Connection, actor: str, now: datetime, changes_only: bool = False
+) -> RefreshResult:
+    """Read the lists of the connection's ERP and store them. Raises ConnectorError.
+
+    Every list is read whole, and values it no longer lists are flagged missing. With
+    `changes_only` (the schedule), when a whole read happened within FULL_READ_EVERY, only
+    values changed since the last refresh are asked for and nothing is flagged missing.
+    """
     from syncengine.erps.registry import connector_for
 
-    items = list(connector_for(connection).catalog_lists())
+    connector = connector_for(connection)
+    since = _changes_since(connection, now) if changes_only else None
+    if since is None:
+        items = list(connector.catalog_lists())
+    else:
+        items = list(connector.catalog_lists(changed_since=since))
     return catalog_store(
         connection=connection,
         items=items,
         actor=actor,
         now=now,
         action=RuleAudit.Action.CATALOG_REFRESHED,
+        changed_since=since,
     )
+
+
+def _changes_since(connection: Connection, now: datetime) -> datetime | None:
+    """Where a read of changes starts: a little before the last refresh began; None (read it
+    all) when there was none, or when no whole read happened within FULL_READ_EVERY."""
+    refreshes = RuleAudit.objects.filter(
+        connection=connection, action=RuleAudit.Action.CATALOG_REFRESHED, at__lte=now
+    )
+    last = refreshes.order_by("-at", "-pk").first()
+    whole = refreshes.filter(at__gt=now - FULL_READ_EVERY).exclude(after__has_key="changes_since")
+    if last is None or not whole.exists():
+        return None
+    return last.at - CHANGES_OVERLAP
 
 
 def catalog_store(
@@ -83,15 +121,18 @@ def catalog_store(
     action: str,
     kinds: set[str] | None = None,
     reason: str = "",
+    changed_since: datetime | None = None,
 ) -> RefreshResult:
     """Upsert these catalog values; values of the same kinds that are absent become missing.
 
     `kinds` limits which lists are being replaced (an import of accounts only must not flag every
-    dimension value missing); by default, the kinds present in `items`. The write and its audit
-    row commit together; the returned issues are those of the rules in force against the result.
+    dimension value missing); by default, the kinds present in `items`. `changed_since`: the
+    items are only what changed since then, so nothing absent is flagged missing (the audit row
+    says so). The write and its audit row commit together; the returned issues are those of the
+    rules in force against the result.
     """
     with transaction.atomic():
-        result = _store(connection, list(items), actor, now, action, kinds, reason)
+        result = _store(connection, list(items), actor, now, action, kinds, reason, changed_since)
     return replace(result, issues=tuple(catalog_issues(connection=connection, now=now)))
 
 
@@ -103,6 +144,7 @@ def _store(
     action: str,
     kinds: set[str] | None,
     reason: str,
+    changed_since: datetime | None = None,
 ) -> RefreshResult:
     # One catalog write per connection at a time: a scheduled refresh and an import of the same
     # list would otherwise race to insert the same new values.
@@ -119,14 +161,18 @@ def _store(
     missing = [
         entry.pk
         for key, entry in existing.items()
-        if key not in seen and entry.missing_since is None
+        if key not in seen and entry.missing_since is None and changed_since is None
     ]
     CatalogEntry.objects.filter(pk__in=missing).update(missing_since=now)
     Connection.objects.filter(pk=connection.pk).update(catalog_version=F("catalog_version") + 1)
-    result = RefreshResult(added=added, changed=changed, missing=len(missing), returned=len(items))
+    result = RefreshResult(added=added, changed=changed, missing=len(missing), returned=len(items),
+                           changed_since=changed_since)  # fmt: skip
+    after: dict[str, Any] = result.counts()
+    if changed_since is not None:
+        after["changes_since"] = changed_since.isoformat()
     RuleAudit.objects.create(
         connection=connection, at=now, actor=actor, action=action,
-        subject="catalog." + ",".join(sorted(kinds)), after=result.counts(), reason=reason,
+        subject="catalog." + ",".join(sorted(kinds)), after=after, reason=reason,
     )  # fmt: skip
     return result
 
@@ -156,12 +202,15 @@ def catalogs_refresh(*, actor: str, now: Callable[[], datetime]) -> list[Refresh
     """Refresh every connection's catalog in turn; one failing ERP does not stop the others.
 
     A ConnectorError (an ERP that cannot be reached, or one that is only ever imported) is logged
-    as a warning; anything else with its traceback. Each refresh is stamped with `now()`.
+    as a warning; anything else with its traceback. Each refresh is stamped with `now()` and
+    reads only what changed since the last one, whole once a day (`catalog_refresh`).
     """
     outcomes = []
     for connection in Connection.objects.order_by("pk"):
         try:
-            result = catalog_refresh(connection=connection, actor=actor, now=now())
+            result = catalog_refresh(
+                connection=connection, actor=actor, now=now(), changes_only=True
+            )
         except SoftTimeLimitExceeded:
             raise  # the task's time is up: stop here, the next run starts again
         except ConnectorError as error:
@@ -172,9 +221,12 @@ def catalogs_refresh(*, actor: str, now: Callable[[], datetime]) -> list[Refresh
             logger.exception("Catalog refresh of %s failed unexpectedly", connection.slug)
             outcomes.append(RefreshOutcome(connection, error=f"{type(error).__name__}: {error}"))
             continue
+        read = (f"changes since {result.changed_since:%Y-%m-%d %H:%M} UTC" if result.changed_since
+                else "every list")  # fmt: skip
         logger.info(
-            "Catalog of %s refreshed: %s added, %s changed, %s now missing, %s rule issue(s)",
-            connection.slug, result.added, result.changed, result.missing, len(result.issues),
+            "Catalog of %s refreshed (%s): %s added, %s changed, %s now missing, %s rule "
+            "issue(s)", connection.slug, read, result.added, result.changed, result.missing,
+            len(result.issues),
         )  # fmt: skip
         outcomes.append(RefreshOutcome(connection, result=result))
     return outcomes

@@ -4,12 +4,14 @@ every way a call can fail."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from mappings.catalog import catalog_refresh, catalogs_refresh
+from mappings.models import CatalogEntry
 from mappings.resolve import Coding, InvoicePlan, PlanLine
 from mappings.resolve_time import TimePlan, TimePlanEntry
 from syncengine.erps.base import ConnectorError, FailureCategory
@@ -17,6 +19,7 @@ from syncengine.erps.business_central.client import BusinessCentral
 from syncengine.erps.business_central.errors import error_for, meaning_of
 from syncengine.erps.business_central.http import BcApi, BcSettings
 from syncengine.erps.registry import connector_for
+from tests.conftest import NOW
 
 pytestmark = pytest.mark.django_db
 pytest_plugins = ["tests.fakes.business_central"]
@@ -140,6 +143,50 @@ def test_the_catalog_reads_every_list_page_by_page(bc):
     )
     assert by_kind["PROJECT"]["/J-1042"].name == "Harbor Foods repair"
     assert any("$skiptoken" in sent.path or sent.method == "GET" for sent in bc.sent)
+
+
+def test_a_read_of_changes_asks_only_for_records_changed_since_and_every_dimension(fake_bc):
+    clock = [NOW - timedelta(days=1)]
+    fake_bc.clock = lambda: clock[0]
+    fake_bc.seed_demo_books()
+    clock[0] = NOW + timedelta(minutes=10)
+    fake_bc.change("accounts", {"number": "4050"}, blocked=True)
+    fake_bc.change("dimensionValues", {"code": "RAL"}, displayName="Raleigh-Durham")
+    fake_bc.add("vendors", number="V20000", displayName="Harbor Supply", blocked=" ")
+    erp = connector(fake_bc)
+    items = erp.catalog_lists(changed_since=NOW)
+    assert sorted((item.kind, item.parent, item.code, item.active) for item in items) == [
+        ("ACCOUNT", "", "4050", False), ("DIMENSION", "", "BRANCH", True),
+        ("DIMENSION", "", "DEPARTMENT", True), ("DIMENSION_VALUE", "BRANCH", "RAL", True),
+        ("VENDOR", "", "V20000", True),
+    ]  # fmt: skip
+    assert len(erp.catalog_lists(changed_since=NOW - timedelta(days=2))) > 40
+
+
+def test_the_schedule_keeps_the_catalog_current_and_its_daily_whole_read_flags_deletions(
+    fake_bc,
+):
+    clock = [NOW - timedelta(days=1)]
+    fake_bc.clock = lambda: clock[0]
+    fake_bc.seed_demo_books()
+    fake_bc.add("items", number="1900-S", displayName="Coil cleaner", blocked=False)
+    connection = fake_bc.connection()
+    catalog_refresh(connection=connection, actor="test", now=NOW)
+    clock[0] = NOW + timedelta(minutes=30)
+    fake_bc.change("accounts", {"number": "4050"}, blocked=True)
+    fake_bc.remove("items", number="1896-S")
+    [hourly] = catalogs_refresh(actor="schedule", now=lambda: NOW + timedelta(hours=1))
+    assert hourly.result is not None and hourly.result.returned == 3  # 4050 and two dimensions
+    assert catalog_entry(connection, "ACCOUNT", "4050").active is False
+    assert catalog_entry(connection, "ITEM", "1896-S").missing_since is None
+    day_later = NOW + timedelta(days=1, hours=1)
+    [daily] = catalogs_refresh(actor="schedule", now=lambda: day_later)
+    assert daily.result is not None and daily.result.changed_since is None
+    assert catalog_entry(connection, "ITEM", "1896-S").missing_since == day_later
+
+
+def catalog_entry(connection, kind: str, code: str) -> CatalogEntry:
+    return CatalogEntry.objects.get(connection=connection, kind=kind, code=code)
 
 
 def test_a_blocked_account_and_a_blocked_customer_are_read_as_inactive(bc):

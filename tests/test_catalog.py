@@ -6,7 +6,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from mappings import tasks
-from mappings.catalog import CatalogImportError, catalog_cached, catalog_import_csv, catalog_refresh
+from mappings.catalog import (
+    CatalogImportError,
+    catalog_cached,
+    catalog_import_csv,
+    catalog_refresh,
+    catalogs_refresh,
+)
 from mappings.models import CatalogEntry, RuleAudit, SourceValue
 from mappings.validation import ERROR
 from syncengine.erps.base import ConnectorError, FailureCategory
@@ -317,6 +323,82 @@ def test_the_scheduled_refresh_refreshes_every_connection_and_survives_one_that_
         if isinstance(error, ConnectorError)
         else "Catalog refresh of offline failed unexpectedly"
     ]
+
+
+class _Recording:
+    """The sandbox's lists, noting what each read asked for; asked for changes, it answers
+    only account 4010 (as an ERP would answer only what changed)."""
+
+    def __init__(self, connection):
+        from syncengine.erps.sandbox.client import SandboxLedger
+
+        self.ledger = SandboxLedger(connection=connection)
+        self.asked: list = []
+
+    def catalog_lists(self, *, changed_since=None):
+        self.asked.append(changed_since)
+        items = self.ledger.catalog_lists()
+        return [i for i in items if i.code == "4010"] if changed_since is not None else items
+
+
+@pytest.fixture
+def recording(connection, monkeypatch):
+    from syncengine.erps import registry
+
+    recording, real = _Recording(connection), registry.connector_for
+
+    def connector_for(target):
+        return recording if target.pk == connection.pk else real(target)
+
+    monkeypatch.setattr(registry, "connector_for", connector_for)
+    return recording
+
+
+def scheduled(at):
+    [outcome] = [o for o in catalogs_refresh(actor="schedule", now=lambda: at)
+                 if o.connection.slug == "demo"]  # fmt: skip
+    return outcome.result
+
+
+def test_a_scheduled_refresh_reads_only_what_changed_since_the_last_refresh(connection, recording):
+    catalog_refresh(connection=connection, actor="test", now=NOW)
+    LedgerAccount.objects.filter(connection=connection, number="4010").update(name="Labor (new)")
+    LedgerAccount.objects.filter(connection=connection, number="5010").delete()
+    result = scheduled(LATER)
+    since = NOW - timedelta(minutes=5)
+    assert recording.asked == [None, since]
+    assert (result.changed_since, result.returned, result.changed, result.missing) == (
+        since, 1, 1, 0,
+    )  # fmt: skip
+    assert entry(connection, "ACCOUNT", "4010").name == "Labor (new)"
+    # A read of changes cannot see what the ERP deleted: nothing is flagged from it.
+    assert entry(connection, "ACCOUNT", "5010").missing_since is None
+    audit = RuleAudit.objects.filter(action=RuleAudit.Action.CATALOG_REFRESHED).latest("id")
+    assert (audit.actor, audit.after["changes_since"]) == ("schedule", since.isoformat())
+
+
+def test_the_schedule_reads_every_list_whole_once_the_last_whole_read_is_a_day_old(
+    connection, recording
+):
+    catalog_refresh(connection=connection, actor="test", now=NOW)
+    scheduled(NOW + timedelta(hours=1))
+    scheduled(NOW + timedelta(hours=23))
+    LedgerAccount.objects.filter(connection=connection, number="5010").delete()
+    day_later = NOW + timedelta(days=1, minutes=1)
+    result = scheduled(day_later)
+    five = timedelta(minutes=5)
+    assert recording.asked == [None, NOW - five, NOW + timedelta(hours=1) - five, None]
+    assert result.changed_since is None and result.missing == 1
+    assert entry(connection, "ACCOUNT", "5010").missing_since == day_later
+
+
+def test_a_first_scheduled_refresh_and_every_refresh_on_demand_read_every_list(
+    connection, recording
+):
+    scheduled(NOW)
+    catalog_refresh(connection=connection, actor="test", now=LATER)
+    catalog_refresh(connection=connection, actor="test", now=LATER + timedelta(minutes=1))
+    assert recording.asked == [None, None, None]
 
 
 def test_the_scheduled_refresh_has_a_soft_time_limit_below_its_hard_one():

@@ -144,8 +144,13 @@ class Connector(Protocol):
         """
         ...
 
-    def catalog_lists(self) -> list[CatalogItem]:
-        """Every list the ERP offers for the rules: accounts, dimensions, tax codes …"""
+    def catalog_lists(self, *, changed_since: datetime | None = None) -> list[CatalogItem]:
+        """Every list the ERP offers for the rules: accounts, dimensions, tax codes …
+
+        With `changed_since`, at least every value changed after it: a connector that can ask
+        the ERP for changes only returns those, one that cannot returns everything. Values
+        deleted in the ERP are seen only by a read without it.
+        """
         ...
 
     def find_invoice(self, *, key: str) -> ErpDocument | None: ...

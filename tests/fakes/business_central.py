@@ -319,6 +319,20 @@ class FakeBusinessCentral:
                 _parent=dimension["id"],  # also read as dimensions(<id>)/dimensionValues
             )
 
+    def change(self, entity_set: str, where: dict[str, Any], **values: Any) -> dict[str, Any]:
+        """Change one record as a user of Business Central would: a new version is stamped."""
+        with self.lock:
+            [record] = self.rows(entity_set, **where)
+            record.update(values)
+            self._stamp(record)
+            return record
+
+    def remove(self, entity_set: str, **where: Any) -> None:
+        """Delete records as a user of Business Central would (nothing is left to read)."""
+        with self.lock:
+            for record in self.rows(entity_set, **where):
+                del self.tables[entity_set][record["id"]]
+
     def rows(self, entity_set: str, **where: Any) -> list[dict[str, Any]]:
         with self.lock:
             return [
@@ -1021,7 +1035,9 @@ class FakeBusinessCentral:
         self._stamp(document)
 
     def _stamp(self, record: dict[str, Any]) -> None:
+        """A new version: a new ETag, and lastModifiedDateTime is the fake's clock."""
         record["@odata.etag"] = f'W/"{uuid.uuid4().hex[:12]}"'
+        record["lastModifiedDateTime"] = _stamp_time(self.clock())
 
 
 def _stamp_time(moment: datetime) -> str:

@@ -118,11 +118,20 @@ class BusinessCentral:
         _, name = self.api.company()
         return f"Business Central company {name} ({self.settings.environment})"
 
-    def catalog_lists(self) -> list[CatalogItem]:
+    def catalog_lists(self, *, changed_since: datetime | None = None) -> list[CatalogItem]:
+        """Every list page by page. With `changed_since`, only records changed after it
+        (`$filter=lastModifiedDateTime gt …`: every page read here has that field), except the
+        dimensions, always read whole: a changed value is named by its dimension's code."""
         company = self.api.company_path()
+        changed = (
+            {"$filter": f"lastModifiedDateTime gt {_odata_time(changed_since)}"}
+            if changed_since is not None
+            else None
+        )
 
-        def read(entity_set: str) -> Iterator[dict[str, Any]]:
-            return self.api.get_all(f"{company}/{entity_set}", what=f"read its {entity_set}")
+        def read(entity_set: str, *, whole: bool = False) -> Iterator[dict[str, Any]]:
+            return self.api.get_all(f"{company}/{entity_set}", params=None if whole else changed,
+                                    what=f"read its {entity_set}")  # fmt: skip
 
         items = [
             CatalogItem(
@@ -139,7 +148,7 @@ class BusinessCentral:
             )  # fmt: skip
             for row in read("accounts")
         ]
-        dimensions = {row["id"]: row for row in read("dimensions")}
+        dimensions = {row["id"]: row for row in read("dimensions", whole=True)}
         items += [
             CatalogItem(kind="DIMENSION", code=row["code"], name=row.get("displayName", ""))
             for row in dimensions.values()
@@ -247,8 +256,7 @@ class BusinessCentral:
         so payments must be read before that (docs/connectors/business-central.md)."""
         params: dict[str, str] = {}
         if since is not None:
-            stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            params["$filter"] = f"lastModifiedDateTime ge {stamp}"
+            params["$filter"] = f"lastModifiedDateTime ge {_odata_time(since)}"
         rows = self.api.get_all(
             f"{self.api.company_path()}/customerPayments", params=params, what="read payments"
         )
@@ -884,6 +892,11 @@ def _document_number(key: str) -> str:
         return key
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"{KEY_PREFIX}{digest[: DOCUMENT_NUMBER_LENGTH - len(KEY_PREFIX)]}".upper()
+
+
+def _odata_time(moment: datetime) -> str:
+    """A DateTimeOffset literal for $filter, in UTC to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _not_blocked(value: Any) -> bool:

@@ -56,7 +56,8 @@ class SandboxLedger:
         accounts = LedgerAccount.objects.filter(connection=self.connection).count()
         return f"Sandbox ledger with {accounts} accounts"
 
-    def catalog_lists(self) -> list[CatalogItem]:
+    def catalog_lists(self, *, changed_since: datetime | None = None) -> list[CatalogItem]:
+        # Its lists are in Crosswalk's own database: always read whole.
         items = [
             CatalogItem(
                 kind="ACCOUNT",
