@@ -4,8 +4,8 @@ Mounted at the site root (`path("", include("console.ops_urls"))`)."""
 
 from django.urls import path
 
+from console import masterdata_views, servicetrade_views
 from console import ops_views as views
-from console import servicetrade_views
 
 app_name = "ops"
 
@@ -50,6 +50,16 @@ urlpatterns = [
         "connections/<slug:slug>/servicetrade/check/",
         servicetrade_views.servicetrade_check,
         name="servicetrade-check",
+    ),
+    path(
+        "connections/<slug:slug>/master-data/",
+        masterdata_views.master_data,
+        name="master-data",
+    ),
+    path(
+        "connections/<slug:slug>/master-data/send/",
+        masterdata_views.master_data_send,
+        name="master-data-send",
     ),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/new/", views.token_create, name="token-create"),

@@ -1,0 +1,80 @@
+"""The two-way master data page of a connection, for Admins: what each side has not been told
+yet (with the last error), the latest changes that lost (with both times and the reason), and a
+"send now" action (htmx swaps the waiting panel).
+
+Admin only, per connection like the other operations pages: a connection the user cannot see is
+a 404 before the role's 403. Thin function views over `masterdata.services`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from console.access import Role, get_connection_for_user, require_role
+from console.views import HtmxHttpRequest
+from masterdata.models import MasterChange, MasterRecord, Side
+from masterdata.services import master_outbox_send
+from syncengine.models import Connection
+
+WAITING_SHOWN = 100
+LOST_SHOWN = 50
+
+
+def _admin_connection(request: HtmxHttpRequest, slug: str) -> Connection:
+    connection = get_connection_for_user(request.user, slug)
+    require_role(request.user, Role.ADMIN)
+    return connection
+
+
+def master_data_page_context(connection: Connection) -> dict[str, Any]:
+    records = MasterRecord.objects.filter(connection=connection)
+    waiting = records.exclude(outbox={}).order_by("-updated_at", "-pk")
+    lost = MasterChange.objects.filter(
+        record__connection=connection, outcome=MasterChange.Outcome.LOST
+    ).select_related("record")
+    return {
+        "connection": connection,
+        "kept": dict(records.values_list("entity").annotate(n=Count("id")).order_by()),
+        "waiting_count": waiting.count(),
+        "waiting": [
+            {
+                "record": record,
+                "to_source": record.outbox.get(Side.SOURCE, {}),
+                "to_erp": record.outbox.get(Side.ERP, {}),
+            }
+            for record in waiting[:WAITING_SHOWN]
+        ],  # fmt: skip
+        "lost": lost.order_by("-received_at", "-pk")[:LOST_SHOWN],
+    }
+
+
+@require_GET
+@login_required
+def master_data(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
+    connection = _admin_connection(request, slug)
+    return TemplateResponse(
+        request, "console/ops/master_data.html", master_data_page_context(connection)
+    )
+
+
+@require_POST
+@login_required
+def master_data_send(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    connection = _admin_connection(request, slug)
+    sent = master_outbox_send(connection=connection, now=timezone.now())
+    summary = f"{sent.told} told, {sent.failed} could not be told (they stay queued)."
+    if not request.htmx:
+        (messages.warning if sent.failed else messages.success)(request, summary)
+        return redirect("ops:master-data", slug=connection.slug)
+    context = {**master_data_page_context(connection), "sent_summary": summary,
+               "sent_failed": sent.failed}  # fmt: skip
+    return TemplateResponse(request, "console/ops/master_data.html#waiting", context)
