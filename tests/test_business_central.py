@@ -527,6 +527,42 @@ def test_a_credit_memo_mirrors_the_posted_invoice_and_is_applied_to_it(bc):
     assert bc.rows("salesInvoices")[0]["status"] == "Paid"
 
 
+def test_a_credit_memo_for_a_foreign_currency_invoice_is_in_the_invoices_currency(bc):
+    erp = connector(bc)
+    invoice = erp.post_invoice(plan=make_plan(currency="CAD"), key="ST-INV-1")
+    erp.post_credit_memo(original_id=invoice.id, key="ST-VOID-1", posting_date=date(2025, 11, 22))
+    [credit] = bc.rows("salesCreditMemos")
+    assert (credit["currencyCode"], credit["status"]) == ("CAD", "Open")
+    [header] = [sent.body for sent in bc.sent if sent.entity_set == "salesCreditMemos"
+                and sent.method == "POST" and sent.body]  # fmt: skip
+    assert header["currencyCode"] == "CAD"
+    assert bc.rows("salesInvoices")[0]["remainingAmount"] == Decimal("0.00")
+
+
+def test_a_credit_memo_for_a_local_currency_invoice_names_no_currency(bc):
+    bc.local_currency = "CAD"
+    erp = connector(bc, local_currency="CAD")
+    invoice = erp.post_invoice(plan=make_plan(currency="CAD"), key="ST-INV-1")
+    assert bc.rows("salesInvoices")[0]["currencyCode"] == "CAD"  # read back with the local code
+    erp.post_credit_memo(original_id=invoice.id, key="ST-VOID-1", posting_date=date(2025, 11, 22))
+    bodies = [sent.body for sent in bc.sent if sent.entity_set in ("salesInvoices",
+              "salesCreditMemos") and sent.method == "POST" and sent.body]  # fmt: skip
+    assert [("currencyCode" in body) for body in bodies] == [False, False]
+
+
+def test_a_source_credit_memo_in_a_foreign_currency_carries_its_currency(bc):
+    lines = (PlanLine("4010", Decimal("-50.00"), "Refund", "r", codings=dims(BRANCH="RAL")),)
+    plan = make_plan(currency="EUR", lines=lines, total=Decimal("-50.00"))
+    connector(bc).post_source_credit_memo(plan=plan, key="ST-CM-1")
+    [credit] = bc.rows("salesCreditMemos")
+    assert (credit["currencyCode"], credit["totalAmountIncludingTax"]) == ("EUR", Decimal("50.00"))
+
+
+def test_a_currency_business_central_does_not_know_is_a_missing_reference(bc):
+    error = failure(lambda: connector(bc).post_invoice(plan=make_plan(currency="XYZ"), key="K"))
+    assert error.category == FailureCategory.MISSING_REFERENCE and "(XYZ)" in error.message
+
+
 def test_crediting_an_invoice_still_in_draft_is_a_prerequisite_failure(bc):
     erp = connector(bc, post_policy="draft")
     invoice = erp.post_invoice(plan=make_plan(), key="ST-INV-1")

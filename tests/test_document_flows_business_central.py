@@ -79,3 +79,21 @@ def test_a_split_mixed_sign_invoice_becomes_an_invoice_and_a_credit_memo_in_busi
     assert invoice["totalAmountIncludingTax"] - memo["totalAmountIncludingTax"] == Decimal("256.47")
     run = reconciliation_run(connection=connection, actor="test", now=NOW)
     assert run.counts == {} and run.difference == Decimal("0.00")
+
+
+def test_a_void_of_an_invoice_in_a_foreign_currency_is_credited_in_that_currency(
+    connection,  # noqa: F811
+    bc,  # noqa: F811
+):
+    connection.currency = "CAD"  # ServiceTrade bills in CAD; the company's books are in USD
+    connection.save(update_fields=["currency"])
+    ingest(connection, envelope())
+    post_due()
+    ingest(connection, envelope(status="void"), now=NOW + timedelta(days=1))
+    post_due(NOW + timedelta(days=1))
+    assert {record.state for record in SyncRecord.objects.all()} == {SyncState.POSTED}
+    [invoice], [memo] = bc.rows("salesInvoices"), bc.rows("salesCreditMemos")
+    assert (invoice["currencyCode"], memo["currencyCode"]) == ("CAD", "CAD")
+    assert memo["invoiceId"] == invoice["id"] and invoice["remainingAmount"] == Decimal("0.00")
+    run = reconciliation_run(connection=connection, actor="test", now=NOW + timedelta(days=1))
+    assert run.counts == {} and run.difference == Decimal("0.00")

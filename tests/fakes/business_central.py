@@ -262,6 +262,9 @@ class FakeBusinessCentral:
         self.chaos_random = random.Random(0)
         self.chaos_retry_after = 1
         self.faults_fired: Counter[str] = Counter()
+        # The company's currency: documents sent without a currency code are in it, and read
+        # back with this code.
+        self.local_currency = "USD"
 
     # --- set-up helpers -------------------------------------------------------------------------
 
@@ -805,6 +808,13 @@ class FakeBusinessCentral:
     def _new_document(self, body: dict[str, Any], prefix: str) -> dict[str, Any]:
         customer = self._customer(body)
         _length(body, "externalDocumentNumber", 35)
+        currency = body.get("currencyCode") or self.local_currency
+        if currency != self.local_currency and not self.rows("currencies", code=currency):
+            raise Refused(
+                400, "Internal_InvalidTableRelation", "The field Currency Code of table Sales "
+                f"Header contains a value ({currency}) that cannot be found in the related table "
+                "(Currency).",
+            )  # fmt: skip
         return {
             **body,
             "number": f"{prefix}{next(self.numbers)}",
@@ -812,7 +822,7 @@ class FakeBusinessCentral:
             "customerId": customer["id"],
             "customerNumber": customer["number"],
             "customerName": customer.get("displayName", ""),
-            "currencyCode": "USD",
+            "currencyCode": currency,  # the local currency's code when none was given
             "totalAmountExcludingTax": Decimal("0.00"),
             "totalTaxAmount": Decimal("0.00"),
             "totalAmountIncludingTax": Decimal("0.00"),
@@ -835,6 +845,10 @@ class FakeBusinessCentral:
                 raise Refused(
                     400, "Application_DialogException", "The invoice is another customer's."
                 )
+            if invoice["currencyCode"] != record["currencyCode"]:
+                raise Refused(400, "Application_DialogException", f"Currency Code must be equal "
+                              f"to '{invoice['currencyCode']}' to apply the credit memo to "
+                              f"invoice {invoice['number']}.")  # fmt: skip
             record["invoiceNumber"] = invoice["number"]
         return record
 
@@ -1147,6 +1161,8 @@ def _seed_demo_books(fake: FakeBusinessCentral) -> None:
                  taxType="Sales Tax")  # fmt: skip
     fake.add("taxAreas", code="NC", displayName="North Carolina", taxType="Sales Tax")
     fake.add("paymentTerms", code="NET30", displayName="Net 30 days")
+    for code, name in (("CAD", "Canadian dollar"), ("EUR", "Euro")):
+        fake.add("currencies", code=code, displayName=name)
     for index, name in enumerate(demo.TECHNICIANS):
         fake.add("employees", number=f"E{300 + index}", displayName=name, status="Active")
     fake.add("items", number="1896-S", displayName="Filter set", blocked=False)

@@ -452,6 +452,11 @@ class BusinessCentral:
             "postingDate": posting_date.isoformat(),
             "invoiceId": original_id,
         }
+        # In the invoice's currency, as Business Central holds it (blank or the local currency's
+        # code: local), or the memo would be in local currency and not offset the invoice.
+        currency = str(original.get("currencyCode") or "")
+        if currency and currency != self.settings.local_currency:
+            header["currencyCode"] = currency
         operations = [Operation("1", "POST", f"{company}/salesCreditMemos", header)]
         for line in original.get("salesInvoiceLines", []):
             if line.get("lineType") == "Comment":
