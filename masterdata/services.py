@@ -125,7 +125,7 @@ def _decide(
     ):
         reason = (
             f"Older than the standing change from {SIDE_LABEL[standing_side]} "
-            f"({standing_at.isoformat()}); the newer value stays."
+            f"({standing_at:%Y-%m-%d %H:%M:%S %Z}); the newer value stays."
         )
         lost = True
     else:

@@ -61,7 +61,11 @@ def test_without_a_rule_the_newest_change_wins_and_the_older_one_is_logged_with_
     assert (lost.value, lost.changed_at, lost.standing_value, lost.standing_at) == (
         "919-555-0199", EARLIER, "919-555-0100", NOW,
     )  # fmt: skip
-    assert lost.standing_side == Side.SOURCE and "Older than the standing change" in lost.reason
+    assert lost.standing_side == Side.SOURCE
+    assert lost.reason == (
+        "Older than the standing change from ServiceTrade (2026-11-20 15:00:00 UTC); "
+        "the newer value stays."
+    )
     # The ERP is told the winning value back; ServiceTrade already has it.
     assert record.outbox == {Side.ERP: {"phone": "919-555-0100"}}
 
