@@ -98,7 +98,8 @@ def test_an_emptied_setting_goes_back_to_its_default(client, connection):
     # A checkbox left out of the form is off, whatever its default.
     assert connection.source_settings == {"timeout_seconds": 12.0, "api": True,
                                           "write_back": False, "clock_events": False,
-                                          "purchase_order_job_items": False}  # fmt: skip
+                                          "purchase_order_job_items": False,
+                                          "master_data": False}  # fmt: skip
     client.post(url, {"source-timeout_seconds": ""})
     connection.refresh_from_db()
     assert "timeout_seconds" not in connection.source_settings

@@ -48,6 +48,8 @@ INVOICE_STATUSES = (
 )  # fmt: skip
 # Documented `limit` caps per list (api-facts.json); lists without a documented cap get no limit.
 PAGE_LIMITS = {"invoice": 2000, "job": 2000, "location": 5000}
+# List keys of the master data lists ([U] contacts: the key is not in the sources).
+MASTER_LIST_KEYS = {"company": "companies", "location": "locations", "contact": "contacts"}
 # Webhook entity type codes (CONTRACTS.md §1); invoices have none, they change with their job.
 WEBHOOK_ENTITY_TYPES = {
     "job": 3, "user": 4, "company": 5, "deficiency": 10, "location": 11, "appointment": 16,
@@ -105,6 +107,9 @@ class StSettings:
     clock_labor_types: dict[str, str] = field(default_factory=dict)
     # ERP purchase orders → job items on their ServiceTrade job (beat; purchase_orders.py)
     purchase_order_job_items: bool = False
+    # Companies, locations and contacts feed two-way master data (masterdata/) on every way in
+    # (webhook, polling, backfill --master-data); see master.py.
+    master_data: bool = False
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> StSettings:
@@ -506,8 +511,19 @@ class ServiceTradeClient:
     def locations(self, **filters: Any) -> list[dict[str, Any]]:
         return self.all("location", "locations", filters)
 
+    def location(self, location_id: int | str) -> dict[str, Any]:
+        return dict(self.get(f"/location/{_id(location_id)}"))
+
     def contacts(self, **filters: Any) -> list[dict[str, Any]]:
         return self.all("contact", "contacts", filters)  # [U] list key
+
+    def contact(self, contact_id: int | str) -> dict[str, Any]:
+        return dict(self.get(f"/contact/{_id(contact_id)}"))  # [U] path
+
+    def master_pages(self, kind: str, *, first_page: int = 1, **filters: Any) -> Iterator[Page]:
+        """Pages of companies, locations or contacts (`kind`: company, location, contact),
+        filters in ServiceTrade's names (updatedAfter …, epoch seconds)."""
+        return self.pages(kind, MASTER_LIST_KEYS[kind], filters, first_page=first_page)
 
     def users(self, **filters: Any) -> list[dict[str, Any]]:
         return self.all("user", "users", filters)

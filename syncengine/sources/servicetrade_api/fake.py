@@ -10,6 +10,10 @@ follows the documented contract (CONTRACTS.md §1, api-facts.json).
 - Faults: `fail(...)` answers a status (429 with Retry-After, 5xx …) a number of times;
   `break_after(...)` fails every call of a path after N successful ones (a hard outage);
   `expire_tokens()` turns every access token stale at once.
+- Companies, locations and contacts (`add_company`, `add_location`, `add_contact`) in the read
+  shape master data reads (`address {street, city, state, postalCode}`, `phoneNumber` …), with
+  `updatedAfter` and paging; a PUT of the write fields (`addressStreet` …) also changes
+  `address`, so a record read after a write reads the value written.
 - Clock events (`add_clock_event`): filtered by startTime/endTime (on the clock-in), userId(s)
   and jobId.
 - Webhooks: `deliver()` posts ids-only messages the way ServiceTrade does: up to three attempts
@@ -177,6 +181,33 @@ class FakeServiceTrade:
                 self.add("job", id=job_id, number=f"J-{job_id}", status="scheduled")
             fields["job"] = {"id": job_id, "number": self.entities["job"][job_id]["number"]}
         return self.add("clock", **fields)
+
+    def add_company(self, *, name: str = "Harbor Foods", **fields: Any) -> dict[str, Any]:
+        """A customer company (read shape: `address` object, `phoneNumber`, `email`)."""
+        values = {"name": name, "status": "active", "isCustomer": True,
+                  "address": {"street": "1 Harbor Way", "city": "Raleigh", "state": "NC",
+                              "postalCode": "27601"},
+                  "phoneNumber": "919-555-0100", "email": "ap@harbor.example",
+                  **fields}  # fmt: skip
+        return self.add("company", **values)
+
+    def add_location(
+        self, *, company_id: int, name: str = "Harbor Foods #12", **fields: Any
+    ) -> dict[str, Any]:
+        values = {"name": name, "status": "active", "companyId": company_id,
+                  "address": {"street": "12 Main St", "city": "Raleigh", "state": "NC",
+                              "postalCode": "27601"},
+                  "phoneNumber": "919-555-0112", "email": "store12@harbor.example",
+                  "taxable": True, **fields}  # fmt: skip
+        return self.add("location", **values)
+
+    def add_contact(
+        self, *, first_name: str = "Dana", last_name: str = "Reyes", **fields: Any
+    ) -> dict[str, Any]:
+        values = {"firstName": first_name, "lastName": last_name,
+                  "email": f"{first_name.lower()}@harbor.example", "phone": "919-555-0142",
+                  **fields}  # fmt: skip
+        return self.add("contact", **values)
 
     def seed_invoices(self, count: int, *, created_from: int, spacing: int = 60) -> None:
         """`count` invoices created `spacing` seconds apart from `created_from` (fast bulk)."""
@@ -365,6 +396,12 @@ class FakeServiceTrade:
                 raise _Problem(400, f"status {status!r} is invalid.", kind="validation")
             if record.get("status") == "void" and status != "void":
                 raise _Problem(400, "A void invoice cannot change status.", kind="validation")
+        if entity in ("company", "location") and any(n in body for n in _ADDRESS_WRITES):
+            address = dict(record.get("address") or {})
+            for write, read in _ADDRESS_WRITES.items():
+                if write in body:
+                    address[read] = body[write]
+            body["address"] = address
         return copy.deepcopy(self.change(entity, record["id"], **body))
 
     def _external_id(self, request: Request, parts: list[str]) -> Any:
@@ -479,6 +516,9 @@ def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+# Write fields of an address (PUT) → the `address` object it is read back in.
+_ADDRESS_WRITES = {"addressStreet": "street", "addressCity": "city", "addressState": "state",
+                   "addressPostalCode": "postalCode"}  # fmt: skip
 _RANGES = {"updatedAfter": ("updated", 1), "updatedBefore": ("updated", -1),
            "createdAfter": ("created", 1), "createdBefore": ("created", -1)}  # fmt: skip
 

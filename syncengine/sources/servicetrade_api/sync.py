@@ -16,6 +16,10 @@ all end in the same single record per invoice.
 - Clock events become weekly timecards (`clock.py`) on all three ways: a job event re-reads the
   job's clock events and then each (technician, week) they touch whole; a poll re-reads whole
   weeks from its clock cursor; a backfill reads week by week.
+- Companies, locations and contacts feed two-way master data (`master.py`) on all three ways
+  when the connection's `master_data` is on: a company, location or contact event re-reads
+  that record; a poll reads each list `updatedAfter` its own cursor; a backfill with
+  `master_data` reads each list `updatedAfter` the date, page by page, resumable.
 - Write-back tells ServiceTrade how posting ended (processed, or failed with the reason) and
   stores the ERP document number as an external id on the invoice's job; each outcome is told
   once (`SourceWriteBack`).
@@ -54,7 +58,7 @@ from syncengine.models import (
     SyncState,
     WebhookSubscription,
 )
-from syncengine.sources.servicetrade_api import clock
+from syncengine.sources.servicetrade_api import clock, master
 from syncengine.sources.servicetrade_api.client import (
     WEBHOOK_ENTITY_TYPES,
     Page,
@@ -72,8 +76,14 @@ SECRET_NAMES = ("client_id", "client_secret", "username", "password", "refresh_t
 FIRST_POLL_LOOKBACK = timedelta(days=1)
 WEBHOOK_ACTIONS = ["created", "updated", "deleted"]
 # What Crosswalk subscribes to: invoices have no webhook entity type of their own and change
-# with their job, so job events make Crosswalk re-read the job's invoices.
+# with their job, so job events make Crosswalk re-read the job's invoices; with `master_data`
+# on, company, location and contact events too.
 SUBSCRIBED_ENTITY_TYPES = ("job",)
+WEBHOOK_ENTITY_NAMES = {str(code): name for name, code in WEBHOOK_ENTITY_TYPES.items()}
+
+
+def subscribed_entity_types(settings: StSettings) -> tuple[str, ...]:
+    return SUBSCRIBED_ENTITY_TYPES + (tuple(master.KINDS) if settings.master_data else ())
 
 
 # --- the client of a connection -----------------------------------------------------------------
@@ -130,6 +140,7 @@ class ReadResult:
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
     clock: clock.ClockResult = field(default_factory=clock.ClockResult)
+    master: master.MasterResult = field(default_factory=master.MasterResult)
 
     def add(self, page_items: int, result: Any) -> None:
         self.pages += 1
@@ -174,12 +185,14 @@ def webhook_message_receive(
 
 
 def webhook_events(body: str) -> list[tuple[str, str]]:
-    """(entity type, id) of each event, each once, in the order first named."""
+    """(entity type, id) of each event, each once, in the order first named. A type given as
+    its code (5, "11" …) is read as its name (company, location …)."""
     message = wire.loads(body)
     seen: list[tuple[str, str]] = []
     for event in message.get("data") or []:
         entity = event.get("entity") or {}
-        key = (str(entity.get("type", "")).lower(), str(entity.get("id", "")))
+        kind = str(entity.get("type", "")).strip().lower()
+        key = (WEBHOOK_ENTITY_NAMES.get(kind, kind), str(entity.get("id", "")))
         if key not in seen:
             seen.append(key)
     return seen
@@ -201,7 +214,7 @@ def webhook_message_process(
         with client or client_for(connection) as st:
             for kind, entity_id in events:
                 try:
-                    fetched += _refetch(connection, st, kind, entity_id, receipt, now)
+                    fetched += _refetch(connection, st, kind, entity_id, receipt, now, errors)
                 except ServiceTradeError as error:
                     errors.append(f"{kind} {entity_id}: {error.message}")
     except ServiceTradeError as error:
@@ -223,8 +236,18 @@ def _refetch(
     entity_id: str,
     receipt: SourceReceipt,
     now: datetime,
+    errors: list[str],
 ) -> int:
     origin = f"webhook receipt {receipt.pk}: {kind} {entity_id}"
+    if kind in master.KINDS:
+        if not api_settings(connection).master_data:
+            return 0
+        # The record as ServiceTrade has it now: a repeated or late delivery reports the same
+        # state again, which master data takes as no change (it compares change times).
+        taken = master.master_refetch(connection=connection, st=st, kind=kind,
+                                      entity_id=entity_id, now=now)  # fmt: skip
+        errors.extend(taken.errors)
+        return taken.records
     if kind == INVOICE:
         _ingest(connection, st.invoice_raw(entity_id), origin=origin, now=now)
         return 1
@@ -280,6 +303,8 @@ def servicetrade_poll(
         _cursor_moved(cursor, started, now, result.invoices)
         if settings.clock_events:
             _clock_poll(connection, st, settings, now, result)
+        if settings.master_data:
+            _master_poll(connection, st, settings, now, result)
     return result
 
 
@@ -319,6 +344,33 @@ def _clock_poll(
     _cursor_moved(cursor, started, now, len(events))
 
 
+def _master_poll(
+    connection: Connection, st: ServiceTradeClient, settings: StSettings, now: datetime,
+    result: ReadResult,
+) -> None:  # fmt: skip
+    """Companies, then locations, then contacts, each `updatedAfter` its own cursor minus the
+    overlap; each cursor moves to when this poll started once all its pages are taken (a
+    failure leaves it, with the error, and the next poll reads the same range again)."""
+    started = to_epoch(now)
+    for kind in master.KINDS:
+        cursor, _ = SourceCursor.objects.get_or_create(
+            connection=connection, entity=kind, mode=SourceCursor.Mode.POLL,
+            defaults={"position_epoch": to_epoch(now - FIRST_POLL_LOOKBACK), "started_at": now,
+                      "moved_at": now},
+        )  # fmt: skip
+        after = max(int(cursor.position_epoch or 0) - settings.poll_overlap_seconds, 0)
+        before = result.master.records
+        try:
+            for page in st.master_pages(kind, updatedAfter=after):
+                master.master_take(connection=connection, kind=kind, records=page.items,
+                                   actor=master.ACTOR_POLL, now=now,
+                                   result=result.master)  # fmt: skip
+        except ServiceTradeError as error:
+            SourceCursor.objects.filter(pk=cursor.pk).update(last_error=error.message[:500])
+            raise
+        _cursor_moved(cursor, started, now, result.master.records - before)
+
+
 def servicetrade_poll_due(*, now: datetime) -> int:
     """Beat: poll every API connection whose poll interval has passed; returns how many ran.
     One connection failing does not stop the others."""
@@ -348,23 +400,44 @@ def servicetrade_backfill(
     now: datetime,
     client: ServiceTradeClient | None = None,
     on_page: Callable[[Page, SourceCursor], None] | None = None,
+    invoices: bool = True,
+    master_data: bool = False,
 ) -> ReadResult:
-    """Ingest every invoice created since `since`, resuming an unfinished backfill of the same
-    date where it stopped. `on_page` is called after each page is committed (progress bars).
+    """Ingest every invoice created since `since` (then the clock events), resuming an
+    unfinished backfill of the same date where it stopped. `master_data`: then every company,
+    location and contact updated since `since` into two-way master data, also resumable (only
+    for a connection whose `master_data` is on); `invoices=False` reads only those. `on_page`
+    is called after each page is committed (progress bars; the cursor's `entity` says which).
 
     Raises ServiceTradeError when ServiceTrade fails for good; the position stays at the first
     page not ingested, so running it again continues there. Raises BackfillRunning when another
-    backfill of the connection holds the cursor (nothing is read or changed then).
+    backfill of the connection holds the cursor (nothing is read or changed then), and
+    MasterDataOff when master data is asked for but off for the connection.
     """
     settings = api_settings(connection)
+    master_data = master_data or not invoices
+    if master_data and not settings.master_data:
+        raise MasterDataOff(
+            f"Master data is off for {connection.slug}: nothing was read. Turn on "
+            '"master_data" in its ServiceTrade settings first.'
+        )
     token = _lease_take(connection, now)
     try:
-        return _backfill_leased(connection, settings, since, now, token, client, on_page)
+        return _backfill_leased(connection, settings, since, now, token, client, on_page,
+                                invoices=invoices, master_data=master_data)  # fmt: skip
     finally:
         SourceCursor.objects.filter(
             connection=connection, entity=INVOICE, mode=SourceCursor.Mode.BACKFILL,
             lease_token=token,
         ).update(lease_token="", lease_until=None)  # fmt: skip
+
+
+class MasterDataOff(Exception):
+    """A backfill of master data for a connection whose `master_data` setting is off."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class BackfillRunning(Exception):
@@ -421,10 +494,19 @@ def _backfill_leased(
     token: str,
     client: ServiceTradeClient | None,
     on_page: Callable[[Page, SourceCursor], None] | None,
+    *,
+    invoices: bool,
+    master_data: bool,
 ) -> ReadResult:
+    result = ReadResult()
+    if not invoices:  # master data only: the invoice backfill's position is left alone
+        lease = backfill_cursor_of(connection)
+        assert lease is not None  # _lease_take made it
+        with client or client_for(connection) as st:
+            _master_backfill(connection, st, lease, to_epoch(since), now, result, token, on_page)
+        return result
     cursor = _backfill_cursor(connection, to_epoch(since), now)
     window = settings.backfill_window_days * 86400
-    result = ReadResult()
     try:
         with client or client_for(connection) as st:
             while (
@@ -444,6 +526,9 @@ def _backfill_leased(
                 cursor.save(update_fields=["position_epoch", "page", "moved_at"])
             if settings.clock_events:
                 _clock_backfill(connection, st, settings, cursor, now, result, token)
+            if master_data:
+                _master_backfill(connection, st, cursor, int(cursor.since_epoch or 0), now,
+                                 result, token, on_page)  # fmt: skip
     except ServiceTradeError as error:
         SourceCursor.objects.filter(pk=cursor.pk).update(last_error=error.message[:500])
         raise
@@ -487,6 +572,64 @@ def _clock_backfill(
             cursor.save(update_fields=["position_epoch", "moved_at", "items_read"])
     cursor.finished_at = now
     cursor.save(update_fields=["finished_at"])
+
+
+def _master_backfill(
+    connection: Connection, st: ServiceTradeClient, lease: SourceCursor, since: int,
+    now: datetime, result: ReadResult, token: str,
+    on_page: Callable[[Page, SourceCursor], None] | None,
+) -> None:  # fmt: skip
+    """Companies, then locations, then contacts updated since `since`, each list read
+    `updatedAfter=since` page by page (its own `SourceCursor`, mode BACKFILL). Each page is
+    taken in the same transaction that moves its cursor past it, under the backfill's hold, so
+    a rerun from the same date continues at the first page not taken; once all three finished,
+    or from another date, it starts over (taking the same state again changes nothing).
+
+    No upper bound on `updated`: a record changed while the backfill runs stays in the list
+    (it may be read twice, which is harmless) instead of leaving it and shifting later pages.
+    """
+    cursors = {
+        c.entity: c
+        for c in SourceCursor.objects.filter(
+            connection=connection, entity__in=list(master.KINDS), mode=SourceCursor.Mode.BACKFILL
+        )
+    }
+    resume = all(kind in cursors and cursors[kind].since_epoch == since for kind in master.KINDS)
+    if not resume or all(c.finished_at is not None for c in cursors.values()):
+        until = to_epoch(now)
+        for kind in master.KINDS:
+            cursors[kind], _ = SourceCursor.objects.update_or_create(
+                connection=connection, entity=kind, mode=SourceCursor.Mode.BACKFILL,
+                defaults={"since_epoch": since, "until_epoch": until, "position_epoch": since,
+                          "page": 1, "items_read": 0, "started_at": now, "moved_at": now,
+                          "finished_at": None, "last_error": ""},
+            )  # fmt: skip
+            # Polling covers what changes from here on (from this start, at the latest).
+            SourceCursor.objects.get_or_create(
+                connection=connection, entity=kind, mode=SourceCursor.Mode.POLL,
+                defaults={"position_epoch": until, "started_at": now, "moved_at": now},
+            )  # fmt: skip
+    for kind in master.KINDS:
+        cursor = cursors[kind]
+        if cursor.finished_at is not None:
+            continue
+        try:
+            for page in st.master_pages(kind, first_page=cursor.page, updatedAfter=since):
+                with transaction.atomic():
+                    _lease_renew(lease, token, now)
+                    master.master_take(connection=connection, kind=kind, records=page.items,
+                                       actor=master.ACTOR_BACKFILL, now=now,
+                                       result=result.master)  # fmt: skip
+                    cursor.page, cursor.moved_at = page.number + 1, now
+                    cursor.items_read += len(page.items)
+                    cursor.save(update_fields=["page", "items_read", "moved_at"])
+                if on_page is not None:
+                    on_page(page, cursor)
+        except ServiceTradeError as error:
+            SourceCursor.objects.filter(pk=cursor.pk).update(last_error=error.message[:500])
+            raise
+        cursor.finished_at, cursor.last_error = now, ""
+        cursor.save(update_fields=["finished_at", "last_error"])
 
 
 def _backfill_cursor(connection: Connection, since: int, now: datetime) -> SourceCursor:
@@ -543,11 +686,11 @@ def _hook_prefix(base_url: str, connection: Connection) -> str:
     return base_url.rstrip("/") + path.removesuffix("SECRET/")
 
 
-def _entity_events() -> list[dict[str, Any]]:
+def _entity_events(settings: StSettings) -> list[dict[str, Any]]:
     # [U] The sources disagree on the item shape ({entityType, actions|events|eventType});
     # "actions" is what most of them show.
     return [{"entityType": WEBHOOK_ENTITY_TYPES[name], "actions": WEBHOOK_ACTIONS}
-            for name in SUBSCRIBED_ENTITY_TYPES]  # fmt: skip
+            for name in subscribed_entity_types(settings)]  # fmt: skip
 
 
 def webhook_subscribe(
@@ -565,7 +708,7 @@ def webhook_subscribe(
     secret = secrets.token_urlsafe(32)
     prefix = _hook_prefix(base_url, connection)
     body = {"hookUrl": f"{prefix}{secret}/", "enabled": True, "includeChangesets": False,
-            "entityEvents": _entity_events()}  # fmt: skip
+            "entityEvents": _entity_events(api_settings(connection))}  # fmt: skip
     with client or client_for(connection) as st:
         ours = [hook for hook in st.webhooks() if str(hook.get("hookUrl", "")).startswith(prefix)]
         if ours:
@@ -592,7 +735,8 @@ def webhook_check(
     *, connection: Connection, now: datetime, client: ServiceTradeClient | None = None
 ) -> list[str]:
     """What is wrong with the connection's webhook in ServiceTrade, in plain words ([] = fine):
-    missing, disabled, unconfirmed, not sending job events, or pointing at an old secret."""
+    missing, disabled, unconfirmed, not sending job events (and company, location and contact
+    events with `master_data` on), or pointing at an old secret."""
     subscriptions = list(WebhookSubscription.objects.filter(connection=connection))
     prefixes = {s.hook_url_prefix for s in subscriptions}
     with client or client_for(connection) as st:
@@ -618,7 +762,8 @@ def _hook_problems(connection: Connection, hook: dict[str, Any]) -> list[str]:
     if hook.get("confirmed") is False:
         problems.append(f"{label} is not confirmed by ServiceTrade yet.")
     codes = {int(e.get("entityType", 0)) for e in hook.get("entityEvents") or []}
-    missing = [n for n in SUBSCRIBED_ENTITY_TYPES if WEBHOOK_ENTITY_TYPES[n] not in codes]
+    wanted = subscribed_entity_types(api_settings(connection))
+    missing = [n for n in wanted if WEBHOOK_ENTITY_TYPES[n] not in codes]
     if missing:
         problems.append(f"{label} does not send {', '.join(missing)} events.")
     secret = str(hook.get("hookUrl", "")).rstrip("/").rsplit("/", 1)[-1]
