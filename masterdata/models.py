@@ -36,6 +36,8 @@ class MasterRecord(models.Model):
     values = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     # field → {"side": "SOURCE" | "ERP", "at": ISO time of the change on that side}
     stamps = models.JSONField(default=dict)
+    # side → {field: value} as that side last reported it: a value it repeats is not a change
+    reported = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     # side → {field: value} that side has not been told yet
     outbox = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     send_error = models.CharField(max_length=500, blank=True)

@@ -107,10 +107,20 @@ def _decide(
     standing_side = stamp["side"] if stamp else ""
     has_value = name in record.values
     standing = record.values.get(name)
+    reported = record.reported.setdefault(side, {})
+    said_before = name in reported and reported[name] == value
+    reported[name] = value
     if has_value and standing == value:
         if standing_at is None or changed_at > standing_at:
             record.stamps[name] = {"side": side, "at": changed_at.isoformat()}
         _drop_from_outbox(record, side, name)  # this side already has it
+        return
+    if said_before:
+        # The side repeats what it said before (a repeated delivery, an overlapping poll, or a
+        # record re-read because another of its fields changed): no change of this field on
+        # that side, so nothing to decide or log; it is still to be told the standing value.
+        if has_value:
+            _queue(record, side, name, standing)
         return
     other = Side.ERP if side == Side.SOURCE else Side.SOURCE
     if owner in (Side.SOURCE, Side.ERP) and owner != side:
@@ -271,9 +281,12 @@ def _sent(record: MasterRecord, side: str, values: dict[str, Any], *, now: datet
                 del pending[name]
         if not pending:
             fresh.outbox.pop(side, None)
+        # The side holds what it was told now: should it report its old value again, that is a
+        # real change of its own, not a repeat.
+        fresh.reported.setdefault(side, {}).update(values)
         fresh.send_error = ""
         fresh.updated_at = now
-        fresh.save(update_fields=["outbox", "send_error", "updated_at"])
+        fresh.save(update_fields=["outbox", "reported", "send_error", "updated_at"])
 
 
 def _sent_failed(record: MasterRecord, message: str, *, now: datetime) -> None:

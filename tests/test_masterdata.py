@@ -109,6 +109,34 @@ def test_the_owners_own_late_delivery_does_not_undo_its_newer_change(connection)
     assert MasterRecord.objects.get().values["tax_code"] == "NC-7.25"
 
 
+def test_a_side_repeating_a_value_that_lost_is_not_a_new_change(connection):
+    receive(connection, Side.ERP, {"phone": "919-555-0199"}, LATER)
+    receive(connection, Side.SOURCE, {"phone": "919-555-0100"}, NOW)  # older: lost
+    # ServiceTrade's record is read again because another field changed: its `updated` is newer,
+    # but the phone it shows is the one it said before, not a change of the phone.
+    result = receive(connection, Side.SOURCE, {"phone": "919-555-0100", "email": "a@b.example"},
+                     LATER + timedelta(hours=1))  # fmt: skip
+    record = MasterRecord.objects.get()
+    assert record.values["phone"] == "919-555-0199" and result.applied == ["email"]
+    assert record.changes.filter(field="phone").count() == 2  # the first two decisions only
+    assert record.outbox[Side.SOURCE] == {"phone": "919-555-0199"}
+
+
+def test_after_being_told_a_side_changing_back_to_its_old_value_is_a_change(connection, fake_st):
+    connection = st_connection(connection, fake_st)
+    location = fake_st.add("location", name="Harbor Foods #12", phoneNumber="919-555-0100")
+    ref = str(location["id"])
+    receive(connection, Side.ERP, {"phone": "919-555-0199"}, LATER, entity=Entity.LOCATION,
+            ref=ref)  # fmt: skip
+    receive(connection, Side.SOURCE, {"phone": "919-555-0100"}, NOW, entity=Entity.LOCATION,
+            ref=ref)  # fmt: skip
+    master_outbox_send(connection=connection, now=LATER)  # ServiceTrade now shows ...0199
+    result = receive(connection, Side.SOURCE, {"phone": "919-555-0100"},
+                     LATER + timedelta(hours=1), entity=Entity.LOCATION, ref=ref)  # fmt: skip
+    assert result.applied == ["phone"]
+    assert MasterRecord.objects.get().values["phone"] == "919-555-0100"
+
+
 def test_the_same_value_again_records_nothing_new(connection):
     receive(connection, Side.SOURCE, {"name": "Harbor Foods"}, NOW)
     receive(connection, Side.ERP, {"name": "Harbor Foods"}, LATER)
