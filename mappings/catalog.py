@@ -77,16 +77,19 @@ def catalog_refresh(
 ) -> RefreshResult:
     """Read the lists of the connection's ERP and store them. Raises ConnectorError.
 
-    Every list is read whole, and values it no longer lists are flagged missing. With
-    `changes_only` (the schedule), when a whole read happened within FULL_READ_EVERY, only
-    values changed since the last refresh are asked for and nothing is flagged missing.
+    Every list is read whole, and values it no longer lists are flagged missing, those of a
+    list the last whole read had and this one returns empty too. With `changes_only` (the
+    schedule), when a whole read happened within FULL_READ_EVERY, only values changed since the
+    last refresh are asked for and nothing is flagged missing.
     """
     from syncengine.erps.registry import connector_for
 
     connector = connector_for(connection)
     since = _changes_since(connection, now) if changes_only else None
+    kinds = None
     if since is None:
         items = list(connector.catalog_lists())
+        kinds = {item.kind for item in items} | _kinds_last_read_whole(connection)
     else:
         items = list(connector.catalog_lists(changed_since=since))
     return catalog_store(
@@ -95,8 +98,22 @@ def catalog_refresh(
         actor=actor,
         now=now,
         action=RuleAudit.Action.CATALOG_REFRESHED,
+        kinds=kinds,
         changed_since=since,
     )
+
+
+def _kinds_last_read_whole(connection: Connection) -> set[str]:
+    """The lists the last whole refresh returned (its audit subject: "catalog.ACCOUNT,…")."""
+    last = (
+        RuleAudit.objects.filter(connection=connection, action=RuleAudit.Action.CATALOG_REFRESHED)
+        .exclude(after__has_key="changes_since")
+        .order_by("-at", "-pk")
+        .first()
+    )
+    if last is None:
+        return set()
+    return {kind for kind in last.subject.removeprefix("catalog.").split(",") if kind}
 
 
 def _changes_since(connection: Connection, now: datetime) -> datetime | None:

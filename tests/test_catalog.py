@@ -81,6 +81,18 @@ def test_a_refresh_flags_a_value_the_erp_stopped_listing_and_clears_the_flag_whe
     assert entry(connection, "ACCOUNT", "5010").missing_since is None
 
 
+def test_a_list_the_erp_empties_entirely_is_flagged_missing_value_by_value(connection):
+    from syncengine.erps.sandbox.models import LedgerListValue
+
+    catalog_refresh(connection=connection, actor="test", now=NOW)
+    employees = CatalogEntry.objects.filter(connection=connection, kind="EMPLOYEE")
+    assert employees.count() == 8 and not employees.filter(missing_since__isnull=False)
+    LedgerListValue.objects.filter(connection=connection, kind="EMPLOYEE").delete()
+    result = catalog_refresh(connection=connection, actor="test", now=LATER)
+    assert result.missing == 8
+    assert set(employees.values_list("missing_since", flat=True)) == {LATER}
+
+
 def test_a_refresh_bumps_the_catalog_version_and_the_cached_catalog_follows(connection):
     assert catalog_cached(connection=connection).get("ACCOUNT", "4010").active is True
     before = connection.catalog_version
