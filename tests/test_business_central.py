@@ -572,6 +572,15 @@ def test_crediting_an_invoice_still_in_draft_is_a_prerequisite_failure(bc):
     assert bc.rows("salesCreditMemos") == []
 
 
+def test_an_invoice_in_review_as_schema_2_spells_it_is_not_credited(bc):
+    erp = connector(bc, post_policy="draft")
+    invoice = erp.post_invoice(plan=make_plan(), key="ST-INV-1")
+    bc.rows("salesInvoices")[0]["status"] = "In_x0020_Review"
+    error = failure(lambda: erp.post_credit_memo(original_id=invoice.id, key="ST-VOID-1",
+                                                 posting_date=date(2025, 11, 22)))  # fmt: skip
+    assert error.category == FailureCategory.PREREQUISITE and "still a draft" in error.message
+
+
 def test_crediting_an_invoice_business_central_does_not_have_is_a_missing_reference(bc):
     error = failure(lambda: connector(bc).post_credit_memo(
         original_id="00000000-0000-0000-0000-000000000000", key="ST-VOID-1",

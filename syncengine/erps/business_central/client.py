@@ -66,6 +66,8 @@ PAGES = {
 DOCUMENT_NUMBER_LENGTH = 20  # a journal line's documentNumber (Code[20]) [U]
 KEY_PREFIX = "ST-"  # every Crosswalk key starts so (syncengine.services._erp_key)
 DESCRIPTION_LENGTH = 100  # Business Central's line description
+# A sales document not posted yet; "In Review" as schema 2.0 spells it too.
+UNPOSTED_STATUSES = ("Draft", "In Review", "In_x0020_Review")
 # Default dimensions' "Value Posting" as written: enum names with spaces encoded (schema 2.0) [U].
 POSTING_VALIDATIONS = {"Code Mandatory": "Code_x0020_Mandatory", "Same Code": "Same_x0020_Code"}
 
@@ -433,7 +435,7 @@ class BusinessCentral:
             what=f"read the invoice to credit ({key})",
         ).body  # fmt: skip
         status = original.get("status")
-        if status in ("Draft", "In Review"):
+        if status in UNPOSTED_STATUSES:
             raise ConnectorError(
                 f"Invoice {original.get('number')} is still a draft in Business Central: it "
                 "cannot be credited. Delete the draft in Business Central, or post it, then retry.",
@@ -873,7 +875,7 @@ class BusinessCentral:
         return self._document(entity_set, posted)
 
     def _document(self, entity_set: str, document: dict[str, Any]) -> ErpDocument:
-        draft = document.get("status") in ("Draft", "In Review")
+        draft = document.get("status") in UNPOSTED_STATUSES
         number = str(document.get("number", ""))
         url = self.api.deep_link(page=PAGES[(entity_set, draft)], number=number)
         return ErpDocument(id=str(document["id"]), number=number, url=url)
