@@ -148,9 +148,30 @@ def catalog_store(
     says so). The write and its audit row commit together; the returned issues are those of the
     rules in force against the result.
     """
+    items = list(items)
     with transaction.atomic():
-        result = _store(connection, list(items), actor, now, action, kinds, reason, changed_since)
+        result = _store(connection, items, actor, now, action, kinds, reason, changed_since)
+    _prerequisites_found(connection, items, actor=actor, now=now)
     return replace(result, issues=tuple(catalog_issues(connection=connection, now=now)))
+
+
+# The lists whose values documents can wait for (a customer, project or vendor missing in the ERP).
+PREREQUISITE_KINDS = frozenset({"CUSTOMER", "PROJECT", "VENDOR"})
+
+
+def _prerequisites_found(
+    connection: Connection, items: list[CatalogItem], *, actor: str, now: datetime
+) -> None:
+    """Records blocked because the ERP lacked one of these values go again, now that it has it."""
+    from syncengine.services import prerequisites_release
+
+    found = [f"{item.kind}:{item.code}" for item in items
+             if item.kind in PREREQUISITE_KINDS and item.active]  # fmt: skip
+    if found:
+        prerequisites_release(
+            connection=connection, actor=actor, now=now, found=found,
+            detail="The catalog read found what it waited for in the ERP: sending again.",
+        )  # fmt: skip
 
 
 def _store(

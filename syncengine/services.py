@@ -1109,27 +1109,21 @@ def prerequisites_release(
     ("<KIND>:<code>", as a catalog read lists them), for one of `vendors` (ids just imported), or
     every one when neither is given (the connection's settings changed, e.g. it may now create
     customers). A record still missing it blocks again at once, naming it. Returns how many."""
-    blocked = SyncRecord.objects.select_for_update().filter(
-        connection=connection, state=SyncState.BLOCKED
-    )
-    causes: list[str] = []
-    if found is not None:
-        causes += [_cause(MISSING_PREREQUISITE, value) for value in found]
-    if vendors is not None:
-        causes += [_cause(UNKNOWN_VENDOR, value) for value in vendors]
-    if found is None and vendors is None:
-        blocked = blocked.filter(
-            failure_category__in=[MISSING_PREREQUISITE, UNKNOWN_VENDOR]
-        )  # fmt: skip
-    elif not causes:
-        return 0
-    else:
-        blocked = blocked.filter(failure_cause__in=causes)
+    everything = found is None and vendors is None
+    causes = {_cause(MISSING_PREREQUISITE, value) for value in found or ()}
+    causes |= {_cause(UNKNOWN_VENDOR, value) for value in vendors or ()}
     released = 0
     with transaction.atomic():
-        for record in blocked.order_by("pk"):
-            _retry(record, actor=actor, now=now, detail=detail)
-            released += 1
+        # Few records wait at a time, while a catalog read can list thousands of customers:
+        # read the waiting ones and match in Python rather than send thousands of parameters.
+        waiting = SyncRecord.objects.select_for_update().filter(
+            connection=connection, state=SyncState.BLOCKED,
+            failure_category__in=[MISSING_PREREQUISITE, UNKNOWN_VENDOR],
+        )  # fmt: skip
+        for record in waiting.order_by("pk"):
+            if everything or record.failure_cause in causes:
+                _retry(record, actor=actor, now=now, detail=detail)
+                released += 1
     return released
 
 

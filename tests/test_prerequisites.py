@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from mappings.catalog import catalog_refresh
 from syncengine import services
 from syncengine.connections import connection_settings_update
 from syncengine.models import SyncRecord, SyncState
@@ -50,6 +51,33 @@ def test_allowing_customers_to_be_created_sends_the_blocked_invoice_by_itself(bc
     record.refresh_from_db()
     assert record.state == SyncState.POSTED
     assert [row["externalDocumentNumber"] for row in bc.rows("salesInvoices")] == ["ST-INV-4242"]
+
+
+def test_a_catalog_read_that_finds_the_customer_sends_the_waiting_invoice(bc_connection, bc):  # noqa: F811, E501
+    bc_connection.erp_settings["create_customers"] = False
+    bc_connection.save(update_fields=["erp_settings"])
+    ingest(bc_connection, envelope())
+    other_customer = {"id": 777, "name": "Other Co"}
+    ingest(bc_connection, envelope(id=4300, invoiceNumber="10500", customer=other_customer))
+    post_due()
+    record = SyncRecord.objects.get(idempotency_key="ST-INV-4242")
+    assert record.failure_cause == "MISSING_PREREQUISITE:CUSTOMER:ST501"
+    bc.add("customers", number="ST501", displayName="Harbor Foods", blocked=" ")  # by hand
+    catalog_refresh(connection=bc_connection, actor="schedule", now=LATER, changes_only=True)
+    record.refresh_from_db()
+    assert record.state == SyncState.READY
+    assert record.events.last().detail == (
+        "The catalog read found what it waited for in the ERP: sending again."
+    )
+    other = SyncRecord.objects.get(idempotency_key="ST-INV-4300")
+    assert (other.state, other.failure_cause) == (
+        SyncState.BLOCKED, "MISSING_PREREQUISITE:CUSTOMER:ST777",
+    )  # fmt: skip
+    post_due(LATER)
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED
+    [invoice] = bc.rows("salesInvoices")
+    assert invoice["customerNumber"] == "ST501"
 
 
 def test_a_settings_change_leaves_records_blocked_for_other_reasons_alone(connection):

@@ -592,8 +592,9 @@ class BusinessCentral:
         if not self.settings.create_projects:
             raise ConnectorError(
                 f"Project {number} does not exist in Business Central. Create it there (or allow "
-                "Crosswalk to create projects), then retry.",
+                "Crosswalk to create projects); the record is then sent again by itself.",
                 category=FailureCategory.PREREQUISITE, transient=False,
+                missing=f"PROJECT:{number}",
             )  # fmt: skip
         self._create_or_find(
             f"{company}/projects", {"number": number, "displayName": number},
@@ -740,8 +741,10 @@ class BusinessCentral:
         if not self.settings.create_vendors:
             raise ConnectorError(
                 f"Vendor {number} ({plan.vendor_name}) does not exist in Business Central. Create "
-                "it there (or allow Crosswalk to create vendors), then retry.",
+                "it there (or allow Crosswalk to create vendors); the record is then sent again "
+                "by itself.",
                 category=FailureCategory.PREREQUISITE, transient=False,
+                missing=f"VENDOR:{number}",
             )  # fmt: skip
         return self._create_or_find(
             f"{company}/vendors",
@@ -777,8 +780,10 @@ class BusinessCentral:
         if not self.settings.create_customers:
             raise ConnectorError(
                 f"Customer {number} ({plan.customer_name}) does not exist in Business Central. "
-                "Create it there (or allow Crosswalk to create customers), then retry.",
+                "Create it there (or allow Crosswalk to create customers); the record is then "
+                "sent again by itself.",
                 category=FailureCategory.PREREQUISITE, transient=False,
+                missing=f"CUSTOMER:{number}",
             )  # fmt: skip
         defaults = [
             ("defaultDimensions", self._default_dimension(*self._dimension_ids(company, *pair)))
