@@ -184,10 +184,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncengine.tasks.notifications_check_all",
         "schedule": config.env_int("CROSSWALK_NOTIFY_SECONDS", 300, minimum=30),
     },
-    # Two-way master data: tell each side the customer, location and contact fields it has not
-    # been told (masterdata/services.py); what cannot be told stays queued for the next run.
-    "master-data-send": {
-        "task": "masterdata.tasks.master_outbox_send_all",
+    # Two-way master data: read the ERP's changed customers, then tell each side the customer,
+    # location and contact fields it has not been told (masterdata/services.py); what cannot
+    # be told stays queued for the next run.
+    "master-data-sync": {
+        "task": "masterdata.tasks.master_data_sync_all",
         "schedule": config.env_int("CROSSWALK_MASTER_DATA_SECONDS", 300, minimum=30),
     },
     "notifications-digest": {

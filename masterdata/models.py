@@ -78,3 +78,15 @@ class MasterChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field} from {self.side}: {self.outcome}"
+
+
+class MasterCursor(models.Model):
+    """How far a connection's ERP master data has been read: the newest change seen."""
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="+")
+    changed_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"Master data of {self.connection_id} read up to {self.changed_at}"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -35,7 +35,7 @@ from masterdata.fields import (
     servicetrade_body,
     values_from_servicetrade,
 )
-from masterdata.models import Entity, MasterChange, MasterRecord, Side
+from masterdata.models import Entity, MasterChange, MasterCursor, MasterRecord, Side
 from syncengine.erps.base import ConnectorError
 from syncengine.erps.registry import connector_for
 from syncengine.models import Connection
@@ -345,3 +345,49 @@ def master_records_receive(
         except (MasterDataRefused, ValueError, TypeError) as error:
             errors.append(f"item {index}: {error}")
     return taken, errors
+
+
+# --- reading the ERP's changes ------------------------------------------------------------------
+
+READ_OVERLAP = timedelta(minutes=5)  # clocks and commits in flight; a repeat is no change
+
+
+@dataclass
+class ErpRead:
+    read: int = 0
+    applied: int = 0
+    lost: int = 0
+    supported: bool = True
+
+
+def master_from_erp(*, connection: Connection, now: datetime) -> ErpRead:
+    """Read the customers the ERP changed since the last read and decide them as changes from
+    the ERP. A connector without `master_data_changes` (the sandbox ledger) reads nothing.
+    Raises ConnectorError; the cursor then stays where it was, with the error."""
+    connector = connector_for(connection)
+    changes_since = getattr(connector, "master_data_changes", None)
+    if changes_since is None:
+        return ErpRead(supported=False)
+    cursor, _ = MasterCursor.objects.get_or_create(connection=connection)
+    since = cursor.changed_at - READ_OVERLAP if cursor.changed_at else None
+    try:
+        changes = changes_since(since=since)
+    except ConnectorError as error:
+        failed = MasterCursor.objects.filter(pk=cursor.pk)
+        failed.update(last_run_at=now, last_error=error.message[:500])
+        raise
+    result = ErpRead()
+    newest = cursor.changed_at
+    for change in changes:
+        received = master_changes_receive(
+            connection=connection, entity=Entity.CUSTOMER, source_ref=change.source_ref,
+            side=Side.ERP, values=change.values, changed_at=change.changed_at,
+            actor="erp read", now=now, erp_ref=change.erp_ref,
+        )  # fmt: skip
+        result.read += 1
+        result.applied += len(received.applied)
+        result.lost += len(received.lost)
+        newest = max(newest, change.changed_at) if newest else change.changed_at
+    done = MasterCursor.objects.filter(pk=cursor.pk)
+    done.update(changed_at=newest, last_run_at=now, last_error="")
+    return result

@@ -3,6 +3,7 @@
 - `receive --connection SLUG --side SOURCE|ERP --entity CUSTOMER FILE`: changes from a JSON file,
   a list of {"source_ref", "values", "changed_at", "erp_ref"?}; with `--servicetrade`, the file
   is a ServiceTrade API answer (`{"data": {"companies"|"locations"|"contacts": [...]}}`).
+- `read-erp [--connection SLUG]`: take the customers the ERP changed since the last read.
 - `send [--connection SLUG]`: tell each side what it has not been told, with a progress bar.
 - `show --connection SLUG`: records waiting to be told, and the latest lost changes.
 """
@@ -18,7 +19,13 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from masterdata.models import Entity, MasterChange, MasterRecord, Side
-from masterdata.services import master_from_servicetrade, master_outbox_send, master_records_receive
+from masterdata.services import (
+    master_from_erp,
+    master_from_servicetrade,
+    master_outbox_send,
+    master_records_receive,
+)
+from syncengine.erps.base import ConnectorError
 from syncengine.management.commands._connections import connection_from_option
 from syncengine.models import Connection
 
@@ -41,13 +48,15 @@ class Command(BaseCommand):
         receive.add_argument("--servicetrade", action="store_true",
                              help="the file is a ServiceTrade API answer")  # fmt: skip
         receive.add_argument("file", type=Path)
+        read = actions.add_parser("read-erp", help="Take the ERP's changed customers now.")
+        read.add_argument("--connection", metavar="SLUG")
         send = actions.add_parser("send", help="Tell each side what it has not been told.")
         send.add_argument("--connection", metavar="SLUG")
         show = actions.add_parser("show", help="What waits to be told; the latest lost changes.")
         show.add_argument("--connection", metavar="SLUG", required=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        getattr(self, f"_{options['action']}")(options)
+        getattr(self, f"_{options['action'].replace('-', '_')}")(options)
 
     def _receive(self, options: dict[str, Any]) -> None:
         connection = connection_from_option(options["connection"])
@@ -79,13 +88,27 @@ class Command(BaseCommand):
         if errors and not taken:
             raise CommandError("Nothing was taken; see above.")
 
-    def _send(self, options: dict[str, Any]) -> None:
+    def _read_erp(self, options: dict[str, Any]) -> None:
+        for connection in self._connections(options):
+            try:
+                result = master_from_erp(connection=connection, now=timezone.now())
+            except ConnectorError as error:
+                raise CommandError(f"{connection.slug}: not read: {error.message}") from None
+            if not result.supported:
+                self.stdout.write(f"{connection.slug}: its ERP connector reads no master data.")
+                continue
+            self.stdout.write(
+                f"{connection.slug}: {result.read} customer(s) read, "
+                f"{result.applied} field(s) applied, {result.lost} lost."
+            )
+
+    def _connections(self, options: dict[str, Any]) -> list[Connection]:
         slug = options["connection"]
-        connections = (
-            [connection_from_option(slug)] if slug else list(Connection.objects.order_by("pk"))
-        )
+        return [connection_from_option(slug)] if slug else list(Connection.objects.order_by("pk"))
+
+    def _send(self, options: dict[str, Any]) -> None:
         failed = 0
-        for connection in connections:
+        for connection in self._connections(options):
             waiting = MasterRecord.objects.filter(connection=connection).exclude(outbox={}).count()
             with tqdm(total=waiting, desc=f"Telling ({connection.slug})", unit="record",
                       disable=waiting < 20) as bar:  # fmt: skip

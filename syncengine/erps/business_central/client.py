@@ -45,11 +45,13 @@ from syncengine.erps.base import (
     ErpPurchaseOrderLine,
     FailureCategory,
 )
+from syncengine.erps.business_central import master_data
 from syncengine.erps.business_central.http import (
     MAX_BATCH_OPERATIONS,
     BcApi,
     BcSettings,
     odata_literal,
+    odata_time,
 )
 from syncengine.models import Connection
 from syncengine.money import ZERO
@@ -126,7 +128,7 @@ class BusinessCentral:
         dimensions, always read whole: a changed value is named by its dimension's code."""
         company = self.api.company_path()
         changed = (
-            {"$filter": f"lastModifiedDateTime gt {_odata_time(changed_since)}"}
+            {"$filter": f"lastModifiedDateTime gt {odata_time(changed_since)}"}
             if changed_since is not None
             else None
         )
@@ -258,7 +260,7 @@ class BusinessCentral:
         so payments must be read before that (docs/connectors/business-central.md)."""
         params: dict[str, str] = {}
         if since is not None:
-            params["$filter"] = f"lastModifiedDateTime ge {_odata_time(since)}"
+            params["$filter"] = f"lastModifiedDateTime ge {odata_time(since)}"
         rows = self.api.get_all(
             f"{self.api.company_path()}/customerPayments", params=params, what="read payments"
         )
@@ -754,6 +756,17 @@ class BusinessCentral:
 
     # --- helpers --------------------------------------------------------------------------------
 
+    # --- two-way master data (master_data.py) --------------------------------------------------
+
+    def master_data_update(
+        self, *, entity: str, source_ref: str, erp_ref: str, values: dict[str, Any]
+    ) -> None:
+        master_data.customer_update(self, entity=entity, source_ref=source_ref, erp_ref=erp_ref,
+                                    values=values)  # fmt: skip
+
+    def master_data_changes(self, *, since: datetime | None) -> list[master_data.CustomerChange]:
+        return list(master_data.customer_changes(self, since=since))
+
     def _customer_number(self, plan: InvoicePlan) -> str:
         return f"{self.settings.customer_number_prefix}{plan.customer_ref}"
 
@@ -904,11 +917,6 @@ def _document_number(key: str) -> str:
         return key
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"{KEY_PREFIX}{digest[: DOCUMENT_NUMBER_LENGTH - len(KEY_PREFIX)]}".upper()
-
-
-def _odata_time(moment: datetime) -> str:
-    """A DateTimeOffset literal for $filter, in UTC to the second."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _not_blocked(value: Any) -> bool:

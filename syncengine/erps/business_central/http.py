@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -92,6 +93,11 @@ class BcSettings(PostingPolicy):
 def odata_literal(value: str) -> str:
     """A string literal for $filter: quotes doubled, as OData wants."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def odata_time(moment: datetime) -> str:
+    """A DateTimeOffset literal for $filter, in UTC to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # Tokens by (token URL, client id, hash of the secret): a changed secret never reuses a token.
