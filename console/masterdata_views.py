@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from console.access import Role, get_connection_for_user, require_role
+from console.access import get_connection_for_admin
 from console.views import HtmxHttpRequest
 from masterdata.models import MasterChange, MasterRecord, Side
 from masterdata.services import master_outbox_send
@@ -30,9 +30,7 @@ LOST_SHOWN = 50
 
 
 def _admin_connection(request: HtmxHttpRequest, slug: str) -> Connection:
-    connection = get_connection_for_user(request.user, slug)
-    require_role(request.user, Role.ADMIN)
-    return connection
+    return get_connection_for_admin(request.user, slug)
 
 
 def master_data_page_context(connection: Connection) -> dict[str, Any]:

@@ -27,7 +27,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from console.access import Role, get_connection_for_user, require_role, roles_of
+from console.access import (
+    Role,
+    get_connection_for_admin,
+    get_connection_for_user,
+    require_role,
+    roles_of,
+)
 from console.api.models import ApiToken
 from console.views import HtmxHttpRequest
 from mappings.catalog import CatalogImportError, RefreshResult, catalog_import_csv, catalog_refresh
@@ -72,10 +78,7 @@ def _readable(request: HttpRequest, slug: str) -> Connection:
 
 
 def _admin(request: HttpRequest, slug: str) -> Connection:
-    # 404 before 403: a connection the user cannot see is not revealed by the role check.
-    connection = get_connection_for_user(request.user, slug)
-    require_role(request.user, Role.ADMIN)
-    return connection
+    return get_connection_for_admin(request.user, slug)
 
 
 def _is_admin(request: HttpRequest) -> bool:

@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from console.access import Role, get_connection_for_user, require_role
+from console.access import get_connection_for_admin
 from console.views import HtmxHttpRequest
 from syncengine.models import (
     Connection,
@@ -38,10 +38,7 @@ WAITING_LINES = 50
 
 
 def _admin_connection(request: HtmxHttpRequest, slug: str) -> Connection:
-    # 404 before 403: a connection the user cannot see is not revealed by the role check.
-    connection = get_connection_for_user(request.user, slug)
-    require_role(request.user, Role.ADMIN)
-    return connection
+    return get_connection_for_admin(request.user, slug)
 
 
 def _moment(epoch: int | None) -> datetime | None:
