@@ -47,6 +47,17 @@ def test_crosswalks_customers_changed_in_business_central_come_in_as_erp_changes
     assert MasterCursor.objects.get().changed_at == NOW
 
 
+def test_blank_business_central_fields_never_blank_what_servicetrade_holds(connection, bc):
+    master_changes_receive(connection=connection, entity=Entity.CUSTOMER, source_ref="501",
+                           side=Side.SOURCE, values={"phone": "919-555-0100"},
+                           changed_at=NOW - timedelta(days=1), actor="test", now=NOW)  # fmt: skip
+    bc.clock = at(NOW)
+    bc.add("customers", number="ST501", displayName="Harbor Foods", phoneNumber="", blocked=" ")
+    master_from_erp(connection=connection, now=LATER)
+    record = MasterRecord.objects.get()
+    assert record.values == {"phone": "919-555-0100", "name": "Harbor Foods"}
+
+
 def test_a_second_read_takes_only_what_changed_and_repeats_nothing(connection, bc):
     bc.clock = at(NOW)
     customer = bc.add("customers", number="ST501", displayName="Harbor Foods", blocked=" ")

@@ -118,11 +118,15 @@ def customer_changes(bc: BusinessCentral, *, since: datetime | None) -> Iterator
         source_ref = number[len(prefix) :] if number.startswith(prefix) else ""
         if not source_ref.isdigit():  # not one of Crosswalk's customers
             continue
-        values: dict[str, Any] = {name: row.get(field) or "" for name, field
-                                  in CUSTOMER_FIELDS.items() if field in row}  # fmt: skip
+        # Blank fields are left out: Business Central answers "" for every field never filled,
+        # and a first read must not blank what ServiceTrade holds (a cleared field is therefore
+        # not carried over either).
+        values: dict[str, Any] = {name: row[field] for name, field in CUSTOMER_FIELDS.items()
+                                  if row.get(field)}  # fmt: skip
         for name, (field_name, _) in CODED_FIELDS.items():
-            if field_name in row:
-                values[name] = codes[name].get(str(row[field_name]), "")
+            code = codes[name].get(str(row.get(field_name) or ""), "")
+            if code:
+                values[name] = code
         yield CustomerChange(
             source_ref=source_ref, erp_ref=number, values=values,
             changed_at=datetime.fromisoformat(str(row["lastModifiedDateTime"])),
