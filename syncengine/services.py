@@ -802,7 +802,9 @@ def _transition(
     record.state_changed_at = now
     for name, value in fields.items():
         setattr(record, name, value)
-    record.save()
+    # Only what changed: rewriting every column would re-send the plan and problems (JSON) on
+    # each of a record's several transitions.
+    record.save(update_fields=None if record.pk is None else ["state", "state_changed_at", *fields])
     _event(record, from_state, to_state, actor=actor, now=now, detail=detail, data=data)
 
 
