@@ -23,13 +23,30 @@ def rate_budget_take(*, connection: Connection, requests: int, now: datetime) ->
     if not limit:
         return 0
     with transaction.atomic():
-        window, _ = RateWindow.objects.select_for_update().get_or_create(
-            connection=connection, defaults={"window_start": now, "used": 0}
-        )
-        if now >= window.window_start + WINDOW:
-            window.window_start, window.used = now, 0
+        window = _current_window(connection, now)
         if window.used + requests > limit:
             return max(int((window.window_start + WINDOW - now).total_seconds()) + 1, 1)
         window.used += requests
         window.save(update_fields=["window_start", "used"])
         return 0
+
+
+def rate_budget_charge(*, connection: Connection, requests: int, now: datetime) -> None:
+    """Count requests already made against this minute's budget (never waits): what an attempt
+    sent beyond what it took up front. Later attempts then wait for the next minute."""
+    if not connection.rate_limit_per_minute or requests <= 0:
+        return
+    with transaction.atomic():
+        window = _current_window(connection, now)
+        window.used += requests
+        window.save(update_fields=["window_start", "used"])
+
+
+def _current_window(connection: Connection, now: datetime) -> RateWindow:
+    """The connection's window, locked, started afresh when a minute has passed."""
+    window, _ = RateWindow.objects.select_for_update().get_or_create(
+        connection=connection, defaults={"window_start": now, "used": 0}
+    )
+    if now >= window.window_start + WINDOW:
+        window.window_start, window.used = now, 0
+    return window

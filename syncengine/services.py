@@ -58,7 +58,7 @@ from syncengine.canonical import (
 )
 from syncengine.circuit import circuit_failure, circuit_success
 from syncengine.erps.base import Connector, ConnectorError, ErpDocument, FailureCategory
-from syncengine.erps.exchanges import exchanges_captured
+from syncengine.erps.exchanges import exchanges_captured, exchanges_made
 from syncengine.erps.registry import connector_for
 from syncengine.models import (
     Connection,
@@ -74,7 +74,7 @@ from syncengine.models import (
 )
 from syncengine.money import ZERO
 from syncengine.plans import PolicyInvalid, PostingPolicy, is_credit, is_mixed, split
-from syncengine.ratelimit import rate_budget_take
+from syncengine.ratelimit import rate_budget_charge, rate_budget_take
 from syncengine.sources import procurement, servicetrade, servicetrade_jobcost, servicetrade_time
 
 logger = logging.getLogger(__name__)
@@ -968,6 +968,17 @@ def _post_or_find(claim: Claim) -> Outcome:
             category=FailureCategory.RATE_LIMIT, transient=True, retry_after_seconds=wait,
             throttled_locally=True,
         ))  # fmt: skip
+    try:
+        return _post_or_find_record(record, connector, claim)
+    finally:
+        # The budget was taken for one request (two with a lookup); an ERP whose posting takes
+        # several (Business Central: lookups, a $batch, the post) is charged what it really made.
+        extra = exchanges_made() - (1 + claim.lookup_first)
+        if extra > 0:
+            rate_budget_charge(connection=record.connection, requests=extra, now=claim.at)
+
+
+def _post_or_find_record(record: SyncRecord, connector: Connector, claim: Claim) -> Outcome:
     try:
         if record.document.kind in COST_KINDS:
             return _post_cost_document(record, connector, lookup_first=claim.lookup_first)

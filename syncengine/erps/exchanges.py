@@ -127,6 +127,12 @@ def exchanges_captured() -> Iterator[Capture]:
         _current.reset(token)
 
 
+def exchanges_made() -> int:
+    """How many calls the current capture has seen, kept or only counted (0 outside one)."""
+    capture = _current.get()
+    return len(capture.exchanges) + capture.omitted if capture is not None else 0
+
+
 def exchange_record(
     *,
     method: str,
