@@ -361,6 +361,41 @@ class InvoicePlan:
     customer_dimensions: Mapping[str, str] = field(default_factory=dict)
 
 
+def invoice_plan_from_dict(data: Mapping[str, Any]) -> InvoicePlan:
+    """A plan back from its stored form (`syncengine.canonical.to_jsonable`), exactly: amounts as
+    Decimals, dates as dates, codings as codings. Keys the plan does not have are ignored."""
+
+    def codings(value: Any) -> dict[str, Coding]:
+        return {name: Coding(item["value"], item["reason"]) for name, item in (value or {}).items()}
+
+    return InvoicePlan(
+        document_number=data["document_number"],
+        posting_date=date.fromisoformat(data["posting_date"]),
+        currency=data["currency"],
+        customer_ref=data["customer_ref"],
+        customer_name=data["customer_name"],
+        receivable_account=data["receivable_account"],
+        receivable_reason=data["receivable_reason"],
+        total=Decimal(data["total"]),
+        lines=tuple(
+            PlanLine(
+                account=line["account"],
+                amount=Decimal(line["amount"]),
+                description=line["description"],
+                reason=line["reason"],
+                tax_code=line.get("tax_code", ""),
+                source_line_id=line.get("source_line_id", ""),
+                line_kind=line.get("line_kind", ""),
+                codings=codings(line.get("codings")),
+            )  # fmt: skip
+            for line in data["lines"]
+        ),
+        rule_version=data.get("rule_version"),
+        codings=codings(data.get("codings")),
+        customer_dimensions=dict(data.get("customer_dimensions") or {}),
+    )
+
+
 @dataclass(frozen=True)
 class Problem:
     code: str

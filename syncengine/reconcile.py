@@ -234,7 +234,9 @@ def _totals(
     run.erp_credit_total = run.erp_invoice_total = ZERO
     for document in documents:
         if document.key.startswith(VOID_KEY_PREFIX):
-            run.erp_credit_total += document.amount
+            # The credit a void made; for a split posting, less the invoice that reversed its
+            # credit memo part.
+            run.erp_credit_total -= _signed(document)
         else:
             run.erp_invoice_total += _signed(document)
     posted = SyncRecord.objects.filter(

@@ -34,7 +34,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mappings.catalog import SourceValueBatch, catalog_cached, source_values_record
-from mappings.resolve import InvoicePlan, Problem, resolve_invoice
+from mappings.resolve import InvoicePlan, Problem, invoice_plan_from_dict, resolve_invoice
 from mappings.resolve_cost import (
     JournalPlan,
     PurchasePlan,
@@ -73,7 +73,14 @@ from syncengine.models import (
     SyncState,
 )
 from syncengine.money import ZERO
-from syncengine.plans import PolicyInvalid, PostingPolicy, is_credit, is_mixed, split
+from syncengine.plans import (
+    PolicyInvalid,
+    PostingPolicy,
+    is_credit,
+    is_mixed,
+    part_key,
+    split,
+)
 from syncengine.ratelimit import rate_budget_charge, rate_budget_take
 from syncengine.sources import procurement, servicetrade, servicetrade_jobcost, servicetrade_time
 
@@ -1215,13 +1222,6 @@ def _credit_void(record: SyncRecord, connector: Connector, *, now: datetime) -> 
             category=FailureCategory.PREREQUISITE, transient=True,
         )  # fmt: skip
     parts = _posted_parts(original)
-    if parts:
-        numbers = " and ".join(part["erp_document"]["number"] for part in parts)
-        raise ConnectorError(
-            f"The invoice was posted split into {numbers}: Crosswalk does not void a split "
-            "posting. Reverse both documents in the ERP, then mark this record resolved.",
-            category=FailureCategory.VALUE, transient=False,
-        )  # fmt: skip
     original_id = original.erp_document_id
     if original.state != SyncState.POSTED and original.attempts > 0:
         # An attempt may have landed without being recorded: the ERP decides.
@@ -1241,10 +1241,60 @@ def _credit_void(record: SyncRecord, connector: Connector, *, now: datetime) -> 
     if isinstance(day, Outcome):
         return day
     posting_date, notes = day
+    if parts:
+        outcome = _void_split(record, connector, original, parts, posting_date)
+        return dataclasses.replace(outcome, notes={**outcome.notes, **notes})
     document = connector.post_credit_memo(
         original_id=original_id, key=record.idempotency_key, posting_date=posting_date
     )
     return Outcome(SyncState.POSTED, erp_document=document, notes=notes)
+
+
+def _void_split(
+    record: SyncRecord,
+    connector: Connector,
+    original: SyncRecord,
+    parts: list[dict[str, Any]],
+    posting_date: date,
+) -> Outcome:
+    """Offset both documents of a split posting exactly: a credit memo applied to its invoice
+    part, and an invoice reversing its credit memo part (the same lines, signs turned), each
+    under its own key (`<void key>-P`, `-N`) and looked up before it is created. The two parts
+    are worked out again from the stored plan and must come to the amounts that posted."""
+    plan = invoice_plan_from_dict(original.plan or {})  # parts are only ever kept with a plan
+    invoice_part, credit_part = split(plan, invoice_from_dict(original.document.canonical),
+                                      original.idempotency_key)  # fmt: skip
+    if [str(invoice_part.plan.total), str(credit_part.plan.total)] != [
+        str(part["total"]) for part in parts
+    ]:
+        numbers = " and ".join(part["erp_document"]["number"] for part in parts)
+        raise ConnectorError(
+            f"The invoice was posted split into {numbers}, and its parts cannot be worked out "
+            "again to the cent: reverse both documents in the ERP, then mark this record "
+            "resolved.",
+            category=FailureCategory.VALUE, transient=False,
+        )  # fmt: skip
+    credit_key = part_key(record.idempotency_key, "P")
+    credit = connector.find_invoice(key=credit_key) or connector.post_credit_memo(
+        original_id=parts[0]["erp_document"]["id"], key=credit_key, posting_date=posting_date
+    )
+    reversal = dataclasses.replace(
+        credit_part.plan, posting_date=posting_date, total=-credit_part.plan.total,
+        lines=tuple(line._replace(amount=-line.amount) for line in credit_part.plan.lines),
+    )  # fmt: skip
+    reversal_key = part_key(record.idempotency_key, "N")
+    reversed_credit = connector.find_invoice(key=reversal_key) or connector.post_invoice(
+        plan=reversal, key=reversal_key
+    )
+    posted = [
+        {"suffix": "P", "key": credit_key, "total": -invoice_part.plan.total,
+         "erp_document": to_jsonable(credit)},
+        {"suffix": "N", "key": reversal_key, "total": reversal.total,
+         "erp_document": to_jsonable(reversed_credit)},
+    ]  # fmt: skip
+    document = ErpDocument(id=credit.id, number=f"{credit.number} + {reversed_credit.number}",
+                           url=credit.url)  # fmt: skip
+    return Outcome(SyncState.POSTED, erp_document=document, notes={"parts": posted})
 
 
 def _post_timecard(record: SyncRecord, connector: Connector) -> Outcome:

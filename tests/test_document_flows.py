@@ -216,15 +216,56 @@ def test_an_invoice_with_lines_of_one_sign_is_not_split(connection):
     assert sorted(keys) == [("ST-CM-4243", "CREDIT_MEMO"), ("ST-INV-4242", "INVOICE")]
 
 
-def test_a_void_of_a_split_posting_fails_with_what_to_reverse_by_hand(connection):
+def test_a_void_of_a_split_posting_offsets_both_parts_exactly(connection):
     split_policy(connection)
     ingest(connection, envelope(items=MIXED))
     post_due()
     ingest(connection, envelope(items=MIXED, status="void"), now=LATER)
     post_due(LATER)
-    credit = SyncRecord.objects.get(operation=Operation.VOID_CREDIT_MEMO)
-    assert credit.state == SyncState.FAILED
-    assert "posted split into" in credit.message and LedgerInvoice.objects.count() == 2
+    void = SyncRecord.objects.get(operation=Operation.VOID_CREDIT_MEMO)
+    assert void.state == SyncState.POSTED
+    part_invoice = LedgerInvoice.objects.get(external_document_number="ST-INV-4242-P")
+    part_memo = LedgerInvoice.objects.get(external_document_number="ST-INV-4242-N")
+    credit = LedgerInvoice.objects.get(external_document_number="ST-VOID-4242-P")
+    reversal = LedgerInvoice.objects.get(external_document_number="ST-VOID-4242-N")
+    # The invoice part is credited in full, applied to it; the credit memo part is reversed by an
+    # invoice of its amount: together they take the posted 256.47 out to the cent.
+    assert (credit.kind, credit.applies_to, credit.amount) == (
+        LedgerInvoice.Kind.CREDIT_MEMO, part_invoice, part_invoice.amount,
+    )  # fmt: skip
+    assert (reversal.kind, reversal.amount) == (LedgerInvoice.Kind.INVOICE, part_memo.amount)
+    assert credit.amount - reversal.amount == Decimal("256.47")
+    for account in ("1200", "2300", "4010"):
+        lines = JournalLine.objects.filter(account__number=account)
+        assert sum(line.debit - line.credit for line in lines) == Decimal("0.00"), account
+    assert void.erp_document_number == f"{credit.number} + {reversal.number}"
+    run = reconciliation_run(connection=connection, actor="test", now=LATER)
+    assert run.counts == {} and run.erp_credit_total == Decimal("256.47")
+
+
+def test_a_split_void_whose_reversal_failed_posts_only_the_missing_part_on_retry(
+    connection, monkeypatch
+):
+    split_policy(connection)
+    ingest(connection, envelope(items=MIXED))
+    post_due()
+
+    def refused(self, *, plan, key):
+        raise ConnectorError("HTTP 503", category=FailureCategory.CONNECTION, transient=True)
+
+    monkeypatch.setattr(SandboxLedger, "post_invoice", refused)
+    ingest(connection, envelope(items=MIXED, status="void"), now=LATER)
+    post_due(LATER)
+    void = SyncRecord.objects.get(operation=Operation.VOID_CREDIT_MEMO)
+    assert void.state == SyncState.RETRY_SCHEDULED
+    monkeypatch.undo()
+    post_due(LATER + timedelta(hours=1))
+    void.refresh_from_db()
+    assert void.state == SyncState.POSTED
+    keys = LedgerInvoice.objects.values_list("external_document_number", flat=True)
+    assert sorted(key for key in keys if key.startswith("ST-VOID")) == [
+        "ST-VOID-4242-N", "ST-VOID-4242-P",
+    ]  # fmt: skip
 
 
 def test_an_unreadable_mixed_sign_policy_blocks_the_record_naming_the_setting(connection):

@@ -81,6 +81,29 @@ def test_a_split_mixed_sign_invoice_becomes_an_invoice_and_a_credit_memo_in_busi
     assert run.counts == {} and run.difference == Decimal("0.00")
 
 
+def test_a_void_of_a_split_posting_offsets_both_business_central_documents(
+    connection,  # noqa: F811
+    bc,  # noqa: F811
+):
+    connection.erp_settings["mixed_sign"] = "split"
+    connection.save(update_fields=["erp_settings"])
+    ingest(connection, envelope(items=MIXED))
+    post_due()
+    ingest(connection, envelope(items=MIXED, status="void"), now=NOW + timedelta(days=1))
+    post_due(NOW + timedelta(days=1))
+    assert {record.state for record in SyncRecord.objects.all()} == {SyncState.POSTED}
+    invoices = {row["externalDocumentNumber"]: row for row in bc.rows("salesInvoices")}
+    memos = {row["externalDocumentNumber"]: row for row in bc.rows("salesCreditMemos")}
+    assert set(invoices) == {"ST-INV-4242-P", "ST-VOID-4242-N"}
+    assert set(memos) == {"ST-INV-4242-N", "ST-VOID-4242-P"}
+    assert memos["ST-VOID-4242-P"]["invoiceId"] == invoices["ST-INV-4242-P"]["id"]
+    assert invoices["ST-INV-4242-P"]["remainingAmount"] == Decimal("0.00")
+    assert (invoices["ST-VOID-4242-N"]["totalAmountIncludingTax"]
+            == memos["ST-INV-4242-N"]["totalAmountIncludingTax"] == Decimal("50.77"))  # fmt: skip
+    run = reconciliation_run(connection=connection, actor="test", now=NOW + timedelta(days=1))
+    assert run.counts == {} and run.erp_credit_total == Decimal("256.47")
+
+
 def test_a_void_of_an_invoice_in_a_foreign_currency_is_credited_in_that_currency(
     connection,  # noqa: F811
     bc,  # noqa: F811
