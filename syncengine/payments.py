@@ -216,7 +216,7 @@ def _recompute(record: SyncRecord, now: datetime) -> bool:
 
 def _event(record: SyncRecord, *, now: datetime, detail: str, data: dict[str, Any]) -> None:
     """A timeline entry that leaves the record's state as it is (the fields of
-    `services._event`, which stays private to the engine)."""
+    `services.records._event`, which stays private to the engine)."""
     SyncEvent.objects.create(
         record=record, at=now, actor=ACTOR, from_state=record.state, to_state=record.state,
         detail=detail, data=json.loads(json.dumps(data, cls=DjangoJSONEncoder)),

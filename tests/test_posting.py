@@ -12,6 +12,7 @@ from syncengine.erps.base import ConnectorError, FailureCategory
 from syncengine.erps.sandbox.client import SandboxLedger
 from syncengine.erps.sandbox.models import JournalLine, LedgerInvoice
 from syncengine.models import SyncEvent, SyncRecord, SyncState
+from syncengine.services import posting
 from tests.conftest import NOW, envelope, ingest
 
 pytestmark = pytest.mark.django_db
@@ -164,10 +165,10 @@ def test_a_crash_after_the_erp_accepted_the_invoice_never_creates_a_second_one(c
     """The worker posts, then dies before recording it; the lease expires and a new attempt
     finds the invoice by its key instead of posting again."""
     ingest(connection, envelope())
-    claim = services._claim(record_id=None, now=NOW, actor="worker-1")
+    claim = posting._claim(record_id=None, now=NOW, actor="worker-1")
     record = SyncRecord.objects.get()
     ledger = SandboxLedger(connection=connection)
-    plan = services._plan(connection, invoice_from_dict(record.document.canonical))
+    plan = posting._plan(connection, invoice_from_dict(record.document.canonical))
     ledger.post_invoice(plan=plan, key=record.idempotency_key)  # ERP committed; worker dies
     assert claim is not None
     assert post_due(NOW + timedelta(seconds=30)) == 0  # lease still held: nothing runnable
@@ -180,13 +181,13 @@ def test_a_crash_after_the_erp_accepted_the_invoice_never_creates_a_second_one(c
 
 def test_the_worker_that_lost_its_lease_does_not_overwrite_the_new_owner(connection):
     ingest(connection, envelope())
-    stale = services._claim(record_id=None, now=NOW, actor="worker-1")
+    stale = posting._claim(record_id=None, now=NOW, actor="worker-1")
     post_due(NOW + timedelta(minutes=10))  # worker-2 takes over and posts
     outcome = services.Outcome(
         SyncState.FAILED,
         error=ConnectorError("late timeout", category=FailureCategory.CONNECTION, transient=True),
     )
-    services._finish(stale, outcome, now=NOW + timedelta(minutes=11), actor="worker-1")
+    posting._finish(stale, outcome, now=NOW + timedelta(minutes=11), actor="worker-1")
     assert SyncRecord.objects.get().state == SyncState.POSTED
 
 
@@ -272,9 +273,9 @@ def test_a_record_whose_worker_keeps_dying_fails_instead_of_looping(connection, 
     ingest(connection, envelope())
     at = NOW
     for _ in range(2):  # each claim's worker dies: the lease simply expires
-        assert services._claim(record_id=None, now=at, actor="worker") is not None
+        assert posting._claim(record_id=None, now=at, actor="worker") is not None
         at += timedelta(hours=1)
-    assert services._claim(record_id=None, now=at, actor="worker") is None
+    assert posting._claim(record_id=None, now=at, actor="worker") is None
     record = SyncRecord.objects.get()
     assert record.state == SyncState.FAILED
     assert "worker stopped during each of the last 2 attempts" in record.events.last().detail

@@ -14,6 +14,7 @@ from syncengine.erps.sandbox.client import SandboxLedger
 from syncengine.erps.sandbox.models import LedgerInvoice
 from syncengine.models import ReconciliationFinding, SyncRecord, SyncState
 from syncengine.reconcile import reconciliation_run
+from syncengine.services import posting
 from tests.conftest import NOW, envelope, ingest
 
 pytestmark = pytest.mark.django_db
@@ -56,8 +57,8 @@ def test_an_approved_invoice_stuck_after_a_lost_message_is_re_driven(connection)
 
 def test_a_document_the_erp_took_after_a_timeout_is_recorded_not_posted_again(connection):
     ingest(connection, envelope())
-    claim = services._claim(record_id=None, now=NOW, actor="worker-1")
-    services._attempt(claim)  # the ERP took it; the answer was lost
+    claim = posting._claim(record_id=None, now=NOW, actor="worker-1")
+    posting._attempt(claim)  # the ERP took it; the answer was lost
     SyncRecord.objects.filter(pk=claim.record_id).update(
         state=SyncState.FAILED, lease_until=None, lease_token=""
     )

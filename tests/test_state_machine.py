@@ -24,6 +24,7 @@ from syncengine import services
 from syncengine.erps.sandbox.models import LedgerInvoice
 from syncengine.models import SyncEvent, SyncRecord, SyncState
 from syncengine.reconcile import reconciliation_run
+from syncengine.services import posting
 from tests.conftest import NOW, envelope, ingest
 
 FAULTS = [None, None, "commit_then_drop", "error_500", "rate_limit", "lookup_error"]
@@ -53,7 +54,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule()
     def claim(self) -> None:
-        claim = services._claim(record_id=None, now=self.now, actor=f"worker-{len(self.claims)}")
+        claim = posting._claim(record_id=None, now=self.now, actor=f"worker-{len(self.claims)}")
         if claim is not None:
             self.claims.append(claim)
 
@@ -62,18 +63,18 @@ class SyncMachine(RuleBasedStateMachine):
     def attempt(self, data: st.DataObject, fault: str | None) -> None:
         claim = self.claims.pop(data.draw(st.integers(0, len(self.claims) - 1)))
         with override_settings(CROSSWALK_SANDBOX_FAULTS=f"{fault}=1" if fault else ""):
-            outcome = services._attempt(claim)
-        services._finish(claim, outcome, now=self.now, actor="worker")
+            outcome = posting._attempt(claim)
+        posting._finish(claim, outcome, now=self.now, actor="worker")
 
     @rule(fault=st.sampled_from(FAULTS))
     def claim_and_attempt(self, fault: str | None) -> None:
         """A worker that claims and talks to the ERP straight away (the common case)."""
-        claim = services._claim(record_id=None, now=self.now, actor="worker")
+        claim = posting._claim(record_id=None, now=self.now, actor="worker")
         if claim is None:
             return
         with override_settings(CROSSWALK_SANDBOX_FAULTS=f"{fault}=1" if fault else ""):
-            outcome = services._attempt(claim)
-        services._finish(claim, outcome, now=self.now, actor="worker")
+            outcome = posting._attempt(claim)
+        posting._finish(claim, outcome, now=self.now, actor="worker")
 
     @precondition(lambda self: self.claims)
     @rule()

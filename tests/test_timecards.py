@@ -13,6 +13,7 @@ import pytest
 from syncengine import services
 from syncengine.erps.sandbox.models import LedgerTimeEntry
 from syncengine.models import SourceReceipt, SyncRecord, SyncState
+from syncengine.services import posting
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +139,7 @@ def test_technicians_and_labor_types_are_learned_for_the_coverage_warnings(conne
 
 def test_a_timecard_changed_while_it_is_being_sent_is_noted_on_its_timeline(connection):
     send(connection, CARD)
-    services._claim(record_id=None, now=NOW, actor="worker-1")
+    posting._claim(record_id=None, now=NOW, actor="worker-1")
     changed = copy.deepcopy(CARD)
     changed["entries"][0]["hours"] = "6"
     send(connection, changed, at=NOW + timedelta(seconds=5))

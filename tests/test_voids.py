@@ -13,6 +13,7 @@ from syncengine import services
 from syncengine.erps.sandbox.client import SandboxLedger
 from syncengine.erps.sandbox.models import JournalLine, LedgerInvoice
 from syncengine.models import Operation, SyncRecord, SyncState
+from syncengine.services import posting
 from tests.conftest import NOW, envelope, ingest
 
 pytestmark = pytest.mark.django_db
@@ -80,13 +81,13 @@ def test_a_void_before_posting_cancels_the_pending_record(connection):
 
 def test_a_void_during_posting_waits_for_the_invoice_to_settle_then_credits_it(connection):
     ingest(connection, envelope())
-    claim = services._claim(record_id=None, now=NOW, actor="worker-1")
-    outcome = services._attempt(claim)  # the ERP has taken the invoice, not yet recorded
+    claim = posting._claim(record_id=None, now=NOW, actor="worker-1")
+    outcome = posting._attempt(claim)  # the ERP has taken the invoice, not yet recorded
     void(connection, at=NOW + timedelta(seconds=5))
     post_due(NOW + timedelta(seconds=6))
     credit = credit_record()
     assert (credit.state, credit.failure_category) == (SyncState.RETRY_SCHEDULED, "PREREQUISITE")
-    services._finish(claim, outcome, now=NOW + timedelta(seconds=7), actor="worker-1")
+    posting._finish(claim, outcome, now=NOW + timedelta(seconds=7), actor="worker-1")
     post_due(NOW + timedelta(hours=2))
     credit.refresh_from_db()
     assert credit.state == SyncState.POSTED
@@ -97,7 +98,7 @@ def test_a_crash_after_the_credit_memo_landed_never_credits_twice(connection):
     ingest(connection, envelope())
     post_due()
     void(connection)
-    claim = services._claim(record_id=None, now=LATER, actor="worker-1")
+    claim = posting._claim(record_id=None, now=LATER, actor="worker-1")
     original = SyncRecord.objects.get(operation=Operation.CREATE)
     SandboxLedger(connection=connection).post_credit_memo(
         original_id=original.erp_document_id, key="ST-VOID-4242", posting_date=LATER.date()
@@ -126,9 +127,9 @@ def test_a_voided_invoice_is_never_posted_even_when_retried(connection):
     items = [{"id": 1, "itemType": "labor", "quantity": "1", "price": "80",
               "serviceLine": {"name": "Backflow Testing"}}]  # fmt: skip
     ingest(connection, envelope(items=items))
-    claim = services._claim(record_id=None, now=NOW, actor="worker-1")
+    claim = posting._claim(record_id=None, now=NOW, actor="worker-1")
     ingest(connection, envelope(items=items, status="void"), now=NOW + timedelta(seconds=1))
-    services._finish(claim, services._attempt(claim), now=NOW + timedelta(seconds=2),
+    posting._finish(claim, posting._attempt(claim), now=NOW + timedelta(seconds=2),
                      actor="worker-1")  # fmt: skip
     original = SyncRecord.objects.get(operation=Operation.CREATE)
     assert original.state == SyncState.SKIPPED
@@ -141,8 +142,8 @@ def test_a_voided_invoice_is_never_posted_even_when_retried(connection):
 def test_a_void_of_a_failed_invoice_that_did_land_is_still_credited(connection):
     """An attempt whose answer was lost left the record FAILED though the ERP has it."""
     ingest(connection, envelope())
-    claim = services._claim(record_id=None, now=NOW, actor="worker-1")
-    services._attempt(claim)  # the ERP took it; the answer never came back
+    claim = posting._claim(record_id=None, now=NOW, actor="worker-1")
+    posting._attempt(claim)  # the ERP took it; the answer never came back
     SyncRecord.objects.filter(pk=claim.record_id).update(
         state=SyncState.FAILED, lease_until=None, lease_token=""
     )

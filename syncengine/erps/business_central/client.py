@@ -66,7 +66,7 @@ PAGES = {
     ("purchaseInvoices", False): 138,
 }
 DOCUMENT_NUMBER_LENGTH = 20  # a journal line's documentNumber (Code[20]) [U]
-KEY_PREFIX = "ST-"  # every Crosswalk key starts so (syncengine.services._erp_key)
+KEY_PREFIX = "ST-"  # every Crosswalk key starts so (syncengine.services.records._erp_key)
 DESCRIPTION_LENGTH = 100  # Business Central's line description
 # A sales document not posted yet; "In Review" as schema 2.0 spells it too.
 UNPOSTED_STATUSES = ("Draft", "In Review", "In_x0020_Review")

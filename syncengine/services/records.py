@@ -1,0 +1,220 @@
+"""What every flow shares: keys, the one-event-per-transition write, worker nudges, the attempt's
+claim and outcome, retry by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from mappings.resolve import InvoicePlan, Problem
+from mappings.resolve_cost import (
+    JournalPlan,
+    PurchasePlan,
+)
+from mappings.resolve_time import TimePlan
+from syncengine.canonical import (
+    ProcurementKind,
+)
+from syncengine.erps.base import ConnectorError, ErpDocument
+from syncengine.models import (
+    DocumentKind,
+    SyncEvent,
+    SyncRecord,
+    SyncState,
+)
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+VOID_STATUS = "void"
+
+
+def timecard_key(source_id: str) -> str:
+    return _erp_key("ST-TC-", source_id)
+
+
+ERP_KEY_LENGTH = 35  # Business Central's externalDocumentNumber, the shortest target field
+
+
+def _erp_key(prefix: str, source_id: str) -> str:
+    """prefix + source id, or prefix + a hash of it when that would not fit the ERP's field."""
+    key = f"{prefix}{source_id}"
+    if len(key) <= ERP_KEY_LENGTH:
+        return key
+    return prefix + hashlib.sha256(source_id.encode()).hexdigest()[: ERP_KEY_LENGTH - len(prefix)]
+
+
+def invoice_key(source_id: str) -> str:
+    """The idempotency key written into the ERP document; at most 35 characters (BC's limit)."""
+    return _erp_key("ST-INV-", source_id)
+
+
+CREDIT_MEMO_PREFIX = "ST-CM-"
+
+
+def credit_memo_key(source_id: str) -> str:
+    """The key of a credit issued in ServiceTrade (an invoice whose total is negative)."""
+    return _erp_key(CREDIT_MEMO_PREFIX, source_id)
+
+
+def void_key(source_id: str) -> str:
+    return _erp_key("ST-VOID-", source_id)
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = sorted(set(before) | set(after))
+    return [
+        {"field": key, "before": before.get(key), "after": after.get(key)}
+        for key in keys
+        if before.get(key) != after.get(key)
+    ]
+
+
+# --- transitions and events -------------------------------------------------------------------
+
+
+def _event(
+    record: SyncRecord,
+    from_state: str,
+    to_state: str,
+    *,
+    actor: str,
+    now: datetime,
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+) -> SyncEvent:
+    return SyncEvent.objects.create(
+        record=record,
+        at=now,
+        actor=actor,
+        from_state=from_state,
+        to_state=to_state,
+        detail=detail,
+        data=json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder)),
+    )
+
+
+def _transition(
+    record: SyncRecord,
+    to_state: str,
+    *,
+    actor: str,
+    now: datetime,
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    from_state = record.state
+    record.state = to_state
+    record.state_changed_at = now
+    for name, value in fields.items():
+        setattr(record, name, value)
+    # Only what changed: rewriting every column would re-send the plan and problems (JSON) on
+    # each of a record's several transitions.
+    record.save(update_fields=None if record.pk is None else ["state", "state_changed_at", *fields])
+    _event(record, from_state, to_state, actor=actor, now=now, detail=detail, data=data)
+
+
+def _nudge_if_ready(record: SyncRecord) -> None:
+    if record.state == SyncState.READY:
+        sync_record_nudge(record_id=record.pk)
+
+
+def sync_record_nudge(*, record_id: int) -> None:
+    """After commit, wake a worker for this record. A lost message only delays it: the sweeper
+    finds every due record in the database."""
+    if not settings.CROSSWALK_NUDGE_WORKERS:
+        return
+    from syncengine.tasks import sync_record_post as sync_record_post_task
+
+    transaction.on_commit(
+        lambda: sync_record_post_task.apply_async(kwargs={"record_id": record_id}), robust=True
+    )
+
+
+# --- posting ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    record_id: int
+    token: str
+    lookup_first: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    erp_document: ErpDocument | None = None
+    found_by_lookup: bool = False
+    plan: InvoicePlan | TimePlan | JournalPlan | PurchasePlan | None = None
+    problems: tuple[Problem, ...] = ()
+    error: ConnectorError | None = None
+    detail: str = ""
+    duplicate_refused: bool = False
+    # Added to the stored plan and the POSTED event: the parts of a split, a re-dated posting.
+    notes: dict[str, Any] = field(default_factory=dict)
+    # The attempt's requests and responses (redacted, bounded), for the event that ends it.
+    exchanges: dict[str, Any] = field(default_factory=dict)
+
+
+def _posted_parts(record: SyncRecord) -> list[dict[str, Any]]:
+    """The documents a split posting made (empty for a posting in one document)."""
+    return list((record.plan or {}).get("parts") or [])
+
+
+_LEASE_CLEARED: dict[str, Any] = {"lease_until": None, "lease_token": ""}
+
+
+def _cause(code: str, source_value: str = "") -> str:
+    return f"{code}:{source_value}"[:200] if source_value else code
+
+
+def _retry(record: SyncRecord, *, actor: str, now: datetime, detail: str, batch: str = "") -> None:
+    _transition(record, SyncState.READY, actor=actor, now=now, detail=detail,
+                next_attempt_at=now, failure_category="", failure_cause="", message="",
+                problems=[], attempts_before_retry=record.attempts,
+                retry_batch=batch)  # fmt: skip
+    _nudge_if_ready(record)
+
+
+# --- job item costs and procurement -------------------------------------------------------------
+#
+# The same path as invoices and timecards: the body is kept (SourceReceipt), each record is
+# accepted on its own into a SourceDocument and one SyncRecord under a deterministic key, and
+# posting claims, calls the connector with no transaction open and settles by lookup. A job item
+# cost and an inventory adjustment post as a balanced G/L journal, a purchase invoice as an AP
+# document; vendors, purchase orders and receipts are kept and recorded as not posted, with the
+# reason (docs/source-formats.md says why for each).
+
+COST_KINDS = frozenset({
+    DocumentKind.JOB_COST, DocumentKind.VENDOR, DocumentKind.PURCHASE_ORDER,
+    DocumentKind.RECEIPT, DocumentKind.PURCHASE_INVOICE, DocumentKind.INVENTORY_ADJUSTMENT,
+})  # fmt: skip
+
+_PROCUREMENT_KINDS = {
+    ProcurementKind.VENDOR: (DocumentKind.VENDOR, "ST-VN-"),
+    ProcurementKind.PURCHASE_ORDER: (DocumentKind.PURCHASE_ORDER, "ST-PO-"),
+    ProcurementKind.RECEIPT: (DocumentKind.RECEIPT, "ST-RC-"),
+    ProcurementKind.PURCHASE_INVOICE: (DocumentKind.PURCHASE_INVOICE, "ST-PI-"),
+    ProcurementKind.INVENTORY_ADJUSTMENT: (DocumentKind.INVENTORY_ADJUSTMENT, "ST-IA-"),
+}
+
+
+def job_cost_key(source_id: str) -> str:
+    return _erp_key("ST-JC-", source_id)
+
+
+def procurement_key(kind: str, source_id: str) -> str:
+    return _erp_key(_PROCUREMENT_KINDS[kind][1], source_id)
