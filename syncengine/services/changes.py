@@ -8,12 +8,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from syncengine.models import (
-    Operation,
-    PostedChange,
-    SyncRecord,
-    SyncState,
-)
+from syncengine.models import Operation, PostedChange, SyncRecord, SyncState
 from syncengine.services.ingest import _current_posting
 from syncengine.services.records import (
     CREDIT_MEMO_PREFIX,

@@ -14,11 +14,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from mappings.catalog import SourceValueBatch, source_values_record
-from syncengine.canonical import (
-    Invoice,
-    invoice_from_dict,
-    to_jsonable,
-)
+from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
 from syncengine.models import (
     Connection,
     DocumentKind,
@@ -43,8 +39,6 @@ from syncengine.services.records import (
     void_key,
 )
 from syncengine.sources import servicetrade
-
-# --- ingestion --------------------------------------------------------------------------------
 
 
 @dataclass

@@ -10,12 +10,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from syncengine.models import (
-    Connection,
-    SyncRecord,
-    SyncRecordQuerySet,
-    SyncState,
-)
+from syncengine.models import Connection, SyncRecord, SyncRecordQuerySet, SyncState
 from syncengine.services.records import _LEASE_CLEARED, _retry, _transition, sync_record_nudge
 
 

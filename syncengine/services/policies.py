@@ -20,17 +20,8 @@ from syncengine.canonical import (
     procurement_from_dict,
     timecard_from_dict,
 )
-from syncengine.models import (
-    Connection,
-    DocumentKind,
-    Operation,
-    SyncRecord,
-    SyncState,
-)
-from syncengine.plans import (
-    PolicyInvalid,
-    PostingPolicy,
-)
+from syncengine.models import Connection, DocumentKind, Operation, SyncRecord, SyncState
+from syncengine.plans import PolicyInvalid, PostingPolicy
 from syncengine.services.records import COST_KINDS, Outcome, _cause, _retry
 
 PERIOD_CLOSED = "PERIOD_CLOSED"

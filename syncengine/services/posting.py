@@ -21,11 +21,7 @@ from django.utils import timezone
 from mappings.catalog import catalog_cached
 from mappings.resolve import InvoicePlan, Problem, invoice_plan_from_dict, resolve_invoice
 from mappings.services import rules_in_force
-from syncengine.canonical import (
-    Invoice,
-    invoice_from_dict,
-    to_jsonable,
-)
+from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
 from syncengine.circuit import circuit_failure, circuit_success
 from syncengine.erps.base import Connector, ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.exchanges import exchanges_captured, exchanges_made
@@ -38,12 +34,7 @@ from syncengine.models import (
     SyncRecord,
     SyncState,
 )
-from syncengine.plans import (
-    is_credit,
-    is_mixed,
-    part_key,
-    split,
-)
+from syncengine.plans import is_credit, is_mixed, part_key, split
 from syncengine.ratelimit import rate_budget_charge, rate_budget_take
 from syncengine.services.costs import _post_cost_document
 from syncengine.services.ingest import _current_posting

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,23 +15,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from mappings.resolve import InvoicePlan, Problem
-from mappings.resolve_cost import (
-    JournalPlan,
-    PurchasePlan,
-)
+from mappings.resolve_cost import JournalPlan, PurchasePlan
 from mappings.resolve_time import TimePlan
-from syncengine.canonical import (
-    ProcurementKind,
-)
+from syncengine.canonical import ProcurementKind
 from syncengine.erps.base import ConnectorError, ErpDocument
-from syncengine.models import (
-    DocumentKind,
-    SyncEvent,
-    SyncRecord,
-    SyncState,
-)
-
-logger = logging.getLogger(__name__)
+from syncengine.models import DocumentKind, SyncEvent, SyncRecord, SyncState
 
 SYSTEM = "system"
 
@@ -78,9 +65,6 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]
         for key in keys
         if before.get(key) != after.get(key)
     ]
-
-
-# --- transitions and events -------------------------------------------------------------------
 
 
 def _event(
@@ -142,9 +126,6 @@ def sync_record_nudge(*, record_id: int) -> None:
     )
 
 
-# --- posting ----------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Claim:
     record_id: int
@@ -189,7 +170,6 @@ def _retry(record: SyncRecord, *, actor: str, now: datetime, detail: str, batch:
     _nudge_if_ready(record)
 
 
-# --- job item costs and procurement -------------------------------------------------------------
 #
 # The same path as invoices and timecards: the body is kept (SourceReceipt), each record is
 # accepted on its own into a SourceDocument and one SyncRecord under a deterministic key, and

@@ -13,11 +13,7 @@ from mappings.catalog import catalog_cached, source_values_record
 from mappings.resolve import Problem
 from mappings.resolve_time import TimePlan, resolve_timecard
 from mappings.services import rules_in_force
-from syncengine.canonical import (
-    Timecard,
-    timecard_from_dict,
-    to_jsonable,
-)
+from syncengine.canonical import Timecard, timecard_from_dict, to_jsonable
 from syncengine.erps.base import Connector
 from syncengine.models import (
     Connection,
