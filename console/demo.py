@@ -147,6 +147,16 @@ SERVICE_LINE_CODES = {
 }  # fmt: skip
 
 
+# Two-way master data: the first demo company, edited on both sides (side, fields, hours ago).
+DEMO_MASTER_REF = "5000"
+# The ERP's phone arrives after ServiceTrade's newer one, so it loses (and is kept as lost).
+DEMO_MASTER_DATA: tuple[tuple[str, dict[str, str], int], ...] = (
+    ("SOURCE", {"phone": "919-555-0142", "email": "ap@example.com"}, 2),
+    ("ERP", {"phone": "919-555-0100"}, 3),
+    ("ERP", {"payment_terms": "NET30"}, 1),
+)
+
+
 def demo_connection_setup() -> Connection:
     """The demo connection with its books, catalog, published rules (version 1) and users."""
     now = timezone.now()

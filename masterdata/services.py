@@ -111,7 +111,8 @@ def _decide(
     said_before = name in reported and reported[name] == value
     reported[name] = value
     if has_value and standing == value:
-        if standing_at is None or changed_at > standing_at:
+        # A side that now agrees dates the value too; one repeating itself moves nothing.
+        if not said_before and (standing_at is None or changed_at > standing_at):
             record.stamps[name] = {"side": side, "at": changed_at.isoformat()}
         _drop_from_outbox(record, side, name)  # this side already has it
         return

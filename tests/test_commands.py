@@ -83,6 +83,21 @@ def test_load_demo_is_idempotent_and_posts_cleanly(db):
         assert LedgerInvoice.objects.get(pk=record.erp_document_id).amount == record.document.total
 
 
+def test_load_demo_shows_a_customer_both_sides_edited_once_however_often_it_runs(db):
+    from masterdata.models import MasterChange, MasterRecord
+
+    run("load_demo", "--invoices", "5", "--seed", "3")
+    run("load_demo", "--invoices", "5", "--seed", "3")
+    record = MasterRecord.objects.get()
+    assert record.values == {"phone": "919-555-0142", "email": "ap@example.com",
+                             "payment_terms": "NET30"}  # fmt: skip
+    assert record.outbox == {"ERP": {"phone": "919-555-0142", "email": "ap@example.com"}}
+    lost = MasterChange.objects.get(outcome="LOST")
+    assert (lost.field, lost.value, lost.standing_value) == ("phone", "919-555-0100",
+                                                              "919-555-0142")  # fmt: skip
+    assert MasterChange.objects.count() == 4  # phone, email, the lost phone, payment terms
+
+
 def test_demo_invoices_are_the_same_for_the_same_seed_and_differ_across_seeds():
     from console.demo import demo_invoices
 

@@ -597,3 +597,14 @@ def test_an_open_circuit_shows_one_banner_saying_records_wait(client, connection
     page = client.get(f"/connections/{connection.slug}/").content.decode()
     assert page.count('id="circuit-banner"') == 1
     assert "HTTP 401: the ERP refused the credentials." in page
+
+
+def test_admins_find_the_operations_pages_from_the_dashboard_and_others_do_not(client, connection):
+    url = reverse("console:dashboard", args=[connection.slug])
+    client.force_login(user_with(Role.ADMIN, connection, name="dash-admin"))
+    page = client.get(url).content.decode()
+    for name in ("ops:connection-settings", "ops:master-data", "ops:servicetrade"):
+        assert f'href="{reverse(name, args=[connection.slug])}"' in page
+    client.force_login(user_with(Role.AR, connection, name="dash-ar"))
+    page = client.get(url).content.decode()
+    assert reverse("ops:master-data", args=[connection.slug]) not in page

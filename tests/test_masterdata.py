@@ -137,6 +137,14 @@ def test_after_being_told_a_side_changing_back_to_its_old_value_is_a_change(conn
     assert MasterRecord.objects.get().values["phone"] == "919-555-0100"
 
 
+def test_a_repeated_delivery_with_a_later_time_does_not_move_the_values_time(connection):
+    receive(connection, Side.SOURCE, {"phone": "919-555-0100"}, NOW)
+    receive(connection, Side.SOURCE, {"phone": "919-555-0100"}, LATER + timedelta(hours=5))
+    # An ERP change made after the real ServiceTrade change still wins.
+    result = receive(connection, Side.ERP, {"phone": "919-555-0199"}, LATER)
+    assert result.applied == ["phone"]
+
+
 def test_the_same_value_again_records_nothing_new(connection):
     receive(connection, Side.SOURCE, {"name": "Harbor Foods"}, NOW)
     receive(connection, Side.ERP, {"name": "Harbor Foods"}, LATER)
