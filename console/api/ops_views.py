@@ -17,7 +17,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from console.access import Role, get_connection_for_user, require_role
+from console.access import get_connection_for_admin, get_connection_for_user
 from console.api import serializers as s
 from console.api.errors import ErpUnavailable, import_invalid
 from console.api.idempotency import idempotent
@@ -48,10 +48,7 @@ LEDGER_PAGE_SIZE = 50
 
 
 def _admin(request: Request, slug: str) -> Connection:
-    # 404 before 403: a connection the user cannot see is not revealed by the role check.
-    connection = get_connection_for_user(request.user, slug)
-    require_role(request.user, Role.ADMIN)
-    return connection
+    return get_connection_for_admin(request.user, slug)
 
 
 # --- catalog -----------------------------------------------------------------------------------

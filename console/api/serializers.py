@@ -685,3 +685,62 @@ class ImportInput(serializers.Serializer):
 
 class CatalogImportInput(ImportInput):
     kind = serializers.ChoiceField(choices=CATALOG_KINDS, help_text="The list the file replaces.")
+
+
+# --- two-way master data -------------------------------------------------------------------------
+
+
+class MasterChangeItemInput(serializers.Serializer):
+    source_ref = serializers.CharField(max_length=64, help_text="The ServiceTrade id.")
+    values = serializers.DictField(
+        help_text="Field → new value, in Crosswalk's field names (docs/master-data.md).",
+        validators=[lambda value: _no_nul(value, "values")],
+    )
+    changed_at = serializers.DateTimeField(help_text="When this side changed them.")
+    erp_ref = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class MasterChangesInput(serializers.Serializer):
+    side = serializers.ChoiceField(choices=["SOURCE", "ERP"], help_text="Who changed them.")
+    entity = serializers.ChoiceField(choices=["CUSTOMER", "LOCATION", "CONTACT"])
+    changes = MasterChangeItemInput(many=True, allow_empty=False, max_length=1000)
+
+
+class MasterChangesResultSerializer(serializers.Serializer):
+    taken = serializers.IntegerField()
+    errors = serializers.ListField(child=serializers.CharField(), help_text="By position.")
+
+
+class MasterWaitingSerializer(serializers.Serializer):
+    entity = serializers.CharField()
+    source_ref = serializers.CharField()
+    erp_ref = serializers.CharField()
+    name = serializers.CharField()
+    to_servicetrade = serializers.DictField(source="outbox.SOURCE", default=dict)
+    to_erp = serializers.DictField(source="outbox.ERP", default=dict)
+    send_error = serializers.CharField()
+
+
+class MasterLostSerializer(serializers.Serializer):
+    received_at = serializers.DateTimeField()
+    entity = serializers.CharField(source="record.entity")
+    source_ref = serializers.CharField(source="record.source_ref")
+    field = serializers.CharField()
+    side = serializers.CharField()
+    value = serializers.JSONField()
+    changed_at = serializers.DateTimeField()
+    standing_side = serializers.CharField()
+    standing_value = serializers.JSONField()
+    standing_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField()
+
+
+class MasterDataSerializer(serializers.Serializer):
+    waiting = MasterWaitingSerializer(many=True)
+    lost = MasterLostSerializer(many=True)
+
+
+class MasterSendResultSerializer(serializers.Serializer):
+    told = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    errors = serializers.ListField(child=serializers.CharField())

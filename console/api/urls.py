@@ -3,7 +3,7 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from console.api import docs, errors, ops_views, rules_views, views
+from console.api import docs, errors, masterdata_views, ops_views, rules_views, views
 
 app_name = "api"
 
@@ -115,6 +115,21 @@ ops_patterns = [
         CONNECTION + "webhook-secret/",
         ops_views.WebhookSecretView.as_view(),
         name="connection-webhook-secret",
+    ),
+    path(
+        CONNECTION + "master-data/",
+        masterdata_views.MasterDataView.as_view(),
+        name="master-data",
+    ),
+    path(
+        CONNECTION + "master-data/changes/",
+        masterdata_views.MasterChangesView.as_view(),
+        name="master-data-changes",
+    ),
+    path(
+        CONNECTION + "master-data/send/",
+        masterdata_views.MasterSendView.as_view(),
+        name="master-data-send",
     ),
 ]
 

@@ -114,6 +114,10 @@ CONNECTION_ENDPOINTS: list[tuple[str, str, Any, int, int, int]] = [
     # the webhook HMAC secret: Admin
     ("post", "webhook-secret/", {}, 403, 403, 201),
     ("delete", "webhook-secret/", None, 403, 403, 204),
+    # two-way master data: Admin only
+    ("get", "master-data/", None, 403, 403, 200),
+    ("post", "master-data/changes/", {"side": "CRM"}, 403, 403, 400),
+    ("post", "master-data/send/", {}, 403, 403, 200),
 ]  # fmt: skip
 
 
