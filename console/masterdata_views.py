@@ -21,7 +21,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console.access import get_connection_for_admin
 from console.views import HtmxHttpRequest
-from masterdata.models import MasterChange, MasterRecord, Side
+from masterdata.models import MasterRecord, Side
+from masterdata.selectors import changes_lost, records_waiting
 from masterdata.services import master_outbox_send
 from syncengine.models import Connection
 
@@ -29,19 +30,12 @@ WAITING_SHOWN = 100
 LOST_SHOWN = 50
 
 
-def _admin_connection(request: HtmxHttpRequest, slug: str) -> Connection:
-    return get_connection_for_admin(request.user, slug)
-
-
 def master_data_page_context(connection: Connection) -> dict[str, Any]:
-    records = MasterRecord.objects.filter(connection=connection)
-    waiting = records.exclude(outbox={}).order_by("-updated_at", "-pk")
-    lost = MasterChange.objects.filter(
-        record__connection=connection, outcome=MasterChange.Outcome.LOST
-    ).select_related("record")
+    waiting = records_waiting(connection)
+    kept = MasterRecord.objects.filter(connection=connection)
     return {
         "connection": connection,
-        "kept": dict(records.values_list("entity").annotate(n=Count("id")).order_by()),
+        "kept": dict(kept.values_list("entity").annotate(n=Count("id")).order_by()),
         "waiting_count": waiting.count(),
         "waiting": [
             {
@@ -51,14 +45,14 @@ def master_data_page_context(connection: Connection) -> dict[str, Any]:
             }
             for record in waiting[:WAITING_SHOWN]
         ],  # fmt: skip
-        "lost": lost.order_by("-received_at", "-pk")[:LOST_SHOWN],
+        "lost": changes_lost(connection)[:LOST_SHOWN],
     }
 
 
 @require_GET
 @login_required
 def master_data(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
-    connection = _admin_connection(request, slug)
+    connection = get_connection_for_admin(request.user, slug)
     return TemplateResponse(
         request, "console/ops/master_data.html", master_data_page_context(connection)
     )
@@ -67,7 +61,7 @@ def master_data(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
 @require_POST
 @login_required
 def master_data_send(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    connection = _admin_connection(request, slug)
+    connection = get_connection_for_admin(request.user, slug)
     sent = master_outbox_send(connection=connection, now=timezone.now())
     summary = f"{sent.told} told, {sent.failed} could not be told (they stay queued)."
     if not request.htmx:

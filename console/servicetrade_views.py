@@ -37,10 +37,6 @@ RECENT_WRITE_BACKS = 20
 WAITING_LINES = 50
 
 
-def _admin_connection(request: HtmxHttpRequest, slug: str) -> Connection:
-    return get_connection_for_admin(request.user, slug)
-
-
 def _moment(epoch: int | None) -> datetime | None:
     return from_epoch(epoch) if epoch is not None else None
 
@@ -70,7 +66,7 @@ def servicetrade_page_context(connection: Connection) -> dict[str, Any]:
 @require_GET
 @login_required
 def servicetrade_status(request: HtmxHttpRequest, slug: str) -> TemplateResponse:
-    connection = _admin_connection(request, slug)
+    connection = get_connection_for_admin(request.user, slug)
     return TemplateResponse(
         request, "console/ops/servicetrade.html", servicetrade_page_context(connection)
     )
@@ -79,7 +75,7 @@ def servicetrade_status(request: HtmxHttpRequest, slug: str) -> TemplateResponse
 @require_POST
 @login_required
 def servicetrade_check(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    connection = _admin_connection(request, slug)
+    connection = get_connection_for_admin(request.user, slug)
     error = ""
     try:
         problems = sync.webhook_check(connection=connection, now=timezone.now())

@@ -228,6 +228,7 @@ def master_outbox_send(
     pending = list(
         MasterRecord.objects.filter(connection=connection).exclude(outbox={}).order_by("pk")
     )
+    sides = _Sides(connection, servicetrade)
     sent = Sent()
     for index, record in enumerate(pending, start=1):
         for side in (Side.ERP, Side.SOURCE):
@@ -235,7 +236,7 @@ def master_outbox_send(
             if not values:
                 continue
             try:
-                _tell(connection, record, side, values, servicetrade)
+                sides.tell(record, side, values)
             except (ConnectorError, ServiceTradeError, MasterDataRefused, OSError) as error:
                 message = getattr(error, "message", str(error))
                 _sent_failed(record, message[:500], now=now)
@@ -249,27 +250,41 @@ def master_outbox_send(
     return sent
 
 
-def _tell(
-    connection: Connection, record: MasterRecord, side: str, values: dict[str, Any], client: Any
-) -> None:
-    if side == Side.ERP:
-        connector = connector_for(connection)
-        update = getattr(connector, "master_data_update", None)
+class _Sides:
+    """Both sides of one send run: the ERP connector and the ServiceTrade client are made once,
+    when first needed, however many records they are told."""
+
+    def __init__(self, connection: Connection, servicetrade: Any) -> None:
+        self.connection = connection
+        self._servicetrade = servicetrade
+        self._connector: Any = None
+
+    def tell(self, record: MasterRecord, side: str, values: dict[str, Any]) -> None:
+        if side == Side.ERP:
+            self._erp_update()(entity=record.entity, source_ref=record.source_ref,
+                               erp_ref=record.erp_ref, values=values)  # fmt: skip
+            return
+        body = servicetrade_body(record.entity, values)
+        if body:
+            self._client().put(f"/{SOURCE_PATHS[record.entity]}/{record.source_ref}", body)
+
+    def _erp_update(self) -> Callable[..., None]:
+        if self._connector is None:
+            self._connector = connector_for(self.connection)
+        update = getattr(self._connector, "master_data_update", None)
         if update is None:
             raise MasterDataRefused(
-                f"The {connection.get_target_display()} connector cannot update master data yet."
+                f"The {self.connection.get_target_display()} connector cannot update master "
+                "data yet."
             )
-        update(entity=record.entity, source_ref=record.source_ref, erp_ref=record.erp_ref,
-               values=values)  # fmt: skip
-        return
-    body = servicetrade_body(record.entity, values)
-    if not body:
-        return
-    if client is None:
-        from syncengine.sources.servicetrade_api.sync import client_for
+        return update
 
-        client = client_for(connection)
-    client.put(f"/{SOURCE_PATHS[record.entity]}/{record.source_ref}", body)
+    def _client(self) -> Any:
+        if self._servicetrade is None:
+            from syncengine.sources.servicetrade_api.sync import client_for
+
+            self._servicetrade = client_for(self.connection)
+        return self._servicetrade
 
 
 def _sent(record: MasterRecord, side: str, values: dict[str, Any], *, now: datetime) -> None:

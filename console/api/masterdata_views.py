@@ -22,7 +22,7 @@ from console.api.views import (
     ApiView,
     documented,
 )
-from masterdata.models import MasterChange, MasterRecord
+from masterdata.selectors import changes_lost, records_waiting
 from masterdata.services import master_outbox_send, master_records_receive
 
 WAITING_SHOWN = 100
@@ -38,13 +38,9 @@ class MasterDataView(ApiView):
     )
     def get(self, request: Request, slug: str) -> Response:
         connection = get_connection_for_admin(request.user, slug)
-        waiting = MasterRecord.objects.filter(connection=connection).exclude(outbox={})
-        lost = MasterChange.objects.filter(
-            record__connection=connection, outcome=MasterChange.Outcome.LOST
-        ).select_related("record")
         return Response(s.MasterDataSerializer({
-            "waiting": waiting.order_by("-updated_at", "-pk")[:WAITING_SHOWN],
-            "lost": lost.order_by("-received_at", "-pk")[:LOST_SHOWN],
+            "waiting": records_waiting(connection)[:WAITING_SHOWN],
+            "lost": changes_lost(connection)[:LOST_SHOWN],
         }).data)  # fmt: skip
 
 
