@@ -99,6 +99,8 @@ class BusinessCentral:
         self.connection = connection
         self.settings = BcSettings.of(connection)
         self._api: BcApi | None = None
+        # Code → id of small lists (tax areas, payment terms), read once per connector.
+        self.ids_by_code: dict[str, dict[str, str]] = {}
 
     @property
     def api(self) -> BcApi:

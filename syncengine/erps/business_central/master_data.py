@@ -100,8 +100,11 @@ def _customer_body(bc: BusinessCentral, company: str, values: dict[str, Any]) ->
 
 
 def _ids_by_code(bc: BusinessCentral, company: str, entity_set: str) -> dict[str, str]:
-    rows = bc.api.get_all(f"{company}/{entity_set}", what=f"read {entity_set}")
-    return {str(row["code"]): str(row["id"]) for row in rows}
+    """Read once per connector, so a send run does not read the list for every customer."""
+    if entity_set not in bc.ids_by_code:
+        rows = bc.api.get_all(f"{company}/{entity_set}", what=f"read {entity_set}")
+        bc.ids_by_code[entity_set] = {str(row["code"]): str(row["id"]) for row in rows}
+    return bc.ids_by_code[entity_set]
 
 
 def customer_changes(bc: BusinessCentral, *, since: datetime | None) -> Iterator[CustomerChange]:
