@@ -4,18 +4,24 @@ the cent, and every body sent uses only fields the entity set lists as writable.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from console import demo
 from mappings import services as mapping_services
 from mappings.catalog import catalog_refresh, catalog_store
 from mappings.models import RuleAudit
 from syncengine.connections import connection_settings_update
-from syncengine.erps.base import CatalogItem
+from syncengine.erps.base import CatalogItem, ConnectorError
+from syncengine.erps.business_central.client import BusinessCentral
+from syncengine.erps.business_central.purchase_orders import order_operations
 from syncengine.models import DocumentKind, SyncRecord, SyncState
+from syncengine.services.costs import _cost_plan
 from tests.conftest import NOW
 from tests.test_business_central_engine import assert_writable, writable_fields
 from tests.test_costs_procurement import (
@@ -58,7 +64,8 @@ def connection(bc):
                   kinds={"PAY_TYPE", "COST_CODE", "DEPARTMENT"})  # fmt: skip
     mapping_services.draft_replace(connection=connection, content=cost_rules(), actor="test",
                                    now=NOW, reason="Costs")  # fmt: skip
-    mapping_services.draft_publish(connection=connection, effective_from=NOW.date(),
+    # In force before the orders' and receipts' dates (2026-11-02, -05) as well.
+    mapping_services.draft_publish(connection=connection, effective_from=demo.RULES_EFFECTIVE_FROM,
                                    reason="Costs", actor="test", now=NOW)  # fmt: skip
     connection.refresh_from_db()
     return connection
@@ -167,3 +174,194 @@ def test_every_cost_and_purchase_body_uses_only_writable_fields(connection, bc):
     }
     for sent in bodies:
         assert_writable(sent.entity_set, sent.body, fields, parts)
+
+
+# --- purchase orders and receipts -----------------------------------------------------------
+
+ORDER_ONLY = {key: PROCUREMENT[key] for key in ("format", "source", "vendors", "purchaseOrders")}
+ORDER_KEY = "ST-PO-PO-4411"
+
+
+def receipt(receipt_id: str, quantity: int) -> dict:
+    return {"id": receipt_id, "number": f"R-{receipt_id}", "purchaseOrderNumber": "4411",
+            "vendorId": "V-100", "date": "2026-11-05",
+            "lines": [{"id": "1", "item": "MTR-22", "quantity": quantity,
+                       "unitCost": "61.125"}]}  # fmt: skip
+
+
+def receipts(*items: dict) -> dict:
+    return {"format": "crosswalk-procurement/1", "source": "PartsLedger", "receipts": list(items)}
+
+
+def lost_answer(bc, path: str) -> None:
+    """The next write to `path` is committed by the fake, then the connection drops."""
+    bc.inject("drop_after_commit", method="POST", path_contains=path)
+
+
+def order_record():
+    return SyncRecord.objects.get(document__kind=DocumentKind.PURCHASE_ORDER)
+
+
+def test_a_purchase_order_becomes_an_open_order_with_the_key_on_every_line(connection, bc):
+    ingest_procurement(connection, ORDER_ONLY)
+    post_due()
+    record = order_record()
+    assert record.state == SyncState.POSTED, (record.message, record.problems)
+    [order] = bc.rows("purchaseOrders")
+    assert (order["vendorNumber"], order["orderDate"], order["status"]) == (
+        "PLV-100", "2026-11-02", "Draft")  # fmt: skip
+    [line] = bc.rows("purchaseOrderLines", _parent=order["id"])
+    assert line["description2"] == ORDER_KEY and line["lineObjectNumber"] == "1300"
+    assert (line["quantity"], line["directUnitCost"]) == (Decimal(2), Decimal("61.125"))
+    # 2 × 61.125 = 122.25 in Business Central as in PartsLedger: tied to the cent.
+    assert order["totalAmountIncludingTax"] == record.document.total == Decimal("122.25")
+    assert record.erp_document_number == order["number"] and "page=50" in record.erp_document_url
+    [batch] = [sent for sent in bc.sent if sent.path == "$batch"]
+    assert batch.headers.get("Isolation") == "snapshot"
+
+
+def test_a_purchase_order_whose_answer_was_lost_is_found_by_its_lines_and_made_once(connection, bc):
+    lost_answer(bc, "$batch")
+    ingest_procurement(connection, ORDER_ONLY)
+    post_due()
+    record = order_record()
+    assert record.state == SyncState.UNCERTAIN
+    assert len(bc.rows("purchaseOrders")) == 1  # committed before the connection dropped
+    post_due(NOW + timedelta(days=11))
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED and record.events.last().data["found_by_lookup"]
+    assert len(bc.rows("purchaseOrders")) == 1
+    # One lookup (the vendor's orders of that date, with their lines), no second create.
+    assert len([s for s in bc.sent if s.method == "GET" and s.entity_set == "purchaseOrders"]) == 1
+    assert len([s for s in bc.sent if s.entity_set == "purchaseOrders" and s.method == "POST"]) == 1
+    assert record.erp_document_id == bc.rows("purchaseOrders")[0]["id"]
+
+
+def test_a_purchase_order_for_a_vendor_business_central_lacks_waits_as_a_prerequisite(
+    connection, bc
+):
+    connection.erp_settings["create_vendors"] = False
+    connection.save(update_fields=["erp_settings"])
+    ingest_procurement(connection, ORDER_ONLY)
+    post_due()
+    record = order_record()
+    assert (record.state, record.failure_category) == (SyncState.BLOCKED, "MISSING_PREREQUISITE")
+    assert record.failure_cause == "MISSING_PREREQUISITE:VENDOR:PLV-100"
+    assert "Vendor PLV-100 (Ferguson Supply) does not exist in Business Central" in record.message
+    assert bc.rows("purchaseOrders") == []
+
+
+def test_the_fake_refuses_an_order_for_an_unknown_vendor_as_business_central_does(connection, bc):
+    # The connector looks the vendor up first; here the order's batch names one that is gone.
+    ingest_procurement(connection, ORDER_ONLY)
+    plan = _cost_plan(order_record())
+    connector = BusinessCentral(connection=connection)
+    company = connector.api.company_path()
+    operations = order_operations(connector, plan, ORDER_KEY, "GONE-1", company)
+    with pytest.raises(ConnectorError) as refused:
+        connector.api.batch([op.as_batch() for op in operations], what="create the order")
+    assert "The buy-from vendor cannot be found" in refused.value.message
+    assert refused.value.category == "VALUE" and not refused.value.transient
+    assert bc.rows("purchaseOrders") == []  # the snapshot batch left nothing behind
+
+
+def test_a_receipt_receives_on_its_order_without_invoicing_it(connection, bc):
+    ingest_procurement(connection, PROCUREMENT)
+    post_due()
+    post_due(NOW + timedelta(days=11))  # a receipt tried before its order waits, then goes
+    record = SyncRecord.objects.get(document__kind=DocumentKind.RECEIPT)
+    assert record.state == SyncState.POSTED
+    [order] = bc.rows("purchaseOrders")
+    [line] = bc.rows("purchaseOrderLines", _parent=order["id"])
+    assert (line["receivedQuantity"], line["invoicedQuantity"]) == (Decimal(2), Decimal(0))
+    [posted] = bc.rows("purchaseReceipts")
+    assert (posted["orderNumber"], posted["postingDate"]) == (order["number"], "2026-11-05")
+    assert bc.rows("purchaseInvoices", orderNumber=order["number"]) == []  # nothing invoiced
+    assert record.erp_document_number == f"{order['number']} receipt R-9"
+    assert record.events.last().data["total"] == "122.25" == str(record.document.total)
+    # Every quantity write carried the line's ETag.
+    patches = [s for s in bc.sent if s.method == "PATCH"]
+    assert patches and all(s.headers.get("If-Match", "").startswith('W/"') for s in patches)
+
+
+def test_a_receipt_whose_answer_was_lost_is_found_received_and_never_received_twice(connection, bc):
+    ingest_procurement(connection, ORDER_ONLY)
+    post_due()
+    lost_answer(bc, "receiveAndInvoice")
+    ingest_procurement(connection, receipts(receipt("9", 2)))
+    post_due()
+    record = SyncRecord.objects.get(document__kind=DocumentKind.RECEIPT)
+    assert record.state == SyncState.UNCERTAIN
+    post_due(NOW + timedelta(days=11))
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED and record.events.last().data["found_by_lookup"]
+    assert len(bc.rows("purchaseReceipts")) == 1
+    [line] = bc.rows("purchaseOrderLines")
+    assert line["receivedQuantity"] == Decimal(2)
+
+
+def test_two_partial_receipts_receive_one_after_the_other_to_the_full_quantity(connection, bc):
+    ingest_procurement(connection, ORDER_ONLY)
+    post_due()
+    ingest_procurement(connection, receipts(receipt("9", 1), receipt("10", 1)))
+    post_due()
+    post_due(NOW + timedelta(days=11))
+    states = set(SyncRecord.objects.filter(document__kind=DocumentKind.RECEIPT)
+                 .values_list("state", "message"))  # fmt: skip
+    assert {state for state, _ in states} == {SyncState.POSTED}, states
+    [line] = bc.rows("purchaseOrderLines")
+    assert (line["receivedQuantity"], line["invoicedQuantity"]) == (Decimal(2), Decimal(0))
+    assert len(bc.rows("purchaseReceipts")) == 2
+
+
+def test_a_receipt_for_an_order_never_imported_waits_until_the_order_comes(connection, bc):
+    ingest_procurement(connection, {**receipts(receipt("9", 2)), "vendors": PROCUREMENT["vendors"]})
+    post_due()
+    record = SyncRecord.objects.get(document__kind=DocumentKind.RECEIPT)
+    assert (record.state, record.failure_cause) == (SyncState.BLOCKED,
+                                                    "UNKNOWN_PURCHASE_ORDER:4411")  # fmt: skip
+    ingest_procurement(connection, ORDER_ONLY)
+    record.refresh_from_db()
+    assert record.state == SyncState.READY
+    post_due()
+    post_due(NOW + timedelta(days=11))
+    record.refresh_from_db()
+    assert record.state == SyncState.POSTED
+
+
+def test_order_and_receipt_bodies_use_only_writable_fields(connection, bc):
+    ingest_procurement(connection, PROCUREMENT)
+    post_due()
+    post_due(NOW + timedelta(days=11))
+    fields, parts = writable_fields()
+    bodies = [sent for sent in bc.sent if sent.body is not None and sent.method != "GET"]
+    assert {(sent.method, sent.entity_set) for sent in bodies} >= {
+        ("POST", "purchaseOrders"),
+        ("POST", "purchaseOrderLines"),
+        ("PATCH", "purchaseOrderLines"),
+    }
+    for sent in bodies:
+        assert_writable(sent.entity_set, sent.body, fields, parts)
+
+
+def test_the_preview_shows_the_purchase_order_batch_and_sends_nothing(connection, bc, tmp_path):
+    path = tmp_path / "partsledger.json"
+    path.write_text(json.dumps(ORDER_ONLY))
+    out = StringIO()
+    sent_before = len(bc.sent)
+    call_command("preview_posting", "--connection", connection.slug, "--document", str(path),
+                 stdout=out)  # fmt: skip
+    assert len(bc.sent) == sent_before and bc.rows("purchaseOrders") == []
+    title, body = out.getvalue().split(":\n", 1)
+    assert title.startswith("Purchase order 4411 (PartsLedger PO-4411), total 122.25 USD, key "
+                            "ST-PO-PO-4411")  # fmt: skip
+    requests = json.loads(body)
+    assert [(r["method"], r["url"].rsplit("/", 1)[-1]) for r in requests] == [
+        ("GET", "vendors"), ("POST", "vendors"), ("GET", "purchaseOrders"), ("POST", "$batch"),
+    ]  # fmt: skip
+    assert requests[2]["params"]["$expand"] == "purchaseOrderLines"
+    batch = requests[3]["body"]["requests"]
+    assert batch[0]["body"] == {"vendorNumber": "PLV-100", "orderDate": "2026-11-02",
+                                "postingDate": "2026-11-02"}  # fmt: skip
+    assert batch[1]["body"]["description2"] == "ST-PO-PO-4411"
+    assert '"directUnitCost": 61.125' in body

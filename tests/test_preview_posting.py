@@ -103,3 +103,13 @@ def test_an_unreadable_file_is_refused_with_the_reason(connection, tmp_path):
     path.write_text("{not json")
     with pytest.raises(CommandError, match="bad.json"):
         preview("demo", path)
+
+
+def test_a_purchase_order_preview_for_the_sandbox_says_it_is_kept_not_posted(connection, tmp_path):
+    from tests.test_costs_procurement import PROCUREMENT
+
+    path = tmp_path / "partsledger.json"
+    path.write_text(json.dumps(PROCUREMENT))
+    out, _ = preview("demo", path)
+    assert out.startswith("Purchase order 4411 (PartsLedger PO-4411): Purchase orders are kept, "
+                          "not posted, for this connection")  # fmt: skip

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from mappings.resolve import InvoicePlan
@@ -92,6 +92,38 @@ class ErpPurchaseOrder:
     job_number: str = ""
     vendor: str = ""
     lines: tuple[ErpPurchaseOrderLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    """One line of a PartsLedger receipt, as the order line it receives: `position` is that
+    line's place in the order as Crosswalk sent it (0-based), `received_before` what the other
+    receipts Crosswalk posted against it received, `amount` this receipt's value of the line
+    (quantity × unit cost, rounded half-up to the cent)."""
+
+    position: int
+    quantity: Decimal
+    received_before: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class ReceiptPlan:
+    """A receipt against a purchase order Crosswalk posted (keyed `order_key`, for vendor
+    `vendor_ref` on `order_date`, `order_lines` lines), posted on `posting_date`."""
+
+    document_number: str
+    posting_date: date
+    order_key: str
+    order_number: str
+    vendor_ref: str
+    order_date: date
+    order_lines: int
+    lines: tuple[ReceiptLine, ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0.00"))
 
 
 class FailureCategory:
@@ -208,3 +240,38 @@ class Connector(Protocol):
         """Purchase orders (with their lines) changed at or after `since` (every one when None);
         read-only. Reading one again is expected: callers recognise each line by its id."""
         ...
+
+
+class ProcurementConnector(Protocol):
+    """What a connector offers, besides `Connector`, when its ERP takes PartsLedger purchase
+    orders and receipts as documents of their own (Business Central does; the sandbox ledger keeps
+    no orders). It names the document kinds it posts in `posted_procurement`
+    (`syncengine.models.DocumentKind` values); the engine asks through `procurement_poster`."""
+
+    posted_procurement: frozenset[str]
+
+    def find_purchase_order(self, *, plan: PurchasePlan, key: str) -> ErpDocument | None:
+        """The open order carrying `key`, or None."""
+        ...
+
+    def post_purchase_order(self, *, plan: PurchasePlan, key: str) -> ErpDocument:
+        """An open (unposted) purchase order for the plan's vendor, every line carrying `key`."""
+        ...
+
+    def preview_purchase_order(self, *, plan: PurchasePlan, key: str) -> list[dict[str, Any]]:
+        """The requests `post_purchase_order` would send, without sending them."""
+        ...
+
+    def post_receipt(self, *, plan: ReceiptPlan, key: str) -> tuple[ErpDocument, bool]:
+        """Receive the plan's quantities on its order, invoicing nothing; (the order, True) when
+        the ERP shows them received already, so a retry never receives twice."""
+        ...
+
+
+def procurement_poster(connector: object, *, kind: str) -> ProcurementConnector | None:
+    """The connector, when it posts documents of `kind` (PURCHASE_ORDER, RECEIPT); None when
+    they are kept unposted for it. A connector opts in by naming the kinds in
+    `posted_procurement`; one that does not (the sandbox ledger) never has to know."""
+    if kind in getattr(connector, "posted_procurement", frozenset()):
+        return cast(ProcurementConnector, connector)
+    return None

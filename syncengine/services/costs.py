@@ -1,5 +1,11 @@
-"""Job item costs and PartsLedger procurement: ingestion and posting as journals and purchase
-invoices.
+"""Job item costs and PartsLedger procurement: ingestion and posting as journals, purchase
+invoices and, where the ERP takes them, purchase orders and receipts.
+
+Whether a purchase order or a receipt is posted depends on the connection's ERP: a connector
+says which of them it takes (`syncengine.erps.base.procurement_poster`); for the others (the
+sandbox ledger) they are kept with the reason in `NOT_POSTED`. A receipt receives on the order
+Crosswalk posted for it, so it waits for that order, and it is received once: the quantities
+the ERP shows received tell whether an earlier attempt landed.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -32,7 +39,16 @@ from syncengine.canonical import (
     procurement_from_dict,
     to_jsonable,
 )
-from syncengine.erps.base import Connector, ConnectorError, FailureCategory
+from syncengine.erps.base import (
+    Connector,
+    ConnectorError,
+    FailureCategory,
+    ProcurementConnector,
+    ReceiptLine,
+    ReceiptPlan,
+    procurement_poster,
+)
+from syncengine.erps.registry import connector_for
 from syncengine.models import (
     Connection,
     DocumentKind,
@@ -42,6 +58,7 @@ from syncengine.models import (
     SyncRecord,
     SyncState,
 )
+from syncengine.money import ZERO
 from syncengine.services.ingest import _NOT_YET_SENT, IngestResult, _receipt_create, _receipt_finish
 from syncengine.services.policies import UNKNOWN_VENDOR, _open_day, _policy, prerequisites_release
 from syncengine.services.records import (
@@ -51,6 +68,7 @@ from syncengine.services.records import (
     _diff,
     _event,
     _nudge_if_ready,
+    _retry,
     _transition,
     job_cost_key,
     procurement_key,
@@ -60,13 +78,21 @@ from syncengine.sources import procurement, servicetrade, servicetrade_jobcost
 NOT_POSTED: dict[str, str] = {
     DocumentKind.VENDOR: "A vendor is master data: it is created in the ERP as a prerequisite "
     "of the first purchase invoice that names it.",
-    DocumentKind.PURCHASE_ORDER: "Purchase orders are kept, not posted: an order moves no money, "
-    "and Business Central's purchaseOrders page has no field to carry Crosswalk's key, so a lost "
-    "answer could not be told from a missing order.",
-    DocumentKind.RECEIPT: "Receipts are kept, not posted: their cost reaches the ledger with the "
-    "purchase invoice (Business Central's receiveAndInvoice would invoice the order a second "
-    "time).",
+    # Only for an ERP whose connector does not take them (the sandbox ledger keeps no orders);
+    # Business Central connections post both (docs/connectors/business-central.md).
+    DocumentKind.PURCHASE_ORDER: "Purchase orders are kept, not posted, for this connection: "
+    "an order moves no money and its ERP keeps no purchase orders (Business Central connections "
+    "send them as open purchase orders).",
+    DocumentKind.RECEIPT: "Receipts are kept, not posted, for this connection: their cost "
+    "reaches the ledger with the purchase invoice, and its ERP keeps no orders to receive on "
+    "(Business Central connections receive them on their order without invoicing it).",
 }
+# A receipt whose purchase order is in no import yet: it waits, blocked, until one brings it.
+UNKNOWN_PURCHASE_ORDER = "UNKNOWN_PURCHASE_ORDER"
+# Receipt records that may still reach the ERP: a later receipt of the same order waits for them.
+_UNSETTLED = (SyncState.RECEIVED, SyncState.READY, SyncState.POSTING, SyncState.RETRY_SCHEDULED,
+              SyncState.UNCERTAIN)  # fmt: skip
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -135,6 +161,8 @@ def procurement_ingest(
         result.errors.extend(invalid.errors)
         elements = []
     vendors: list[str] = []
+    orders: list[str] = []
+    posted = _posted_kinds(connection)
     for element in elements:
         try:
             document = procurement.parse_record(element, currency=connection.currency)
@@ -142,15 +170,43 @@ def procurement_ingest(
             result.errors.extend(invalid.errors)
             continue
         incoming = _procurement_incoming(document, element.data)
-        _accept_into(result, connection, receipt, incoming, now)
+        _accept_into(result, connection, receipt, incoming, now, posted=posted)
         if document.kind == ProcurementKind.VENDOR:
             vendors.append(document.source_id)
+        if document.kind == ProcurementKind.PURCHASE_ORDER:
+            orders.append(document.number or document.source_id)
     if vendors:
         prerequisites_release(
             connection=connection, actor=SYSTEM, now=now, vendors=vendors,
             detail="The vendor it waited for was imported: sending again.",
         )  # fmt: skip
+    if orders:
+        _receipts_release(connection=connection, orders=orders, now=now)
     return _receipt_finish(result)
+
+
+def _posted_kinds(connection: Connection) -> frozenset[str]:
+    """The kinds of `NOT_POSTED` the connection's ERP posts after all (its connector says)."""
+    try:
+        connector = connector_for(connection)
+    except (ConnectorError, LookupError):
+        # Settings it cannot work with yet: accepted as if posted, so the posting attempt
+        # names what is wrong rather than the record being skipped for good.
+        return frozenset({DocumentKind.PURCHASE_ORDER, DocumentKind.RECEIPT})
+    return frozenset(kind for kind in NOT_POSTED if procurement_poster(connector, kind=kind))
+
+
+@transaction.atomic
+def _receipts_release(*, connection: Connection, orders: list[str], now: datetime) -> None:
+    """Send again the receipts blocked because their purchase order was in no import."""
+    causes = {f"{UNKNOWN_PURCHASE_ORDER}:{number}"[:200] for number in orders}
+    waiting = SyncRecord.objects.select_for_update().filter(
+        connection=connection, state=SyncState.BLOCKED, failure_category=UNKNOWN_PURCHASE_ORDER
+    )
+    for record in waiting.order_by("pk"):
+        if record.failure_cause in causes:
+            _retry(record, actor=SYSTEM, now=now, detail="The purchase order it waited for was "
+                   "imported: sending again.")  # fmt: skip
 
 
 def _accept_into(
@@ -159,11 +215,13 @@ def _accept_into(
     receipt: SourceReceipt,
     incoming: _Incoming,
     now: datetime,
+    *,
+    posted: frozenset[str] = frozenset(),
 ) -> None:
     try:
-        record, changed = _cost_document_accept(connection, receipt, incoming, now)
+        record, changed = _cost_document_accept(connection, receipt, incoming, now, posted)
     except IntegrityError:  # the same new record arrived twice at once: the other one won
-        record, changed = _cost_document_accept(connection, receipt, incoming, now)
+        record, changed = _cost_document_accept(connection, receipt, incoming, now, posted)
     if changed:
         result.accepted.append(record)
     else:
@@ -192,7 +250,11 @@ def _procurement_incoming(document: ProcurementDocument, payload: Any) -> _Incom
 
 @transaction.atomic
 def _cost_document_accept(
-    connection: Connection, receipt: SourceReceipt, incoming: _Incoming, now: datetime
+    connection: Connection,
+    receipt: SourceReceipt,
+    incoming: _Incoming,
+    now: datetime,
+    posted: frozenset[str] = frozenset(),
 ) -> tuple[SyncRecord, bool]:
     """Store one record and bring its sync record up to date; an exact repeat changes nothing.
 
@@ -219,7 +281,7 @@ def _cost_document_accept(
     document.payload, document.canonical = incoming.payload, incoming.canonical
     document.content_hash, document.receipt, document.last_received_at = content_hash, receipt, now
     document.save()
-    skip = NOT_POSTED.get(incoming.kind, "")
+    skip = "" if incoming.kind in posted else NOT_POSTED.get(incoming.kind, "")
     state = SyncState.SKIPPED if skip else SyncState.READY
     record = (
         SyncRecord.objects.select_for_update()
@@ -255,7 +317,12 @@ def _post_cost_document(record: SyncRecord, connector: Connector, *, lookup_firs
     looked up by key first whenever an earlier attempt may have landed."""
     kind = record.document.kind
     if kind in NOT_POSTED:
-        return Outcome(SyncState.SKIPPED, detail=NOT_POSTED[kind])
+        poster = procurement_poster(connector, kind=kind)
+        if poster is None:
+            return Outcome(SyncState.SKIPPED, detail=NOT_POSTED[kind])
+        if kind == DocumentKind.PURCHASE_ORDER:
+            return _post_purchase_order(record, poster, lookup_first=lookup_first)
+        return _post_receipt(record, poster)
     posting = "PURCHASE_INVOICE" if kind == DocumentKind.PURCHASE_INVOICE else "JOURNAL"
     if lookup_first:
         found = connector.find_posting(kind=posting, key=record.idempotency_key)
@@ -336,3 +403,163 @@ def _vendor_of(
             document.vendor_id,
         ),))  # fmt: skip
     return dataclasses.replace(document, vendor_name=vendor.canonical.get("vendor_name", ""))
+
+
+# --- purchase orders and receipts, for an ERP that takes them --------------------------------
+
+
+def _post_purchase_order(
+    record: SyncRecord, poster: ProcurementConnector, *, lookup_first: bool
+) -> Outcome:
+    """An open purchase order, coded like a purchase invoice of the same lines. The lookup needs
+    the plan (the ERP is searched by vendor and date), so the order is coded first. No period
+    check: an order posts nothing to the ledger; its receipts are checked when they post."""
+    coded = _cost_plan(record)
+    if isinstance(coded, Outcome):
+        return coded
+    assert isinstance(coded, PurchasePlan)  # a purchase order is coded as a purchase
+    plan = dataclasses.replace(coded, kind=ProcurementKind.PURCHASE_ORDER)
+    if lookup_first:
+        found = poster.find_purchase_order(plan=plan, key=record.idempotency_key)
+        if found is not None:
+            return Outcome(SyncState.POSTED, erp_document=found, found_by_lookup=True)
+    document = poster.post_purchase_order(plan=plan, key=record.idempotency_key)
+    return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+
+
+def _post_receipt(record: SyncRecord, poster: ProcurementConnector) -> Outcome:
+    """Receive on the order Crosswalk posted, on the receipt's date (moved to the first open
+    day when the connection's policy says so). Always checked against the ERP first: the
+    quantities it shows received say whether this receipt landed already."""
+    plan = _receipt_plan(record)
+    if isinstance(plan, Outcome):
+        return plan
+    policy = _policy(record.connection)
+    if isinstance(policy, Outcome):
+        return policy
+    day = _open_day(plan.posting_date, policy)
+    if isinstance(day, Outcome):
+        return day
+    posting_date, notes = day
+    plan = dataclasses.replace(plan, posting_date=posting_date)
+    document, found = poster.post_receipt(plan=plan, key=record.idempotency_key)
+    received = [{"order_line": plan_line.position + 1, "quantity": str(plan_line.quantity),
+                 "received_before": str(plan_line.received_before),
+                 "amount": str(plan_line.amount)} for plan_line in plan.lines]  # fmt: skip
+    return Outcome(SyncState.POSTED, erp_document=document, found_by_lookup=found,
+                   notes={**notes, "received": received, "total": str(plan.total)})  # fmt: skip
+
+
+def _receipt_plan(record: SyncRecord) -> ReceiptPlan | Outcome:
+    """Which lines of which posted order the receipt receives, and how much the other receipts
+    of that order received before. Raises a transient PREREQUISITE error while the order, or
+    another receipt of it, is still on its way to the ERP."""
+    receipt = procurement_from_dict(record.document.canonical)
+    order_document = _order_of(record.connection, receipt)
+    if isinstance(order_document, Outcome):
+        return order_document
+    order = procurement_from_dict(order_document.canonical)
+    order_record = SyncRecord.objects.get(document=order_document, operation=Operation.CREATE)
+    if order_record.state != SyncState.POSTED:
+        raise ConnectorError(
+            f"Waiting for purchase order {order.number} to post before receiving {receipt.number} "
+            "on it.",
+            category=FailureCategory.PREREQUISITE, transient=True,
+        )  # fmt: skip
+    positions = _matched_lines(receipt, order)
+    if isinstance(positions, Outcome):
+        return positions
+    before = _received_before(record, order)
+    lines = []
+    for line, position in zip(receipt.lines, positions, strict=True):
+        ordered = order.lines[position]
+        received = before.get(position, ZERO)
+        if received + line.quantity > ordered.quantity:
+            return _blocked("RECEIVES_TOO_MUCH", f"Receipt {receipt.number} line {line.line_id} "
+                            f"receives {line.quantity} of order {order.number} line "
+                            f"{ordered.line_id}, which has {ordered.quantity - received} left to "
+                            "receive: correct it in PartsLedger.", order.number)  # fmt: skip
+        amount = (line.quantity * ordered.unit_cost).quantize(CENT, rounding=ROUND_HALF_UP)
+        if amount != line.amount:
+            return _blocked("RECEIPT_COST_DIFFERS", f"Receipt {receipt.number} line "
+                            f"{line.line_id} is worth {line.amount}; at order {order.number}'s "
+                            f"unit cost {ordered.unit_cost} it is {amount}: correct one of them "
+                            "in PartsLedger.", order.number)  # fmt: skip
+        lines.append(ReceiptLine(position, line.quantity, received, amount))
+    return ReceiptPlan(
+        document_number=receipt.number, posting_date=receipt.document_date,
+        order_key=order_record.idempotency_key, order_number=order.number,
+        vendor_ref=order.vendor_id, order_date=order.document_date,
+        order_lines=len(order.lines), lines=tuple(lines),
+    )  # fmt: skip
+
+
+def _order_of(connection: Connection, receipt: ProcurementDocument) -> SourceDocument | Outcome:
+    if not receipt.purchase_order_number:
+        return _blocked("NO_PURCHASE_ORDER", f"Receipt {receipt.number} names no purchase order "
+                        "(purchaseOrderNumber): the ERP receives only on an order.")  # fmt: skip
+    order = SourceDocument.objects.filter(
+        connection=connection, kind=DocumentKind.PURCHASE_ORDER,
+        number=receipt.purchase_order_number[:64],
+    ).first()  # fmt: skip
+    if order is None:
+        return _blocked(UNKNOWN_PURCHASE_ORDER, f"Purchase order {receipt.purchase_order_number} "
+                        "is in no procurement import yet: import it; this receipt is then sent "
+                        "again by itself.", receipt.purchase_order_number)  # fmt: skip
+    return order
+
+
+def _matched_lines(receipt: ProcurementDocument, order: ProcurementDocument) -> list[int] | Outcome:
+    """Each receipt line's order line: the one with the same item when exactly one has it,
+    else the one with the same line id."""
+    positions = []
+    for line in receipt.lines:
+        same_item = [i for i, ordered in enumerate(order.lines) if line.item and
+                     ordered.item == line.item]  # fmt: skip
+        same_id = [i for i, ordered in enumerate(order.lines) if ordered.line_id == line.line_id]
+        matched = same_item if len(same_item) == 1 else same_id
+        if len(matched) != 1:
+            return _blocked("RECEIPT_LINE_UNMATCHED", f"Receipt {receipt.number} line "
+                            f"{line.line_id} matches no single line of order {order.number} (by "
+                            "item, then by line id): correct it in PartsLedger.",
+                            order.number)  # fmt: skip
+        positions.append(matched[0])
+    return positions
+
+
+def _received_before(record: SyncRecord, order: ProcurementDocument) -> dict[int, Decimal]:
+    """Per order line, what the other receipts of the order that reached the ERP received (as
+    their source says; a receipt is never sent again once posted).
+
+    The receipts of one order go in order (date, then id): one waits while an earlier one may
+    still reach the ERP, so the quantities it expects there are known. An earlier one never
+    waits for a later one, so two claimed together cannot wait for each other."""
+    receipt = procurement_from_dict(record.document.canonical)
+    mine = (receipt.document_date, receipt.source_id)
+    others = SyncRecord.objects.filter(
+        connection=record.connection, document__kind=DocumentKind.RECEIPT,
+        operation=Operation.CREATE,
+    ).exclude(pk=record.pk).select_related("document")  # fmt: skip
+    received: dict[int, Decimal] = {}
+    for other in others:
+        if other.document.canonical.get("purchase_order_number") != order.number:
+            continue
+        earlier = procurement_from_dict(other.document.canonical)
+        if other.state in _UNSETTLED and (earlier.document_date, earlier.source_id) < mine:
+            raise ConnectorError(
+                f"Waiting for receipt {earlier.number} of order {order.number}, which comes "
+                "first, to settle before receiving this one.",
+                category=FailureCategory.PREREQUISITE, transient=True,
+            )  # fmt: skip
+        if other.state != SyncState.POSTED:
+            continue
+        positions = _matched_lines(earlier, order)
+        if isinstance(positions, Outcome):
+            continue  # it could not have posted: nothing of it reached the ERP
+        for line, position in zip(earlier.lines, positions, strict=True):
+            received[position] = received.get(position, ZERO) + line.quantity
+    return received
+
+
+def _blocked(code: str, message: str, source_value: str = "") -> Outcome:
+    return Outcome(SyncState.BLOCKED, problems=(Problem(code, message, source_value),))

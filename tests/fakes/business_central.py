@@ -46,6 +46,7 @@ COMPANY_NAME = "CRONUS USA, Inc."
 CLIENT_ID = "crosswalk-app"
 CLIENT_SECRET = "fake-secret-value-123"
 CENT = Decimal("0.01")
+ZERO_QTY = Decimal(0)
 
 # Writable fields per entity set, as Business Central's API v2.0 pages declare them (only the
 # fields the fake knows; anything else is refused as unknown or read-only).
@@ -168,6 +169,28 @@ WRITABLE = {
         "taxCode",
         "sequence",
     },
+    "purchaseOrders": {
+        "orderDate",
+        "postingDate",
+        "vendorId",
+        "vendorNumber",
+        "currencyCode",
+        "shipToContact",
+    },
+    "purchaseOrderLines": {
+        "lineType",
+        "lineObjectNumber",
+        "accountId",
+        "itemId",
+        "description",
+        "description2",
+        "quantity",
+        "directUnitCost",
+        "taxCode",
+        "sequence",
+        "receiveQuantity",
+        "invoiceQuantity",
+    },
     "customerPayments": {
         "journalId",
         "journalDisplayName",
@@ -194,7 +217,10 @@ READ_ONLY = {
 # A default dimension's "Value Posting", as schema 2.0 spells the enum's names.
 POSTING_VALIDATIONS = ("_x0020_", "Code_x0020_Mandatory", "Same_x0020_Code", "No_x0020_Code")
 LINE_SETS = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines",
-             "purchaseInvoices": "purchaseInvoiceLines"}  # fmt: skip
+             "purchaseInvoices": "purchaseInvoiceLines",
+             "purchaseOrders": "purchaseOrderLines"}  # fmt: skip
+# Documents posted by `Microsoft.NAV.post` (an order is received and invoiced by its own action).
+POSTABLE = ("salesInvoices", "salesCreditMemos", "purchaseInvoices")
 LIST_SETS = (
     "accounts",
     "dimensions",
@@ -220,7 +246,7 @@ class Refused(Exception):
 
 @dataclass
 class Fault:
-    kind: str  # "429", "500", "503", "timeout_after_commit", "expire_token"
+    kind: str  # "429", "500", "503", "timeout_after_commit", "drop_after_commit", "expire_token"
     method: str = ""
     path_contains: str = ""
     times: int = 1
@@ -452,7 +478,10 @@ class FakeBusinessCentral:
                 answer.pop("@fake.path", None)
         late = fault is not None and fault.kind == "timeout_after_commit"
         delay = self.commit_delay if late else 0.0
-        return status, {"X-Fake-Drop": "yes"} if chaos == "drop_after_commit" else {}, answer, delay
+        dropped = chaos == "drop_after_commit" or (
+            fault is not None and fault.kind == "drop_after_commit"
+        )
+        return status, {"X-Fake-Drop": "yes"} if dropped else {}, answer, delay
 
     def _fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -570,6 +599,18 @@ class FakeBusinessCentral:
         if rest == [("Microsoft.NAV.post", None)] and method == "POST":
             self._post_document(entity_set, record)
             return 204, None
+        if rest == [("Microsoft.NAV.receiveAndInvoice", None)] and method == "POST":
+            if entity_set != "purchaseOrders":
+                raise Refused(400, "BadRequest_MethodNotImplemented", "No such action.")
+            self._receive_and_invoice(record)
+            return 204, None
+        if len(rest) == 1 and rest[0][1] is not None and method in ("GET", "PATCH"):
+            line = self._get(rest[0][0], rest[0][1])
+            if line.get("_parent") != record["id"]:
+                raise Refused(404, "Internal_RecordNotFound", f"No such {rest[0][0]} here.")
+            if method == "GET":
+                return 200, _public(line)
+            return 200, self._update(rest[0][0], line, body or {}, if_match)
         if len(rest) == 1 and rest[0][1] is None and method == "GET":
             rows = _filtered(self._children(rest[0][0], record["id"]), query.get("$filter", ""))
             return 200, {"value": [_public(row) for row in rows]}
@@ -597,11 +638,13 @@ class FakeBusinessCentral:
             "customerPayments",
             "purchaseInvoices",
             "purchaseOrders",
+            "purchaseReceipts",
         ):
             raise Refused(404, "BadRequest_ResourceNotFound", f"No entity set {entity_set}.")
         rows = _filtered(list(self.tables.get(entity_set, {}).values()), query.get("$filter", ""))
         skip = int(query.get("$skiptoken", "0"))
-        page = [self._show(entity_set, row, "") for row in rows[skip : skip + self.page_size]]
+        expand = query.get("$expand", "")
+        page = [self._show(entity_set, row, expand) for row in rows[skip : skip + self.page_size]]
         answer: dict[str, Any] = {"value": page}
         if skip + self.page_size < len(rows):
             rest = {name: value for name, value in query.items() if name != "$skiptoken"}
@@ -693,7 +736,10 @@ class FakeBusinessCentral:
                 409, "Request_EntityChanged", "Another user has already changed the record."
             )
         self._check_fields(entity_set, body)
-        record.update(body)
+        if entity_set == "purchaseOrderLines":
+            self._update_order_line(record, body)
+        else:
+            record.update(body)
         if "lastModifiedDateTime" in record:
             record["lastModifiedDateTime"] = _stamp_time(self.clock())
         self._stamp(record)
@@ -768,6 +814,122 @@ class FakeBusinessCentral:
             "vendorName": vendor.get("displayName", ""), "currencyCode": "USD",
             "totalAmountExcludingTax": Decimal("0.00"), "totalAmountIncludingTax": Decimal("0.00"),
         }  # fmt: skip
+
+    def _new_purchaseOrders(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        if not (body.get("vendorId") or body.get("vendorNumber")):
+            raise Refused(400, "Application_DialogException",
+                          'A "vendorNumber" or a "vendorId" must be provided.')  # fmt: skip
+        if body.get("vendorId"):
+            vendor = self._get("vendors", body["vendorId"])
+        else:
+            found = self.rows("vendors", number=body["vendorNumber"])
+            if not found:
+                raise Refused(400, "Application_DialogException",
+                              "The buy-from vendor cannot be found.")  # fmt: skip
+            vendor = found[0]
+        if vendor.get("blocked") not in (" ", "_x0020_", "", None):
+            raise Refused(400, "Application_DialogException",
+                          f"Vendor {vendor['number']} is blocked.")  # fmt: skip
+        return {
+            **body, "number": f"PO{next(self.numbers)}", "status": "Draft",
+            "vendorId": vendor["id"], "vendorNumber": vendor["number"],
+            "vendorName": vendor.get("displayName", ""),
+            "currencyCode": body.get("currencyCode") or self.local_currency,
+            "totalAmountExcludingTax": Decimal("0.00"), "totalAmountIncludingTax": Decimal("0.00"),
+        }  # fmt: skip
+
+    def _new_purchaseOrderLines(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
+        if parent is None or parent[0] != "purchaseOrders":
+            raise Refused(400, "BadRequest", "Order lines are created inside an order.")
+        _length(body, "description2", 50)
+        for name in ("receiveQuantity", "invoiceQuantity"):
+            if name in body:
+                raise Refused(400, "Application_DialogException",
+                              f"{name} is set once the line exists.")  # fmt: skip
+        cost = body.get("directUnitCost", 0)
+        line = self._new_line({**{k: v for k, v in body.items() if k != "directUnitCost"},
+                               "unitPrice": cost}, parent)  # fmt: skip
+        line["directUnitCost"] = line.pop("unitPrice")
+        siblings = self._children("purchaseOrderLines", parent[1]["id"])
+        quantity = line["quantity"]
+        # What Business Central fills in: nothing received or invoiced yet, and the whole
+        # quantity to receive and to invoice by default.
+        return {**line, "sequence": (len(siblings) + 1) * 10000, "receivedQuantity": ZERO_QTY,
+                "invoicedQuantity": ZERO_QTY, "receiveQuantity": quantity,
+                "invoiceQuantity": quantity}  # fmt: skip
+
+    def _update_order_line(self, line: dict[str, Any], body: dict[str, Any]) -> None:
+        """Fields are validated in the page's order, as Business Central does: invoiceQuantity
+        before receiveQuantity; validating receiveQuantity sets invoiceQuantity to all that can
+        be invoiced (received + to receive − invoiced)."""
+        order = self._get("purchaseOrders", line["_parent"])
+        if order["status"] != "Draft":
+            raise Refused(400, "Application_DialogException",
+                          f"Status must be equal to 'Open' in Purchase Header: "
+                          f"No.={order['number']}")  # fmt: skip
+        rest = {k: v for k, v in body.items() if k not in ("invoiceQuantity", "receiveQuantity")}
+        line.update(rest)
+        if "invoiceQuantity" in body:
+            wanted = Decimal(str(body["invoiceQuantity"]))
+            most = line["receivedQuantity"] + line["receiveQuantity"] - line["invoicedQuantity"]
+            if not ZERO_QTY <= wanted <= most:
+                raise Refused(400, "Application_FieldValidationException",
+                              f"You cannot invoice more than {most} units.")  # fmt: skip
+            line["invoiceQuantity"] = wanted
+        if "receiveQuantity" in body:
+            wanted = Decimal(str(body["receiveQuantity"]))
+            outstanding = line["quantity"] - line["receivedQuantity"]
+            if not ZERO_QTY <= wanted <= outstanding:
+                raise Refused(400, "Application_FieldValidationException",
+                              f"You cannot receive more than {outstanding} units.")  # fmt: skip
+            line["receiveQuantity"] = wanted
+            line["invoiceQuantity"] = (line["receivedQuantity"] + wanted
+                                       - line["invoicedQuantity"])  # fmt: skip
+
+    def _receive_and_invoice(self, order: dict[str, Any]) -> None:
+        """Post what the lines say: receive each line's receiveQuantity, invoice its
+        invoiceQuantity. A receipt alone when nothing is to be invoiced (Purch.-Post only
+        invoices when a line has a quantity to invoice); an order invoiced in full is deleted."""
+        lines = sorted(self._children("purchaseOrderLines", order["id"]),
+                       key=lambda line: line["sequence"])  # fmt: skip
+        receive = any(line["receiveQuantity"] for line in lines)
+        invoice = any(line["invoiceQuantity"] for line in lines)
+        if not (receive or invoice):
+            raise Refused(400, "Application_DialogException", "There is nothing to post.")
+        for line in lines:
+            if line["invoicedQuantity"] + line["invoiceQuantity"] > (
+                line["receivedQuantity"] + line["receiveQuantity"]
+            ):
+                raise Refused(400, "Application_DialogException",
+                              f"You cannot invoice order {order['number']} for more than you "
+                              "have received.")  # fmt: skip
+        if receive:
+            self.add("purchaseReceipts", number=f"P-RCPT{next(self.numbers)}",
+                     orderNumber=order["number"], postingDate=order.get("postingDate", ""),
+                     lines=[(line["sequence"], line["receiveQuantity"]) for line in lines
+                            if line["receiveQuantity"]])  # fmt: skip
+        invoiced = Decimal("0.00")
+        for line in lines:
+            invoiced += (line["invoiceQuantity"] * line["directUnitCost"]).quantize(
+                CENT, rounding=ROUND_HALF_UP
+            )
+            line["receivedQuantity"] += line["receiveQuantity"]
+            line["invoicedQuantity"] += line["invoiceQuantity"]
+            line["receiveQuantity"] = line["quantity"] - line["receivedQuantity"]
+            line["invoiceQuantity"] = (
+                line["receivedQuantity"] + line["receiveQuantity"] - line["invoicedQuantity"]
+            )
+            self._stamp(line)
+        if invoice:
+            self.add("purchaseInvoices", number=f"PP-INV{next(self.numbers)}", status="Open",
+                     vendorNumber=order["vendorNumber"], orderNumber=order["number"],
+                     totalAmountIncludingTax=invoiced)  # fmt: skip
+        if all(line["invoicedQuantity"] == line["quantity"] for line in lines):
+            for line in lines:
+                del self.tables["purchaseOrderLines"][line["id"]]
+            del self.tables["purchaseOrders"][order["id"]]
+            return
+        self._stamp(order)
 
     def _new_purchaseInvoiceLines(self, body: dict[str, Any], parent: Any) -> dict[str, Any]:  # noqa: N802
         cost = body.get("unitCost", 0)
@@ -1017,7 +1179,7 @@ class FakeBusinessCentral:
         self._stamp(document)
 
     def _post_document(self, entity_set: str, document: dict[str, Any]) -> None:
-        if entity_set not in LINE_SETS:
+        if entity_set not in POSTABLE:
             raise Refused(400, "BadRequest_MethodNotImplemented", "No such action.")
         if document["status"] != "Draft":
             raise Refused(400, "Application_DialogException", "The document is already posted.")
@@ -1090,7 +1252,8 @@ def _segment(part: str) -> tuple[str, str | None]:
 
 def _entity_set(path: str) -> str:
     names = [_segment(part)[0] for part in path.strip("/").split("/") if part]
-    names = [name for name in names if name not in ("companies", "Microsoft.NAV.post")]
+    actions = ("Microsoft.NAV.post", "Microsoft.NAV.receiveAndInvoice")
+    names = [name for name in names if name != "companies" and name not in actions]
     return names[-1] if names else ""
 
 

@@ -18,6 +18,9 @@ What goes where (docs/connectors/business-central.md says it for finance):
 - A purchase invoice is a purchase invoice with one G/L-account line per plan line; the key is
   its `vendorInvoiceNumber` (the page has no externalDocumentNumber), the vendor created first
   when the connection allows it.
+- A PartsLedger purchase order is an open purchase order, the key in every line's
+  `description2` (the header has no field for it); a receipt receives on that order without
+  invoicing it (purchase_orders.py says how, and why it cannot invoice twice).
 - A timecard is time registration entries. That page has no field for our key, so an entry is
   recognised by employee, date, project and hours; a week's new entries go in one `$batch`.
 """
@@ -44,8 +47,9 @@ from syncengine.erps.base import (
     ErpPurchaseOrder,
     ErpPurchaseOrderLine,
     FailureCategory,
+    ReceiptPlan,
 )
-from syncengine.erps.business_central import master_data
+from syncengine.erps.business_central import master_data, purchase_orders
 from syncengine.erps.business_central.http import (
     MAX_BATCH_OPERATIONS,
     BcApi,
@@ -67,6 +71,7 @@ PAGES = {
 }
 DOCUMENT_NUMBER_LENGTH = 20  # a journal line's documentNumber (Code[20]) [U]
 KEY_PREFIX = "ST-"  # every Crosswalk key starts so (syncengine.services.records._erp_key)
+ORDER_KEY_PREFIX = "ST-PO-"  # a PartsLedger purchase order's key (records.procurement_key)
 DESCRIPTION_LENGTH = 100  # Business Central's line description
 # A sales document not posted yet; "In Review" as schema 2.0 spells it too.
 UNPOSTED_STATUSES = ("Draft", "In Review", "In_x0020_Review")
@@ -95,6 +100,9 @@ class Operation:
 
 
 class BusinessCentral:
+    # PartsLedger documents this ERP takes as documents of their own (base.procurement_poster).
+    posted_procurement = frozenset({"PURCHASE_ORDER", "RECEIPT"})
+
     def __init__(self, *, connection: Connection) -> None:
         self.connection = connection
         self.settings = BcSettings.of(connection)
@@ -294,8 +302,13 @@ class BusinessCentral:
         orders = list(self.api.get_all(f"{company}/purchaseOrders", params=params,
                                        what="read purchase orders"))  # fmt: skip
         for order in orders:
-            lines = self.api.get_all(f"{company}/purchaseOrders({order['id']})/purchaseOrderLines",
-                                     what=f"read purchase order {order.get('number')}")  # fmt: skip
+            lines = list(self.api.get_all(
+                f"{company}/purchaseOrders({order['id']})/purchaseOrderLines",
+                what=f"read purchase order {order.get('number')}",
+            ))  # fmt: skip
+            if any(str(line.get("description2") or "").startswith(ORDER_KEY_PREFIX)
+                   for line in lines):  # fmt: skip
+                continue  # one Crosswalk sent from PartsLedger: not an order to bring back
             yield ErpPurchaseOrder(
                 id=str(order["id"]), number=str(order.get("number") or ""),
                 changed_at=datetime.fromisoformat(order["lastModifiedDateTime"]),
@@ -318,11 +331,7 @@ class BusinessCentral:
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
         """The requests post_invoice sends, in order; nothing is sent (the company's id is
         shown as configured when only its name is known)."""
-        company = (
-            f"companies({self.settings.company_id})"
-            if self.settings.company_id
-            else f"companies(<id of {self.settings.company_name}>)"
-        )
+        company = self._preview_company()
         number = self._customer_number(plan)
         requests: list[dict[str, Any]] = [
             {"method": "GET", "url": f"{company}/customers",
@@ -352,6 +361,12 @@ class BusinessCentral:
             requests.append({"method": "POST", "url": f"{company}/salesInvoices(<id>)/"
                              "Microsoft.NAV.post", "purpose": "post the new draft"})  # fmt: skip
         return requests
+
+    def _preview_company(self) -> str:
+        # The company's id as configured, or a placeholder when only its name is known.
+        if self.settings.company_id:
+            return f"companies({self.settings.company_id})"
+        return f"companies(<id of {self.settings.company_name}>)"
 
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         if plan.total < ZERO:
@@ -726,9 +741,13 @@ class BusinessCentral:
             return self._post("purchaseInvoices", invoice, key)
         return self._document("purchaseInvoices", invoice)
 
+    def vendor_number(self, vendor_ref: str) -> str:
+        """A PartsLedger vendor's number in Business Central: prefix + its id, cut to 20."""
+        return f"{self.settings.vendor_number_prefix}{vendor_ref}"[:20]
+
     def _vendor(self, plan: PurchasePlan) -> dict[str, Any]:
         """The plan's vendor, created first when missing and the connection allows it."""
-        number = f"{self.settings.vendor_number_prefix}{plan.vendor_ref}"[:20]
+        number = self.vendor_number(plan.vendor_ref)
         company = self.api.company_path()
         found = list(self.api.get_all(
             f"{company}/vendors", params={"$filter": f"number eq {odata_literal(number)}"},
@@ -756,7 +775,53 @@ class BusinessCentral:
             what=f"create vendor {number}",
         )
 
-    # --- helpers --------------------------------------------------------------------------------
+    # --- purchase orders and receipts (purchase_orders.py) --------------------------------------
+
+    def find_purchase_order(self, *, plan: PurchasePlan, key: str) -> ErpDocument | None:
+        order = purchase_orders.order_by_key(
+            self, vendor_number=self.vendor_number(plan.vendor_ref),
+            order_date=plan.posting_date.isoformat(), key=key,
+        )  # fmt: skip
+        return None if order is None else purchase_orders.order_document(self, order)
+
+    def post_purchase_order(self, *, plan: PurchasePlan, key: str) -> ErpDocument:
+        vendor = self._vendor(plan)
+        company = self.api.company_path()
+        operations = purchase_orders.order_operations(self, plan, key, vendor["number"], company)
+        answers = self.api.batch(
+            [op.as_batch() for op in operations],
+            what=f"create purchase order {plan.document_number} ({key})",
+        )
+        return purchase_orders.order_document(self, answers[0].body)
+
+    def preview_purchase_order(self, *, plan: PurchasePlan, key: str) -> list[dict[str, Any]]:
+        """The requests post_purchase_order sends, in order; nothing is sent."""
+        company = self._preview_company()
+        number = self.vendor_number(plan.vendor_ref)
+        requests: list[dict[str, Any]] = [
+            {"method": "GET", "url": f"{company}/vendors",
+             "params": {"$filter": f"number eq {odata_literal(number)}"},
+             "purpose": "is the vendor there?"},
+        ]  # fmt: skip
+        if self.settings.create_vendors:
+            requests.append({"method": "POST", "url": f"{company}/vendors",
+                             "body": {"number": number,
+                                      "displayName": (plan.vendor_name or number)[:100]},
+                             "purpose": "only when the lookup found nothing"})  # fmt: skip
+        requests.append({"method": "GET", "url": f"{company}/purchaseOrders",
+                         "params": {"$filter": f"vendorNumber eq {odata_literal(number)} and "
+                                               f"orderDate eq {plan.posting_date.isoformat()}",
+                                    "$expand": "purchaseOrderLines"},
+                         "purpose": "only on a retry whose earlier answer was lost: a line "
+                                    f"whose description2 is {key} means the order is "
+                                    "there"})  # fmt: skip
+        operations = purchase_orders.order_operations(self, plan, key, number, company)
+        requests.append({"method": "POST", "url": "$batch", "headers": {"Isolation": "snapshot"},
+                         "body": {"requests": [op.as_batch() for op in operations]}})  # fmt: skip
+        return requests
+
+    def post_receipt(self, *, plan: ReceiptPlan, key: str) -> tuple[ErpDocument, bool]:
+        return purchase_orders.receive(self, plan, key)
 
     # --- two-way master data (master_data.py) --------------------------------------------------
 
