@@ -204,6 +204,9 @@ CROSSWALK_LEASE_SECONDS = config.env_int("CROSSWALK_LEASE_SECONDS", 360, minimum
 # Off in unit tests, which post in the foreground; the e2e tests run real workers.
 CROSSWALK_NUDGE_WORKERS = config.env_bool("CROSSWALK_NUDGE_WORKERS", default=True)
 CROSSWALK_MAX_ATTEMPTS = config.env_int("CROSSWALK_MAX_ATTEMPTS", 8, minimum=1)
+# Records a worker claims and settles together (one claim, one commit for their outcomes); each
+# still goes to the ERP on its own. Smaller batches settle sooner, larger ones cost less.
+CROSSWALK_POST_BATCH = config.env_int("CROSSWALK_POST_BATCH", 25, minimum=1)
 # Fault injection into the sandbox ledger, for reliability tests only (see erps/sandbox/faults.py).
 CROSSWALK_SANDBOX_FAULTS = config.env_str("CROSSWALK_SANDBOX_FAULTS")
 # First retry delay; each further attempt doubles it (capped at an hour).

@@ -26,6 +26,8 @@ from syncengine.models import Connection, SyncRecord, SyncState
 logger = logging.getLogger(__name__)
 
 FAILURES_TO_OPEN = 5
+# The failures that say the ERP itself is unusable, not that one document is wrong.
+CIRCUIT_CATEGORIES = (FailureCategory.AUTH, FailureCategory.CONNECTION)
 FIRST_COOL_DOWN = 60
 MAX_COOL_DOWN = 1800
 
@@ -33,7 +35,7 @@ MAX_COOL_DOWN = 1800
 def circuit_failure(*, connection_id: int, error: ConnectorError, now: datetime) -> Connection:
     """Count a failure; open (or reopen) the circuit when it says the ERP is unusable."""
     connection = Connection.objects.select_for_update().get(pk=connection_id)
-    if error.category not in (FailureCategory.AUTH, FailureCategory.CONNECTION):
+    if error.category not in CIRCUIT_CATEGORIES:
         return connection
     connection.circuit_failures += 1
     must_open = (

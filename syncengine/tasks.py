@@ -1,8 +1,8 @@
 """Celery tasks: thin wrappers that load ids and call one service each.
 
-A task message is only a nudge. `sync_record_post` claims the record in the database and does
-nothing if another worker already has it or it is not due; `sync_records_sweep` (beat) re-drives
-whatever a lost message or a killed worker left behind.
+A task message is only a nudge. `sync_records_post` claims the records it names in the database
+and leaves those another worker already has or that are not due; `sync_records_sweep` (beat)
+re-drives whatever a lost message or a killed worker left behind.
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from syncengine import services
 @shared_task(
     queue="celery", ignore_result=True, acks_late=True, time_limit=300, soft_time_limit=240
 )
+def sync_records_post(*, record_ids: list[int]) -> None:
+    services.sync_records_post(record_ids=record_ids, now=timezone.now)
+
+
+@shared_task(
+    queue="celery", ignore_result=True, acks_late=True, time_limit=300, soft_time_limit=240
+)
 def sync_record_post(*, record_id: int) -> None:
+    """One record's nudge, as sent before records were nudged in batches (messages already
+    queued by an older version still work)."""
     services.sync_record_post(record_id=record_id, now=timezone.now)
 
 

@@ -1,3 +1,4 @@
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ from syncengine.erps.sandbox.client import SandboxLedger
 from syncengine.erps.sandbox.models import JournalLine, LedgerInvoice
 from syncengine.models import SyncEvent, SyncRecord, SyncState
 from syncengine.services import posting
-from tests.conftest import NOW, envelope, ingest
+from tests.conftest import NOW, envelope, ingest, invoice_data
 
 pytestmark = pytest.mark.django_db
 
@@ -322,15 +323,79 @@ def test_backoff_grows_exponentially_with_jitter_up_to_a_cap(attempts, low, high
     assert services.retry_delay_seconds(attempts=1, retry_after=600) == 600
 
 
-def test_the_sweeper_nudges_every_due_record(connection, monkeypatch):
-    ingest(connection, envelope(id=1, invoiceNumber="1"))
-    ingest(connection, envelope(id=2, invoiceNumber="2"))
+def test_the_sweeper_nudges_every_due_record_in_batches(connection, monkeypatch, settings):
+    for number in range(1, 4):
+        ingest(connection, envelope(id=number, invoiceNumber=str(number)))
+    settings.CROSSWALK_POST_BATCH = 2
     sent = []
     from syncengine import tasks
 
-    monkeypatch.setattr(tasks.sync_record_post, "apply_async", lambda kwargs: sent.append(kwargs))
-    assert services.sync_records_sweep(now=NOW) == 2
-    assert sorted(item["record_id"] for item in sent) == sorted(
+    monkeypatch.setattr(tasks.sync_records_post, "apply_async", lambda kwargs: sent.append(kwargs))
+    assert services.sync_records_sweep(now=NOW) == 3
+    assert [len(item["record_ids"]) for item in sent] == [2, 1]
+    assert sorted(pk for item in sent for pk in item["record_ids"]) == sorted(
         SyncRecord.objects.values_list("pk", flat=True)
     )
-    assert SyncEvent.objects.count() == 2  # sweeping changes no state
+    assert SyncEvent.objects.count() == 3  # sweeping changes no state
+
+
+def test_a_batch_claims_records_together_and_each_keeps_its_own_events(connection, settings):
+    for number in range(1, 4):
+        ingest(connection, envelope(id=number, invoiceNumber=str(number)))
+    settings.CROSSWALK_POST_BATCH = 2
+    first = services.sync_records_post(now=lambda: NOW)
+    assert len(first) == 2 and {record.state for record in first} == {SyncState.POSTED}
+    assert SyncRecord.objects.filter(state=SyncState.READY).count() == 1
+    assert len(services.sync_records_post(now=lambda: NOW)) == 1
+    for record in SyncRecord.objects.all():
+        transitions = list(record.events.order_by("id").values_list("from_state", "to_state"))
+        assert transitions == [("", "READY"), ("READY", "POSTING"), ("POSTING", "POSTED")]
+    assert LedgerInvoice.objects.count() == 3
+
+
+def test_a_batch_takes_only_the_records_it_was_nudged_for(connection):
+    for number in range(1, 4):
+        ingest(connection, envelope(id=number, invoiceNumber=str(number)))
+    wanted = list(SyncRecord.objects.order_by("-id").values_list("pk", flat=True)[:2])
+    posted = services.sync_records_post(record_ids=wanted, now=lambda: NOW)
+    assert sorted(record.pk for record in posted) == sorted(wanted)
+    assert SyncRecord.objects.exclude(pk__in=wanted).get().state == SyncState.READY
+
+
+def test_records_left_untried_by_their_batch_go_back_due_with_their_attempt_uncounted(
+    connection, monkeypatch
+):
+    for number in range(1, 4):
+        ingest(connection, envelope(id=number, invoiceNumber=str(number)))
+
+    def unreachable(self, *, plan, key):
+        raise ConnectorError("Connection refused", category=FailureCategory.CONNECTION,
+                             transient=True)  # fmt: skip
+
+    monkeypatch.setattr(SandboxLedger, "post_invoice", unreachable)
+    settled = services.sync_records_post(now=lambda: NOW)
+    assert len(settled) == 1  # the ERP failed to answer: the other two are not sent
+    put_back = SyncRecord.objects.filter(state=SyncState.READY)
+    assert put_back.count() == 2
+    for record in put_back:
+        assert record.attempts == 0 and record.lease_token == "" and record.next_attempt_at == NOW
+        last = record.events.order_by("-id").first()
+        assert last.detail.startswith("Not tried, back in the queue: the ERP failed to answer")
+
+
+def test_the_records_of_one_transaction_share_their_worker_messages(
+    connection, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from syncengine import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.sync_records_post, "apply_async", lambda kwargs: sent.append(kwargs))
+    settings.CROSSWALK_NUDGE_WORKERS = True
+    settings.CROSSWALK_POST_BATCH = 2
+    invoices = [invoice_data(id=n, invoiceNumber=str(n)) for n in (1, 2, 3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(connection, json.dumps({"data": {"invoices": invoices}}).encode())
+    assert [len(message["record_ids"]) for message in sent] == [2, 1]
+    assert sorted(pk for message in sent for pk in message["record_ids"]) == sorted(
+        SyncRecord.objects.values_list("pk", flat=True)
+    )

@@ -45,6 +45,7 @@ from syncengine.services.posting import (
     BACKOFF_CAP_SECONDS,
     retry_delay_seconds,
     sync_record_post,
+    sync_records_post,
     sync_records_sweep,
     sync_run_until_idle,
 )
@@ -61,6 +62,7 @@ from syncengine.services.records import (
     job_cost_key,
     procurement_key,
     sync_record_nudge,
+    sync_records_nudge_now,
     timecard_key,
     void_key,
 )
@@ -106,7 +108,9 @@ __all__ = [
     "sync_record_change_ignore",
     "sync_record_change_reissue",
     "sync_record_nudge",
+    "sync_records_nudge_now",
     "sync_record_post",
+    "sync_records_post",
     "sync_record_redrive",
     "sync_record_resolve_outside",
     "sync_record_retry",

@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,13 +18,14 @@ from zoneinfo import ZoneInfo
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from mappings.catalog import catalog_cached
 from mappings.resolve import InvoicePlan, Problem, invoice_plan_from_dict, resolve_invoice
 from mappings.services import rules_in_force
 from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
-from syncengine.circuit import circuit_failure, circuit_success
+from syncengine.circuit import CIRCUIT_CATEGORIES, circuit_failure, circuit_success
 from syncengine.erps.base import Connector, ConnectorError, ErpDocument, FailureCategory
 from syncengine.erps.exchanges import exchanges_captured, exchanges_made
 from syncengine.erps.registry import connector_for
@@ -46,8 +49,12 @@ from syncengine.services.records import (
     Claim,
     Outcome,
     _cause,
+    _event,
+    _nudge_if_ready,
     _posted_parts,
     _transition,
+    events_written_together,
+    sync_records_nudge_now,
 )
 from syncengine.services.timecards import _post_timecard
 
@@ -63,30 +70,93 @@ def sync_record_post(
 
     Never raises for an ERP or data problem: the outcome is written on the record.
     """
-    claim = _claim(record_id=record_id, now=now(), actor=actor)
-    if claim is None:
-        return None
-    outcome = _attempt(claim)
-    return _finish(claim, outcome, now=now(), actor=actor)
+    ids = None if record_id is None else [record_id]
+    records = sync_records_post(record_ids=ids, now=now, actor=actor, limit=1)
+    return records[0] if records else None
+
+
+def sync_records_post(
+    *,
+    record_ids: Sequence[int] | None = None,
+    now: Callable[[], datetime],
+    actor: str = "worker",
+    limit: int | None = None,
+) -> list[SyncRecord]:
+    """Claim up to `limit` due records (among these, or the most overdue) in one statement, post
+    each on its own, then settle them all in one transaction. Returns the records settled.
+
+    Each record goes to the ERP separately, with no transaction open, exactly as one claimed
+    alone would; batching only shares the claim and the commit of the outcomes. A batch that
+    runs long puts its unattempted records back rather than let their leases run out.
+    """
+    claims = _claim_batch(record_ids=record_ids, now=now(), actor=actor,
+                          limit=limit or settings.CROSSWALK_POST_BATCH)  # fmt: skip
+    if not claims:
+        return []
+    started = time.monotonic()
+    context = _AttemptContext(records=_records_to_post([claim.record_id for claim in claims]))
+    attempted: list[tuple[Claim, Outcome]] = []
+    why_stopped = ""
+    for claim in claims:
+        if time.monotonic() - started > settings.CROSSWALK_LEASE_SECONDS / 2:
+            why_stopped = "the worker's batch ran long"
+            break
+        outcome = _attempt(claim, context=context)
+        attempted.append((claim, outcome))
+        why_stopped = _why_stop_after(outcome)
+        if why_stopped:
+            break
+    unattempted = claims[len(attempted) :]
+    return _finish_batch(attempted, unattempted, now=now(), actor=actor, why=why_stopped)
+
+
+def _why_stop_after(outcome: Outcome) -> str:
+    """Why the rest of a batch must not be tried after this outcome ("" to go on)."""
+    if outcome.stop_batch:
+        return "the worker ran out of time"
+    error = outcome.error
+    if error is not None and error.category in CIRCUIT_CATEGORIES and not error.throttled_locally:
+        # The ERP may be down: the circuit breaker decides before anything else is sent.
+        return "the ERP failed to answer another record of its batch"
+    return ""
 
 
 def _claim(*, record_id: int | None, now: datetime, actor: str) -> Claim | None:
-    """Take the lease on one due record. Records whose workers keep dying are failed on the way
-    (each in its own transaction) so they neither loop forever nor hide the records behind them."""
-    while True:
-        with transaction.atomic():
-            # Lock only the record row: `runnable` joins the connection (circuit breaker), and
-            # locking that shared row too would make concurrent claims skip each other's work.
-            due = SyncRecord.objects.runnable(now).select_for_update(skip_locked=True, of=("self",))
-            if record_id is not None:
-                due = due.filter(pk=record_id)
-            record = due.order_by("next_attempt_at", "id").first()
-            if record is None:
-                return None
+    """Take the lease on one due record (this one, or the most overdue)."""
+    ids = None if record_id is None else [record_id]
+    claims = _claim_batch(record_ids=ids, now=now, actor=actor, limit=1)
+    return claims[0] if claims else None
+
+
+def _claim_batch(
+    *, record_ids: Sequence[int] | None, now: datetime, actor: str, limit: int
+) -> list[Claim]:
+    """Lease up to `limit` due records under one token, in one transaction.
+
+    Records whose workers keep dying are failed on the way, so they neither loop forever nor hide
+    the records behind them. At most one record per source document is taken, so a void never
+    waits in the same batch for the invoice it offsets."""
+    with transaction.atomic(), events_written_together():
+        # Lock only the record rows: `runnable` joins the connection (circuit breaker), and
+        # locking that shared row too would make concurrent claims skip each other's work.
+        due = SyncRecord.objects.runnable(now).select_for_update(skip_locked=True, of=("self",))
+        if record_ids is not None:
+            due = due.filter(pk__in=record_ids)
+        leasing: list[SyncRecord] = []
+        documents: set[int] = set()
+        for record in due.select_related("connection").order_by("next_attempt_at", "id")[:limit]:
             if record.state == SyncState.POSTING and _attempts_left(record) <= 0:
                 _fail_abandoned(record, now=now, actor=actor)
+            elif record.document_id in documents:
                 continue
-            return _lease(record, now=now, actor=actor)
+            elif record.connection.circuit_failures and leasing:
+                continue  # a connection that has just failed is tried one record at a time
+            else:
+                documents.add(record.document_id)
+                leasing.append(record)
+                if record.connection.circuit_failures:
+                    break
+        return _lease(leasing, now=now, actor=actor)
 
 
 def _fail_abandoned(record: SyncRecord, *, now: datetime, actor: str) -> None:
@@ -104,41 +174,70 @@ def _fail_abandoned(record: SyncRecord, *, now: datetime, actor: str) -> None:
     )
 
 
-def _lease(record: SyncRecord, *, now: datetime, actor: str) -> Claim:
-    abandoned = record.state == SyncState.POSTING
-    lookup_first = record.attempts > 0
+def _lease(records: list[SyncRecord], *, now: datetime, actor: str) -> list[Claim]:
+    """One UPDATE for the batch; an event each, inserted together."""
+    if not records:
+        return []
     token = uuid.uuid4().hex
-    detail = f"Attempt {record.attempts + 1}" + (
-        " after the previous worker stopped: checking the ERP first."
-        if abandoned
-        else (": checking the ERP first." if lookup_first else ".")
-    )
-    _transition(
-        record,
-        SyncState.POSTING,
-        actor=actor,
-        now=now,
-        detail=detail,
-        attempts=record.attempts + 1,
-        lease_token=token,
-        lease_until=now + timedelta(seconds=settings.CROSSWALK_LEASE_SECONDS),
-    )
-    return Claim(record_id=record.pk, token=token, lookup_first=lookup_first, at=now)
+    lease_until = now + timedelta(seconds=settings.CROSSWALK_LEASE_SECONDS)
+    SyncRecord.objects.filter(pk__in=[record.pk for record in records]).update(
+        state=SyncState.POSTING, state_changed_at=now, attempts=F("attempts") + 1,
+        lease_token=token, lease_until=lease_until,
+    )  # fmt: skip
+    claims = []
+    for record in records:
+        abandoned = record.state == SyncState.POSTING
+        lookup_first = record.attempts > 0
+        detail = f"Attempt {record.attempts + 1}" + (
+            " after the previous worker stopped: checking the ERP first."
+            if abandoned
+            else (": checking the ERP first." if lookup_first else ".")
+        )
+        _event(record, record.state, SyncState.POSTING, actor=actor, now=now, detail=detail)
+        claims.append(Claim(record_id=record.pk, token=token, lookup_first=lookup_first, at=now))
+    return claims
 
 
-def _attempt(claim: Claim) -> Outcome:
+def _records_to_post(record_ids: list[int]) -> dict[int, SyncRecord]:
+    """The records with what posting reads of their connection and document (not the document's
+    payload as received: posting works from its canonical form)."""
+    records = SyncRecord.objects.select_related("connection", "document")
+    return records.defer("document__payload").in_bulk(record_ids)
+
+
+@dataclass
+class _AttemptContext:
+    """What the attempts of one batch share: its records, read in one query before the first
+    attempt, and each connection's connector, made once (the sandbox keeps its account and
+    customer look-ups; Business Central its token)."""
+
+    records: dict[int, SyncRecord] = dataclasses.field(default_factory=dict)
+    connectors: dict[int, Connector] = dataclasses.field(default_factory=dict)
+
+    def record(self, record_id: int) -> SyncRecord:
+        record = self.records.pop(record_id, None)
+        return record or _records_to_post([record_id])[record_id]
+
+    def connector(self, connection: Connection) -> Connector:
+        if connection.pk not in self.connectors:
+            self.connectors[connection.pk] = connector_for(connection)
+        return self.connectors[connection.pk]
+
+
+def _attempt(claim: Claim, *, context: _AttemptContext | None = None) -> Outcome:
     """Talk to the ERP. Runs with no transaction open and no row locked. What was sent and what
     came back goes with the outcome, to be kept on the event that ends the attempt."""
     with exchanges_captured() as capture:
-        outcome = _outcome_of_attempt(claim)
+        outcome = _outcome_of_attempt(claim, context or _AttemptContext())
     return dataclasses.replace(outcome, exchanges=capture.as_data())
 
 
-def _outcome_of_attempt(claim: Claim) -> Outcome:
+def _outcome_of_attempt(claim: Claim, context: _AttemptContext) -> Outcome:
     try:
-        return _post_or_find(claim)
+        return _post_or_find(claim, context)
     except SoftTimeLimitExceeded:
-        # The ERP call may have gone through: settle it by lookup on a later attempt.
+        # The ERP call may have gone through: settle it by lookup on a later attempt. The rest
+        # of the batch is put back untried: the task is about to be stopped.
         return Outcome(
             SyncState.FAILED,
             error=ConnectorError(
@@ -147,6 +246,7 @@ def _outcome_of_attempt(claim: Claim) -> Outcome:
                 transient=True,
                 outcome_unknown=True,
             ),
+            stop_batch=True,
         )
     except Exception as error:  # a bug must stop this record, not the worker or the others
         logger.exception("Unexpected error posting sync record %s", claim.record_id)
@@ -160,9 +260,9 @@ def _outcome_of_attempt(claim: Claim) -> Outcome:
         )
 
 
-def _post_or_find(claim: Claim) -> Outcome:
-    record = SyncRecord.objects.select_related("connection", "document").get(pk=claim.record_id)
-    connector = connector_for(record.connection)
+def _post_or_find(claim: Claim, context: _AttemptContext) -> Outcome:
+    record = context.record(claim.record_id)
+    connector = context.connector(record.connection)
     wait = rate_budget_take(connection=record.connection, requests=1 + claim.lookup_first,
                             now=claim.at)  # fmt: skip
     if wait:
@@ -406,40 +506,84 @@ def _plan(connection: Connection, invoice: Invoice) -> InvoicePlan | list[Proble
 
 
 def _finish(claim: Claim, outcome: Outcome, *, now: datetime, actor: str) -> SyncRecord | None:
-    with transaction.atomic():
-        record = SyncRecord.objects.select_for_update().get(pk=claim.record_id)
-        if record.state != SyncState.POSTING or record.lease_token != claim.token:
-            # Our lease expired and another worker took over; it settles the record by lookup.
-            logger.warning(
-                "Lost the lease on sync record %s; leaving it to its new owner", record.pk
-            )
-            return record
-        if outcome.state == SyncState.POSTED:
-            _finish_posted(record, outcome, now=now, actor=actor)
-        elif outcome.state == SyncState.BLOCKED:
-            _finish_blocked(record, outcome, now=now, actor=actor)
-        elif outcome.state == SyncState.SKIPPED:
-            _transition(
-                record,
-                SyncState.SKIPPED,
-                actor=actor,
-                now=now,
-                detail=outcome.detail,
-                data=outcome.exchanges,
-                message=outcome.detail,
-                next_attempt_at=None,
-                **_LEASE_CLEARED,
-            )
-        else:
-            assert outcome.error is not None
-            _finish_failed(record, outcome.error, now=now, actor=actor, exchanges=outcome.exchanges)
-        return record
+    records = _finish_batch([(claim, outcome)], [], now=now, actor=actor)
+    return records[0] if records else None
+
+
+def _finish_batch(
+    attempted: list[tuple[Claim, Outcome]],
+    unattempted: list[Claim],
+    *,
+    now: datetime,
+    actor: str,
+    why: str = "",
+) -> list[SyncRecord]:
+    """Write every outcome of a batch, and put back what it did not try, in one transaction."""
+    ids = [claim.record_id for claim, _ in attempted] + [claim.record_id for claim in unattempted]
+    settled: list[SyncRecord] = []
+    circuit_closed: set[int] = set()
+    with transaction.atomic(), events_written_together():
+        records = SyncRecord.objects.select_for_update().in_bulk(ids)
+        for claim, outcome in attempted:
+            record = records[claim.record_id]
+            if _still_ours(record, claim):
+                _settle(record, outcome, now=now, actor=actor, circuit_closed=circuit_closed)
+            settled.append(record)
+        for claim in unattempted:
+            if _still_ours(record := records[claim.record_id], claim):
+                _put_back(record, now=now, actor=actor, why=why)
+                _nudge_if_ready(record)
+    return settled
+
+
+def _still_ours(record: SyncRecord, claim: Claim) -> bool:
+    if record.state == SyncState.POSTING and record.lease_token == claim.token:
+        return True
+    # Our lease expired and another worker took over; it settles the record by lookup.
+    logger.warning("Lost the lease on sync record %s; leaving it to its new owner", record.pk)
+    return False
+
+
+def _settle(
+    record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str, circuit_closed: set[int]
+) -> None:
+    if outcome.state == SyncState.POSTED:
+        if record.connection_id not in circuit_closed:  # once a batch, not once a record
+            circuit_success(connection_id=record.connection_id)
+            circuit_closed.add(record.connection_id)
+        _finish_posted(record, outcome, now=now, actor=actor)
+    elif outcome.state == SyncState.BLOCKED:
+        _finish_blocked(record, outcome, now=now, actor=actor)
+    elif outcome.state == SyncState.SKIPPED:
+        _transition(
+            record,
+            SyncState.SKIPPED,
+            actor=actor,
+            now=now,
+            detail=outcome.detail,
+            data=outcome.exchanges,
+            message=outcome.detail,
+            next_attempt_at=None,
+            **_LEASE_CLEARED,
+        )
+    else:
+        assert outcome.error is not None
+        circuit_closed.discard(record.connection_id)
+        _finish_failed(record, outcome.error, now=now, actor=actor, exchanges=outcome.exchanges)
+
+
+def _put_back(record: SyncRecord, *, now: datetime, actor: str, why: str) -> None:
+    """A record its batch did not try: due again at once, its attempt not counted."""
+    _transition(
+        record, SyncState.READY, actor=actor, now=now,
+        detail=f"Not tried, back in the queue: {why}.",
+        attempts=record.attempts - 1, next_attempt_at=now, **_LEASE_CLEARED,
+    )  # fmt: skip
 
 
 def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str) -> None:
     document = outcome.erp_document
     assert document is not None
-    circuit_success(connection_id=record.connection_id)
     how = "Found in the ERP by its key" if outcome.found_by_lookup else "Posted"
     redated = f" {outcome.notes['redated_note']}" if "redated_note" in outcome.notes else ""
     plan = {**to_jsonable(outcome.plan), **outcome.notes} if outcome.plan else None
@@ -572,10 +716,11 @@ def sync_run_until_idle(
 ) -> int:
     """Post every due record in this process; return how many attempts were made."""
     attempts = 0
-    while (record := sync_record_post(now=now, actor="sync --until-idle")) is not None:
-        attempts += 1
-        if on_record:
-            on_record(record)
+    while records := sync_records_post(now=now, actor="sync --until-idle"):
+        attempts += len(records)
+        for record in records:
+            if on_record:
+                on_record(record)
     return attempts
 
 
@@ -586,8 +731,5 @@ def sync_records_sweep(*, now: datetime, limit: int = 500) -> int:
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
-    from syncengine.tasks import sync_record_post as sync_record_post_task
-
-    for record_id in due_ids:
-        sync_record_post_task.apply_async(kwargs={"record_id": record_id})
+    sync_records_nudge_now(record_ids=due_ids)
     return len(due_ids)

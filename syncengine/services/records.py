@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,6 +71,28 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]
     ]
 
 
+# Set inside `events_written_together`: the events of its transitions, not yet inserted.
+_pending_events: ContextVar[list[SyncEvent] | None] = ContextVar("pending_events", default=None)
+
+
+@contextmanager
+def events_written_together() -> Iterator[None]:
+    """Write the events of every transition made inside in one INSERT when the block ends.
+
+    Use it inside the transaction that makes the transitions, and only where nothing inside
+    rolls back to a savepoint on its own (its events would still be written): claiming and
+    finishing a batch of records. If the block raises, nothing is written and the transaction
+    rolls back with its transitions.
+    """
+    pending: list[SyncEvent] = []
+    token = _pending_events.set(pending)
+    try:
+        yield
+    finally:
+        _pending_events.reset(token)
+    SyncEvent.objects.bulk_create(pending)
+
+
 def _event(
     record: SyncRecord,
     from_state: str,
@@ -77,7 +103,7 @@ def _event(
     detail: str = "",
     data: dict[str, Any] | None = None,
 ) -> SyncEvent:
-    return SyncEvent.objects.create(
+    event = SyncEvent(
         record=record,
         at=now,
         actor=actor,
@@ -86,6 +112,12 @@ def _event(
         detail=detail,
         data=json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder)),
     )
+    pending = _pending_events.get()
+    if pending is None:
+        event.save()
+    else:
+        pending.append(event)
+    return event
 
 
 def _transition(
@@ -116,14 +148,51 @@ def _nudge_if_ready(record: SyncRecord) -> None:
 
 def sync_record_nudge(*, record_id: int) -> None:
     """After commit, wake a worker for this record. A lost message only delays it: the sweeper
-    finds every due record in the database."""
+    finds every due record in the database.
+
+    The records of one transaction (a page of 500 invoices) share their messages: one for each
+    `CROSSWALK_POST_BATCH` of them, so a worker posts them together instead of taking 500
+    messages, each for one record."""
     if not settings.CROSSWALK_NUDGE_WORKERS:
         return
-    from syncengine.tasks import sync_record_post as sync_record_post_task
+    pending = getattr(_nudges, "pending", None)
+    if pending is not None and pending.waiting_for_commit():
+        pending.record_ids.append(record_id)
+        return
+    pending = _NudgesAfterCommit(record_ids=[record_id])
+    _nudges.pending = pending
+    transaction.on_commit(pending.send, robust=True)
 
-    transaction.on_commit(
-        lambda: sync_record_post_task.apply_async(kwargs={"record_id": record_id}), robust=True
-    )
+
+_nudges = threading.local()
+
+
+@dataclass
+class _NudgesAfterCommit:
+    """Record ids to nudge once the transaction that made them due commits."""
+
+    record_ids: list[int]
+
+    def waiting_for_commit(self) -> bool:
+        # Still registered with the open transaction: not yet sent, and not dropped by the
+        # rollback of a savepoint or of the transaction itself (Django then forgets it).
+        connection = transaction.get_connection()
+        return connection.in_atomic_block and any(
+            callback == self.send for _, callback, _ in connection.run_on_commit
+        )
+
+    def send(self) -> None:
+        sync_records_nudge_now(record_ids=self.record_ids)
+
+
+def sync_records_nudge_now(*, record_ids: list[int]) -> None:
+    """One worker message per batch of records (they need not be due yet: a worker leaves what
+    is not)."""
+    from syncengine.tasks import sync_records_post as sync_records_post_task
+
+    size = settings.CROSSWALK_POST_BATCH
+    for start in range(0, len(record_ids), size):
+        sync_records_post_task.apply_async(kwargs={"record_ids": record_ids[start : start + size]})
 
 
 @dataclass(frozen=True)
@@ -148,6 +217,8 @@ class Outcome:
     notes: dict[str, Any] = field(default_factory=dict)
     # The attempt's requests and responses (redacted, bounded), for the event that ends it.
     exchanges: dict[str, Any] = field(default_factory=dict)
+    # The worker is out of time: the rest of its batch goes back untried.
+    stop_batch: bool = False
 
 
 def _posted_parts(record: SyncRecord) -> list[dict[str, Any]]:

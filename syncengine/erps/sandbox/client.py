@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db import connection as db
 from django.urls import reverse
 
@@ -51,6 +51,9 @@ from syncengine.money import ZERO
 class SandboxLedger:
     def __init__(self, *, connection: Connection):
         self.connection = connection
+        # Look-ups this connector remembers for its life (one worker batch): number → id.
+        self._accounts: dict[str, int] = {}
+        self._customers: dict[str, int] = {}
 
     def check(self) -> str:
         accounts = LedgerAccount.objects.filter(connection=self.connection).count()
@@ -382,25 +385,24 @@ class SandboxLedger:
                 category=FailureCategory.VALUE,
                 transient=False,
             )
-        customer = self._customer(plan)
+        customer_id = self._customer_id(plan)
+        accounts = self._account_ids({leg.account for leg in legs})
+        # Drawn last, just before the rows that carry them: the series stay locked until commit.
+        entry_number, document_number = _next_numbers(
+            self.connection, "JE", "CM" if credit else "SI"
+        )
         entry = JournalEntry.objects.create(
             connection=self.connection,
-            number=_next_number(self.connection, "JE"),
+            number=entry_number,
             posting_date=plan.posting_date,
             memo=f"{'Credit memo' if credit else 'Invoice'} {plan.document_number} "
             f"{plan.customer_name}"[:200],
             external_document_number=key,
         )
-        accounts = {
-            account.number: account
-            for account in LedgerAccount.objects.filter(
-                connection=self.connection, number__in={leg.account for leg in legs}
-            )
-        }
         JournalLine.objects.bulk_create(
             JournalLine(
                 entry=entry,
-                account=accounts[leg.account],
+                account_id=accounts[leg.account],
                 debit=leg.debit,
                 credit=leg.credit,
                 description=leg.description[:200],
@@ -415,27 +417,59 @@ class SandboxLedger:
         return LedgerInvoice.objects.create(
             connection=self.connection,
             kind=LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE,
-            number=_next_number(self.connection, "CM" if credit else "SI"),
+            number=document_number,
             external_document_number=key,
-            customer=customer,
+            customer_id=customer_id,
             posting_date=plan.posting_date,
             currency=plan.currency,
             amount=-plan.total if credit else plan.total,  # a credit memo's amount is positive
             journal_entry=entry,
         )
 
-    def _customer(self, plan: InvoicePlan) -> LedgerCustomer:
-        customer = LedgerCustomer.objects.filter(
-            connection=self.connection, source_ref=plan.customer_ref
-        ).first()
-        if customer:
-            return customer
-        return LedgerCustomer.objects.create(
-            connection=self.connection,
-            number=_next_number(self.connection, "C"),
-            name=plan.customer_name,
-            source_ref=plan.customer_ref,
+    def _account_ids(self, numbers: set[str]) -> dict[str, int]:
+        """Account ids by number, remembered by this connector (accounts are never deleted)."""
+        unknown = numbers - self._accounts.keys()
+        if unknown:
+            self._accounts.update(
+                LedgerAccount.objects.filter(
+                    connection=self.connection, number__in=unknown
+                ).values_list("number", "pk")
+            )
+        missing = sorted(numbers - self._accounts.keys())
+        if missing:
+            raise ConnectorError(
+                f"Account {', '.join(missing)} is not in the sandbox ledger.",
+                category=FailureCategory.MISSING_REFERENCE,
+                transient=False,
+            )
+        return self._accounts
+
+    def _customer_id(self, plan: InvoicePlan) -> int:
+        """The customer's id, created with its first invoice. Only customers read back from the
+        database are remembered: one created here may yet be rolled back with its invoice."""
+        if plan.customer_ref in self._customers:
+            return self._customers[plan.customer_ref]
+        found = (
+            LedgerCustomer.objects.filter(connection=self.connection, source_ref=plan.customer_ref)
+            .values_list("pk", flat=True)
+            .first()
         )
+        if found is not None:
+            self._customers[plan.customer_ref] = found
+            return found
+        try:
+            with transaction.atomic():
+                return LedgerCustomer.objects.create(
+                    connection=self.connection,
+                    number=_next_number(self.connection, "C"),
+                    name=plan.customer_name,
+                    source_ref=plan.customer_ref,
+                ).pk
+        except IntegrityError:
+            # Another posting created the customer first (and has committed): use that one.
+            return LedgerCustomer.objects.get(
+                connection=self.connection, source_ref=plan.customer_ref
+            ).pk
 
     def master_data_update(
         self, *, entity: str, source_ref: str, erp_ref: str, values: dict[str, Any]
@@ -525,19 +559,37 @@ def _leg(
 
 
 def _next_number(connection: Connection, prefix: str) -> str:
-    """The next number of a series per connection, e.g. SI-000042; never issued twice.
+    """The next number of a series per connection, e.g. SI-000042; never issued twice."""
+    return _next_numbers(connection, prefix)[0]
 
-    One statement draws the number and locks the series row until the posting transaction ends,
-    as an ERP's number series is (SQLite ≥ 3.35 and PostgreSQL both return the new value).
+
+def _next_numbers(connection: Connection, *prefixes: str) -> list[str]:
+    """The next number of each series, drawn in one statement, in the order asked.
+
+    The statement locks the series rows until the posting transaction ends, as an ERP's number
+    series is (SQLite ≥ 3.35 and PostgreSQL both return the new values). On PostgreSQL the rows
+    are locked in the order of their prefixes, so two postings drawing from the same series never
+    wait on each other in a circle; SQLite runs one writing transaction at a time.
     """
+    placeholders = ", ".join(["%s"] * len(prefixes))
+    rows = f"connection_id = %s AND prefix IN ({placeholders})"
+    if db.vendor == "postgresql":
+        rows = (
+            f"id IN (SELECT id FROM sandbox_numberseries WHERE {rows} ORDER BY prefix FOR UPDATE)"
+        )
     with db.cursor() as cursor:
         cursor.execute(
-            "UPDATE sandbox_numberseries SET last_value = last_value + 1"
-            " WHERE connection_id = %s AND prefix = %s RETURNING last_value",
-            [connection.pk, prefix],
+            f"UPDATE sandbox_numberseries SET last_value = last_value + 1 WHERE {rows}"
+            " RETURNING prefix, last_value",
+            [connection.pk, *prefixes],
         )
-        row = cursor.fetchone()
-    if row is None:  # the first number of this series
-        NumberSeries.objects.get_or_create(connection=connection, prefix=prefix)
-        return _next_number(connection, prefix)
-    return f"{prefix}-{row[0]:06d}"
+        drawn = dict(cursor.fetchall())
+    if len(drawn) < len(set(prefixes)):  # the first number of a series
+        for prefix in set(prefixes) - drawn.keys():
+            NumberSeries.objects.get_or_create(connection=connection, prefix=prefix)
+        # The series that existed keep the numbers just drawn; the new ones are drawn now.
+        return [
+            f"{prefix}-{drawn[prefix]:06d}" if prefix in drawn else _next_number(connection, prefix)
+            for prefix in prefixes
+        ]
+    return [f"{prefix}-{drawn[prefix]:06d}" for prefix in prefixes]
