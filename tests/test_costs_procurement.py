@@ -366,3 +366,26 @@ def test_manage_py_ingest_takes_job_costs_and_procurement_files(books, tmp_path)
         "5 procurement record(s) accepted, 0 already up to date, 0 problem(s) found.",
         "0 procurement record(s) accepted, 5 already up to date, 0 problem(s) found.",
     ]
+
+
+def test_a_journal_the_erp_refuses_as_a_duplicate_is_not_looked_for_among_invoices(
+    books, monkeypatch
+):
+    from syncengine.erps.base import ConnectorError, FailureCategory
+    from syncengine.erps.sandbox.client import SandboxLedger
+
+    def refuse(self, *, plan, key):
+        raise ConnectorError(f"A posting with external document number {key} already exists.",
+                             category=FailureCategory.DUPLICATE, transient=False)  # fmt: skip
+
+    def no_invoice_lookup(self, *, key):
+        raise AssertionError(f"looked for {key} among invoices")
+
+    monkeypatch.setattr(SandboxLedger, "post_journal", refuse)
+    monkeypatch.setattr(SandboxLedger, "find_invoice", no_invoice_lookup)
+    ingest_costs(books, job_items(ITEM))
+    post_due()
+    record = SyncRecord.objects.get()
+    assert record.state == SyncState.FAILED
+    assert record.failure_category == FailureCategory.DUPLICATE
+    assert "already exists" in record.message

@@ -310,9 +310,10 @@ def _post_or_find_record(record: SyncRecord, connector: Connector, claim: Claim)
             return Outcome(SyncState.BLOCKED, problems=(
                 Problem(MISSING_PREREQUISITE, error.message, error.missing),
             ))  # fmt: skip
-        if error.category == FailureCategory.DUPLICATE:
+        if error.category == FailureCategory.DUPLICATE and record.document.kind not in COST_KINDS:
             # The ERP itself refused a second copy: our lookup should have found it first, so
-            # this is recorded (`duplicate_refused`) and the reliability tests count it.
+            # this is recorded (`duplicate_refused`) and the reliability tests count it. (A cost
+            # document is not an invoice: its own retry looks it up where it was posted.)
             existing = connector.find_invoice(key=record.idempotency_key)
             if existing is not None:
                 return Outcome(SyncState.POSTED, erp_document=existing, found_by_lookup=True,
