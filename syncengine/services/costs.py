@@ -60,7 +60,7 @@ from syncengine.models import (
 )
 from syncengine.money import ZERO
 from syncengine.services.ingest import _NOT_YET_SENT, IngestResult, _receipt_create, _receipt_finish
-from syncengine.services.policies import UNKNOWN_VENDOR, _open_day, _policy, prerequisites_release
+from syncengine.services.policies import UNKNOWN_VENDOR, _open_day_for, prerequisites_release
 from syncengine.services.records import (
     _PROCUREMENT_KINDS,
     SYSTEM,
@@ -331,10 +331,7 @@ def _post_cost_document(record: SyncRecord, connector: Connector, *, lookup_firs
     plan = _cost_plan(record)
     if isinstance(plan, Outcome):
         return plan
-    policy = _policy(record.connection)
-    if isinstance(policy, Outcome):
-        return policy
-    day = _open_day(plan.posting_date, policy)
+    day = _open_day_for(record.connection, plan.posting_date)
     if isinstance(day, Outcome):
         return day
     posting_date, notes = day
@@ -434,10 +431,7 @@ def _post_receipt(record: SyncRecord, poster: ProcurementConnector) -> Outcome:
     plan = _receipt_plan(record)
     if isinstance(plan, Outcome):
         return plan
-    policy = _policy(record.connection)
-    if isinstance(policy, Outcome):
-        return policy
-    day = _open_day(plan.posting_date, policy)
+    day = _open_day_for(record.connection, plan.posting_date)
     if isinstance(day, Outcome):
         return day
     posting_date, notes = day

@@ -67,6 +67,14 @@ def _open_day(day: date, policy: PostingPolicy) -> tuple[date, dict[str, Any]] |
     return moved, {"redated_from": day.isoformat(), "redated_note": note}
 
 
+def _open_day_for(connection: Connection, day: date) -> tuple[date, dict[str, Any]] | Outcome:
+    """`_open_day` under the connection's own policy (BLOCKED when that cannot be read)."""
+    policy = _policy(connection)
+    if isinstance(policy, Outcome):
+        return policy
+    return _open_day(day, policy)
+
+
 def _held_for_period(day: date, until: date, *, what: str = "The posting date") -> Outcome:
     return Outcome(SyncState.BLOCKED, problems=(Problem(PERIOD_CLOSED, (
         f"{what} {day} is in a closed period (closed through {until}). Held: it posts by "

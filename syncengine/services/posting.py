@@ -41,7 +41,7 @@ from syncengine.plans import is_credit, is_mixed, part_key, split
 from syncengine.ratelimit import rate_budget_charge, rate_budget_take
 from syncengine.services.costs import _post_cost_document
 from syncengine.services.ingest import _current_posting
-from syncengine.services.policies import MISSING_PREREQUISITE, _open_day, _open_period, _policy
+from syncengine.services.policies import MISSING_PREREQUISITE, _open_day_for, _open_period, _policy
 from syncengine.services.records import (
     _LEASE_CLEARED,
     COST_KINDS,
@@ -422,12 +422,9 @@ def _credit_void(record: SyncRecord, connector: Connector, *, now: datetime) -> 
             f"The voided invoice never posted ({original.get_state_display().lower()}): "
             "nothing to offset."
         ))  # fmt: skip
-    policy = _policy(record.connection)
-    if isinstance(policy, Outcome):
-        return policy
     # Credited on the day the engine posts it, in the connection's time zone.
     today = timezone.localdate(now, timezone=ZoneInfo(record.connection.time_zone))
-    day = _open_day(today, policy)
+    day = _open_day_for(record.connection, today)
     if isinstance(day, Outcome):
         return day
     posting_date, notes = day

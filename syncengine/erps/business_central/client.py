@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -97,6 +97,22 @@ class Operation:
             request["headers"] = {"Content-Type": "application/json"}
             request["body"] = self.body
         return request
+
+
+def line_with_dimensions(
+    operations: list[Operation],
+    line_set: str,
+    body: dict[str, Any],
+    dimensions: Iterable[tuple[str, str]],
+) -> None:
+    """Add a line of the document made by request 1, then its dimension set lines."""
+    line_id = str(len(operations) + 1)
+    operations.append(Operation(line_id, "POST", f"$1/{line_set}", body, ["1"]))
+    for code, value in dimensions:
+        operations.append(Operation(
+            str(len(operations) + 1), "POST", f"${line_id}/dimensionSetLines",
+            {"code": code, "valueCode": value}, [line_id],
+        ))  # fmt: skip
 
 
 class BusinessCentral:
@@ -419,15 +435,8 @@ class BusinessCentral:
                 category=FailureCategory.VALUE, transient=False,
             )  # fmt: skip
         for line in lines:
-            line_id = str(len(operations) + 1)
-            operations.append(
-                Operation(line_id, "POST", f"$1/{line_set}", self._line_body(line), ["1"])
-            )
-            for code, value in _dimensions(line).items():
-                operations.append(Operation(
-                    str(len(operations) + 1), "POST", f"${line_id}/dimensionSetLines",
-                    {"code": code, "valueCode": value}, [line_id],
-                ))  # fmt: skip
+            line_with_dimensions(operations, line_set, self._line_body(line),
+                                 _dimensions(line).items())  # fmt: skip
         return operations
 
     def _line_body(self, line: PlanLine) -> dict[str, Any]:
@@ -482,15 +491,11 @@ class BusinessCentral:
         for line in original.get("salesInvoiceLines", []):
             if line.get("lineType") == "Comment":
                 continue
-            line_id = str(len(operations) + 1)
             body = {name: line[name] for name in _MIRRORED_LINE_FIELDS if line.get(name) not in
                     (None, "")}  # fmt: skip
-            operations.append(Operation(line_id, "POST", "$1/salesCreditMemoLines", body, ["1"]))
-            for dimension in line.get("dimensionSetLines", []):
-                operations.append(Operation(
-                    str(len(operations) + 1), "POST", f"${line_id}/dimensionSetLines",
-                    {"code": dimension["code"], "valueCode": dimension["valueCode"]}, [line_id],
-                ))  # fmt: skip
+            dimensions = [(item["code"], item["valueCode"])
+                          for item in line.get("dimensionSetLines", [])]  # fmt: skip
+            line_with_dimensions(operations, "salesCreditMemoLines", body, dimensions)
         answers = self.api.batch(
             [op.as_batch() for op in operations],
             what=f"create the credit memo for invoice {original.get('number')} ({key})",
@@ -721,17 +726,12 @@ class BusinessCentral:
         for line in plan.lines:
             if line.amount == ZERO:
                 continue
-            line_id = str(len(operations) + 1)
             body = {"lineType": "Account", "lineObjectNumber": line.account,
                     "description": line.description[:DESCRIPTION_LENGTH],
                     "quantity": Decimal(1) if line.amount > ZERO else Decimal(-1),
                     "unitCost": abs(line.amount)}  # fmt: skip
-            operations.append(Operation(line_id, "POST", "$1/purchaseInvoiceLines", body, ["1"]))
-            for code, value in sorted(line.dimensions.items()):
-                operations.append(Operation(
-                    str(len(operations) + 1), "POST", f"${line_id}/dimensionSetLines",
-                    {"code": code, "valueCode": value}, [line_id],
-                ))  # fmt: skip
+            line_with_dimensions(operations, "purchaseInvoiceLines", body,
+                                 sorted(line.dimensions.items()))  # fmt: skip
         answers = self.api.batch(
             [op.as_batch() for op in operations],
             what=f"create purchase invoice {plan.document_number} ({key})",

@@ -43,7 +43,11 @@ def order_operations(
 ) -> list[Operation]:
     """The header and its lines (with their dimensions) as `$batch` operations; refused before
     anything is sent when a line could not tie to the cent."""
-    from syncengine.erps.business_central.client import DESCRIPTION_LENGTH, Operation
+    from syncengine.erps.business_central.client import (
+        DESCRIPTION_LENGTH,
+        Operation,
+        line_with_dimensions,
+    )
 
     _check_order(plan, key)
     header: dict[str, Any] = {
@@ -55,16 +59,11 @@ def order_operations(
         header["currencyCode"] = plan.currency
     operations = [Operation("1", "POST", f"{company}/purchaseOrders", header)]
     for line in plan.lines:
-        line_id = str(len(operations) + 1)
         body = {"lineType": "Account", "lineObjectNumber": line.account,
                 "description": line.description[:DESCRIPTION_LENGTH], "description2": key,
                 "quantity": line.quantity, "directUnitCost": line.unit_cost}  # fmt: skip
-        operations.append(Operation(line_id, "POST", "$1/purchaseOrderLines", body, ["1"]))
-        for code, value in sorted(line.dimensions.items()):
-            operations.append(Operation(
-                str(len(operations) + 1), "POST", f"${line_id}/dimensionSetLines",
-                {"code": code, "valueCode": value}, [line_id],
-            ))  # fmt: skip
+        line_with_dimensions(operations, "purchaseOrderLines", body,
+                             sorted(line.dimensions.items()))  # fmt: skip
     return operations
 
 
