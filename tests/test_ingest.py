@@ -122,3 +122,85 @@ def test_long_source_ids_still_give_a_key_that_fits_the_erp_field():
     key = services.invoice_key("x" * 64)
     assert len(key) == 35 and key.startswith("ST-INV-")
     assert key == services.invoice_key("x" * 64)
+
+
+def _page(*invoices: dict) -> bytes:
+    return json.dumps({"data": {"invoices": list(invoices)}}).encode()
+
+
+def test_a_page_of_new_invoices_is_written_in_a_few_statements_whatever_its_length(
+    connection, django_assert_max_num_queries
+):
+    page = _page(*(invoice_data(id=n, invoiceNumber=f"B-{n}") for n in range(1, 201)))
+    # A handful on PostgreSQL; a few more on SQLite, which caps the rows of one insert.
+    with django_assert_max_num_queries(30):
+        result = ingest(connection, page)
+    assert len(result.accepted) == 200 and result.errors == []
+    assert SyncRecord.objects.filter(state=SyncState.READY).count() == 200
+    assert SyncEvent.objects.filter(from_state="", to_state="READY").count() == 200
+    record = SyncRecord.objects.get(document__number="B-7")
+    assert record.idempotency_key == "ST-INV-7"
+    assert record.document.receipt == result.receipt
+
+
+def test_a_page_mixing_new_repeated_changed_and_twice_listed_invoices_accepts_each_as_alone(
+    connection,
+):
+    ingest(connection, _page(invoice_data(id=1, invoiceNumber="C-1"),
+                             invoice_data(id=2, invoiceNumber="C-2")))  # fmt: skip
+    changed = invoice_data(id=2, invoiceNumber="C-2")
+    changed["items"][0]["price"] = "999.00"
+    first, second = invoice_data(id=5, invoiceNumber="C-5"), invoice_data(id=5, invoiceNumber="C-5")
+    second["status"] = "void"
+    result = ingest(
+        connection,
+        _page(invoice_data(id=1, invoiceNumber="C-1"), changed,
+              invoice_data(id=3, invoiceNumber="C-3"), first, second),
+        now=NOW + timedelta(minutes=1),
+    )  # fmt: skip
+    assert result.unchanged == 1
+    assert sorted(r.document.number for r in result.accepted) == ["C-2", "C-3", "C-5", "C-5"]
+    by_number = {r.document.number: r for r in SyncRecord.objects.select_related("document")}
+    assert by_number["C-1"].events.count() == 1
+    assert by_number["C-2"].document.total != SourceDocument.objects.get(number="C-1").total
+    assert list(by_number["C-2"].events.values_list("to_state", flat=True)) == ["READY", "READY"]
+    # The later listing of C-5 saw the earlier one: received, then voided before posting.
+    assert by_number["C-5"].state == SyncState.CANCELLED
+    assert list(by_number["C-5"].events.values_list("to_state", flat=True)) == [
+        "READY", "CANCELLED"
+    ]  # fmt: skip
+    assert by_number["C-3"].state == SyncState.READY
+
+
+def test_a_new_invoice_another_delivery_creates_meanwhile_is_taken_one_by_one_and_kept_once(
+    connection, monkeypatch
+):
+    from syncengine.services import ingest as ingest_module
+
+    bulk = ingest_module._records_create_in_bulk
+
+    def the_other_delivery_first(*args, **kwargs):
+        monkeypatch.setattr(ingest_module, "_records_create_in_bulk", bulk)
+        ingest(connection, envelope(id=11, invoiceNumber="D-11"))
+        return bulk(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_records_create_in_bulk", the_other_delivery_first)
+    result = ingest(connection, _page(invoice_data(id=11, invoiceNumber="D-11"),
+                                      invoice_data(id=12, invoiceNumber="D-12")))  # fmt: skip
+    assert result.errors == []
+    assert result.unchanged == 1
+    assert [r.document.number for r in result.accepted] == ["D-12"]
+    assert SourceDocument.objects.filter(number="D-11").count() == 1
+    assert SyncRecord.objects.count() == 2
+    assert SyncEvent.objects.count() == 2
+
+
+def test_source_values_of_a_bulk_page_count_each_new_invoice_once(connection):
+    from mappings.models import SourceValue
+
+    ingest(connection, _page(*(invoice_data(id=n, invoiceNumber=f"E-{n}") for n in (1, 2, 3))))
+    ingest(connection, _page(invoice_data(id=1, invoiceNumber="E-1")),
+           now=NOW + timedelta(minutes=1))  # fmt: skip
+    office = SourceValue.objects.get(connection=connection, attribute="office")
+    assert office.documents == 3
+    assert office.last_seen_at == NOW + timedelta(minutes=1)

@@ -5,13 +5,15 @@ changes before and after posting, voids.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from mappings.catalog import SourceValueBatch, source_values_record
 from syncengine.canonical import Invoice, invoice_from_dict, to_jsonable
@@ -35,6 +37,7 @@ from syncengine.services.records import (
     _nudge_if_ready,
     _transition,
     credit_memo_key,
+    events_written_together,
     invoice_key,
     void_key,
 )
@@ -65,11 +68,19 @@ def invoices_ingest(
     except servicetrade.InvalidDocument as invalid:
         result.errors.extend(invalid.errors)
         elements = []
-    # One commit for the whole body; each invoice is its own savepoint, so a failing one is
-    # rolled back alone and the others are kept. Workers are nudged once it commits.
+    parsed = [
+        (element, invoice)
+        for index, element in enumerate(elements)
+        if (invoice := _parsed(connection, element, index, len(elements), result)) is not None
+    ]
+    # One commit for the whole body. Invoices new to Crosswalk and exact repeats are written in
+    # bulk; changed ones (and any the bulk write refuses) one by one, each in its own savepoint,
+    # so a failing one is rolled back alone and the others are kept. Workers are nudged once it
+    # commits.
     with transaction.atomic():
-        for index, element in enumerate(elements):
-            _ingest_one(connection, receipt, element, index, len(elements), now, result)
+        one_by_one = _accept_in_bulk(connection, receipt, parsed, now, result)
+        for element, invoice in one_by_one:
+            _accept_one(connection, receipt, element, invoice, now, result)
         result.seen.flush(connection=connection, now=now)
     receipt.outcome = _receipt_outcome(result)
     receipt.errors = result.errors
@@ -91,47 +102,140 @@ def _receipt_create(
     )  # fmt: skip
 
 
-def _ingest_one(
-    connection: Connection,
-    receipt: SourceReceipt,
-    element: Any,
-    index: int,
-    count: int,
-    now: datetime,
-    result: IngestResult,
-) -> None:
+def _parsed(
+    connection: Connection, element: Any, index: int, count: int, result: IngestResult
+) -> Invoice | None:
     try:
-        invoice = servicetrade.parse_invoice(
+        return servicetrade.parse_invoice(
             element, currency=connection.currency, time_zone=connection.time_zone
         )
     except servicetrade.InvalidDocument as invalid:
         label = _element_label(element, index, count)
         result.errors.extend(f"{label}{error}" for error in invalid.errors)
-        return
+        return None
+
+
+def _accept_one(
+    connection: Connection,
+    receipt: SourceReceipt,
+    element: Any,
+    invoice: Invoice,
+    now: datetime,
+    result: IngestResult,
+) -> None:
+    accept = functools.partial(
+        invoice_accept, connection=connection, receipt=receipt, payload=element,
+        invoice=invoice, now=now, seen=result.seen,
+    )  # fmt: skip
     try:
-        record, changed = invoice_accept(
-            connection=connection,
-            receipt=receipt,
-            payload=element,
-            invoice=invoice,
-            now=now,
-            seen=result.seen,
-        )
+        record, changed = accept()
     except IntegrityError:
         # The same new invoice arrived twice at once and the other delivery created it first;
         # accepting again now finds that row.
-        record, changed = invoice_accept(
-            connection=connection,
-            receipt=receipt,
-            payload=element,
-            invoice=invoice,
-            now=now,
-            seen=result.seen,
-        )
+        record, changed = accept()
     if changed:
         result.accepted.append(record)
     else:
         result.unchanged += 1
+
+
+@dataclass
+class _Arrival:
+    element: Any
+    invoice: Invoice
+    canonical: dict[str, Any]
+    content_hash: str
+
+
+def _accept_in_bulk(
+    connection: Connection,
+    receipt: SourceReceipt,
+    parsed: list[tuple[Any, Invoice]],
+    now: datetime,
+    result: IngestResult,
+) -> list[tuple[Any, Invoice]]:
+    """Accept the invoices that need no decision in a few statements for the whole body: those
+    new to Crosswalk (document, record and event inserted in bulk) and exact repeats (their
+    receipt time updated in one statement). Returns the rest, in body order, for one by one:
+    changed invoices, and any invoice that occurs twice in the body (the later one must see
+    the earlier).
+    """
+    occurrences = Counter(invoice.source_id for _, invoice in parsed)
+    arrivals = {
+        invoice.source_id: _arrival(element, invoice)
+        for element, invoice in parsed
+        if occurrences[invoice.source_id] == 1
+    }
+    known = {
+        document.source_id: document
+        for document in SourceDocument.objects.select_for_update()
+        .filter(connection=connection, kind=DocumentKind.INVOICE, source_id__in=list(arrivals))
+        .only("pk", "source_id", "content_hash")
+    }
+    repeats = {
+        source_id
+        for source_id, arrival in arrivals.items()
+        if source_id in known and known[source_id].content_hash == arrival.content_hash
+    }
+    SourceDocument.objects.filter(pk__in=[known[source_id].pk for source_id in repeats]).update(
+        last_received_at=now
+    )
+    result.unchanged += len(repeats)
+    new = [arrival for source_id, arrival in arrivals.items() if source_id not in known]
+    created = bool(new) and _records_create_in_bulk(connection, receipt, new, now, result)
+    done = repeats | ({arrival.invoice.source_id for arrival in new} if created else set())
+    for source_id in done:
+        # Repeats are still seen: keeps their values "recent" for coverage warnings.
+        invoice = arrivals[source_id].invoice
+        result.seen.add(_source_values(invoice), new_document=source_id not in known)
+    return [(element, invoice) for element, invoice in parsed if invoice.source_id not in done]
+
+
+def _arrival(element: Any, invoice: Invoice) -> _Arrival:
+    canonical = to_jsonable(invoice)
+    return _Arrival(element, invoice, canonical, _content_hash(canonical))
+
+
+def _content_hash(canonical: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _records_create_in_bulk(
+    connection: Connection,
+    receipt: SourceReceipt,
+    arrivals: list[_Arrival],
+    now: datetime,
+    result: IngestResult,
+) -> bool:
+    """Documents, records and their first events for invoices new to Crosswalk, in three
+    statements. False (nothing written) if the database refuses any of them, such as a new
+    invoice another delivery is creating at this moment: the caller then takes them one by one.
+    """
+    documents = [
+        _document_fill(SourceDocument(connection=connection, kind=DocumentKind.INVOICE,
+                                      source_id=arrival.invoice.source_id, first_received_at=now),
+                       receipt, arrival.element, arrival.invoice, arrival.canonical,
+                       arrival.content_hash, now)
+        for arrival in arrivals
+    ]  # fmt: skip
+    try:
+        with transaction.atomic():
+            SourceDocument.objects.bulk_create(documents, batch_size=500)
+            records = SyncRecord.objects.bulk_create(
+                [_record_new(connection, document, arrival.invoice, now)
+                 for document, arrival in zip(documents, arrivals, strict=True)],
+                batch_size=500,
+            )  # fmt: skip
+            with events_written_together():
+                for record, arrival in zip(records, arrivals, strict=True):
+                    detail = record.message or f"Received invoice {arrival.invoice.number}."
+                    _event(record, "", record.state, actor=SYSTEM, now=now, detail=detail)
+    except (IntegrityError, DataError):
+        return False
+    for record in records:
+        _nudge_if_ready(record)
+    result.accepted.extend(records)
+    return True
 
 
 def _element_label(element: Any, index: int, count: int) -> str:
@@ -170,7 +274,7 @@ def invoice_accept(
     Source values go to `seen` when given (written once per body), else straight away.
     """
     canonical = to_jsonable(invoice)
-    content_hash = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    content_hash = _content_hash(canonical)
     document = (
         SourceDocument.objects.select_for_update()
         .filter(connection=connection, kind=DocumentKind.INVOICE, source_id=invoice.source_id)
@@ -235,6 +339,20 @@ def _document_save(
             source_id=invoice.source_id,
             first_received_at=now,
         )
+    document = _document_fill(document, receipt, payload, invoice, canonical, content_hash, now)
+    document.save()
+    return document
+
+
+def _document_fill(
+    document: SourceDocument,
+    receipt: SourceReceipt,
+    payload: Any,
+    invoice: Invoice,
+    canonical: dict[str, Any],
+    content_hash: str,
+    now: datetime,
+) -> SourceDocument:
     document.number = invoice.number
     document.status = invoice.status
     document.customer_name = invoice.customer.name[:200]
@@ -244,15 +362,32 @@ def _document_save(
     document.content_hash = content_hash
     document.receipt = receipt
     document.last_received_at = now
-    document.save()
     return document
 
 
 def _record_create(
     connection: Connection, document: SourceDocument, invoice: Invoice, now: datetime
 ) -> SyncRecord:
+    record = _record_new(connection, document, invoice, now)
+    record.save()
+    _event(
+        record,
+        "",
+        record.state,
+        actor=SYSTEM,
+        now=now,
+        detail=record.message or f"Received invoice {invoice.number}.",
+    )
+    _nudge_if_ready(record)
+    return record
+
+
+def _record_new(
+    connection: Connection, document: SourceDocument, invoice: Invoice, now: datetime
+) -> SyncRecord:
+    """The first sync record of a new invoice, not yet saved: ready, or skipped by its status."""
     state, message = _state_for_status(connection, invoice.status)
-    record = SyncRecord.objects.create(
+    return SyncRecord(
         connection=connection,
         document=document,
         operation=Operation.CREATE,
@@ -263,16 +398,6 @@ def _record_create(
         received_at=now,
         state_changed_at=now,
     )
-    _event(
-        record,
-        "",
-        state,
-        actor=SYSTEM,
-        now=now,
-        detail=message or f"Received invoice {invoice.number}.",
-    )
-    _nudge_if_ready(record)
-    return record
 
 
 def _state_for_status(connection: Connection, status: str) -> tuple[str, str]:
