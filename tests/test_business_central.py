@@ -664,7 +664,7 @@ def test_an_unknown_employee_refuses_the_whole_week(bc):
 def test_the_preview_lists_the_exact_requests_and_sends_nothing(bc):
     requests = connector(bc).preview_invoice(plan=make_plan(), key="ST-INV-1")
     assert bc.sent == [] and bc.token_requests == 0
-    assert [request["method"] for request in requests] == ["GET", "POST", "POST", "POST"]
+    assert [request["method"] for request in requests] == ["GET", "POST", "POST", "POST", "GET"]
     batch = requests[2]
     assert batch["headers"] == {"Isolation": "snapshot"}
     operations = batch["body"]["requests"]
@@ -676,6 +676,7 @@ def test_the_preview_lists_the_exact_requests_and_sends_nothing(bc):
                  "quantity": Decimal(1), "unitPrice": Decimal("275.00")},
     }  # fmt: skip
     assert requests[3]["url"].endswith("/salesInvoices(<id>)/Microsoft.NAV.post")
+    assert requests[4]["url"].endswith("/salesInvoices(<id>)")  # read back for its number
 
 
 def test_the_preview_shows_a_new_customer_and_its_default_dimensions_as_one_batch(bc):

@@ -352,7 +352,9 @@ def test_the_preview_shows_the_purchase_order_batch_and_sends_nothing(connection
     call_command("preview_posting", "--connection", connection.slug, "--document", str(path),
                  stdout=out)  # fmt: skip
     assert len(bc.sent) == sent_before and bc.rows("purchaseOrders") == []
-    title, body = out.getvalue().split(":\n", 1)
+    vendor, order = out.getvalue().split("\n", 1)
+    assert vendor.startswith("Vendor Ferguson Supply (PartsLedger V-100): A vendor is master data")
+    title, body = order.split(":\n", 1)
     assert title.startswith("Purchase order 4411 (PartsLedger PO-4411), total 122.25 USD, key "
                             "ST-PO-PO-4411")  # fmt: skip
     requests = json.loads(body)

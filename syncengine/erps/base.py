@@ -225,8 +225,29 @@ class Connector(Protocol):
         """Every document carrying a Crosswalk key (reconciliation compares them by key)."""
         ...
 
+    # Previews (`manage.py preview_posting`): the requests the post method of the same name
+    # would send, in order, sending nothing; built by the code that builds what it sends. A
+    # request that depends on an answer (an id, an ETag) shows a placeholder and says when it
+    # is sent ("purpose"). An error the post method would raise before sending is raised.
+
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
         """The requests `post_invoice` would send, without sending them."""
+        ...
+
+    def preview_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
+        """The requests `post_source_credit_memo` would send, without sending them."""
+        ...
+
+    def preview_journal(self, *, plan: JournalPlan, key: str) -> list[dict[str, Any]]:
+        """The requests `post_journal` would send, without sending them."""
+        ...
+
+    def preview_purchase(self, *, plan: PurchasePlan, key: str) -> list[dict[str, Any]]:
+        """The requests `post_purchase` would send, without sending them."""
+        ...
+
+    def preview_time_entries(self, *, plan: TimePlan, key: str) -> list[dict[str, Any]]:
+        """The requests `post_time_entries` would send for a week the ERP has none of yet."""
         ...
 
     def payments(self, *, since: datetime | None) -> Iterable[ErpPayment]:
@@ -265,6 +286,10 @@ class ProcurementConnector(Protocol):
     def post_receipt(self, *, plan: ReceiptPlan, key: str) -> tuple[ErpDocument, bool]:
         """Receive the plan's quantities on its order, invoicing nothing; (the order, True) when
         the ERP shows them received already, so a retry never receives twice."""
+        ...
+
+    def preview_receipt(self, *, plan: ReceiptPlan, key: str) -> list[dict[str, Any]]:
+        """The requests `post_receipt` would send when the ERP shows nothing of it received."""
         ...
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -328,15 +329,11 @@ def _post_cost_document(record: SyncRecord, connector: Connector, *, lookup_firs
         found = connector.find_posting(kind=posting, key=record.idempotency_key)
         if found is not None:
             return Outcome(SyncState.POSTED, erp_document=found, found_by_lookup=True)
-    plan = _cost_plan(record)
-    if isinstance(plan, Outcome):
-        return plan
-    day = _open_day_for(record.connection, plan.posting_date)
-    if isinstance(day, Outcome):
-        return day
-    posting_date, notes = day
-    if notes:
-        plan = dataclasses.replace(plan, posting_date=posting_date)
+    planned = cost_posting_plan(connection=record.connection, kind=kind,
+                                document=_stored_cost_document(record))  # fmt: skip
+    if isinstance(planned, Outcome):
+        return planned
+    plan, notes = planned
     try:
         if isinstance(plan, PurchasePlan):
             document = connector.post_purchase(plan=plan, key=record.idempotency_key)
@@ -355,28 +352,44 @@ def _post_cost_document(record: SyncRecord, connector: Connector, *, lookup_firs
 
 def _cost_plan(record: SyncRecord) -> JournalPlan | PurchasePlan | Outcome:
     """Code the record with the rules in force on its date; BLOCKED with every problem."""
-    kind, canonical = record.document.kind, record.document.canonical
-    document: JobCost | ProcurementDocument
-    if kind == DocumentKind.JOB_COST:
-        document = job_cost_from_dict(canonical)
-        on = document.used_on
-    else:
-        document = procurement_from_dict(canonical)
-        on = document.document_date
-    rules = rules_in_force(connection=record.connection, on=on)
+    return cost_plan(connection=record.connection, kind=record.document.kind,
+                     document=_stored_cost_document(record))  # fmt: skip
+
+
+def _stored_cost_document(record: SyncRecord) -> JobCost | ProcurementDocument:
+    canonical = record.document.canonical
+    if record.document.kind == DocumentKind.JOB_COST:
+        return job_cost_from_dict(canonical)
+    return procurement_from_dict(canonical)
+
+
+def cost_plan(
+    *,
+    connection: Connection,
+    kind: str,
+    document: JobCost | ProcurementDocument,
+    vendor_names: Mapping[str, str] | None = None,
+) -> JournalPlan | PurchasePlan | Outcome:
+    """Code a job cost or procurement document (`kind`: a `DocumentKind`) with the rules in force
+    on its date and the connection's cached catalog; BLOCKED with every problem. Only reads:
+    posting and `preview_posting` (syncengine.preview) both code with it. A purchase document's
+    vendor name comes from `vendor_names` (vendor id → name, e.g. the same file's vendors), else
+    from the vendor imported before it."""
+    on = document.used_on if isinstance(document, JobCost) else document.document_date
+    rules = rules_in_force(connection=connection, on=on)
     if rules is None:
         return Outcome(SyncState.BLOCKED, problems=(Problem(
             "NO_RULES", f"No posting rules are in force on {on}: finance must publish a rule "
             "set effective on or before that date.",
         ),))  # fmt: skip
-    catalog = catalog_cached(connection=record.connection)
+    catalog = catalog_cached(connection=connection)
     plan: JournalPlan | PurchasePlan | list[Problem]
     if isinstance(document, JobCost):
         plan = resolve_job_cost(document, rules.compiled, catalog)
     elif kind == DocumentKind.INVENTORY_ADJUSTMENT:
         plan = resolve_inventory_adjustment(document, rules.compiled, catalog)
     else:
-        vendor = _vendor_of(record.connection, document)
+        vendor = _vendor_of(connection, document, vendor_names or {})
         if isinstance(vendor, Outcome):
             return vendor
         plan = resolve_purchase_invoice(vendor, rules.compiled, catalog)
@@ -385,11 +398,40 @@ def _cost_plan(record: SyncRecord) -> JournalPlan | PurchasePlan | Outcome:
     return plan
 
 
+def cost_posting_plan(
+    *,
+    connection: Connection,
+    kind: str,
+    document: JobCost | ProcurementDocument,
+    vendor_names: Mapping[str, str] | None = None,
+) -> tuple[JournalPlan | PurchasePlan, dict[str, Any]] | Outcome:
+    """The plan a job cost or procurement document is sent with, and the notes of its posting
+    (a posting date moved out of a closed period): coded by `cost_plan`, a purchase order as an
+    order (no period check: an order posts nothing to the ledger), anything else on the first
+    open day under the connection's policy or held. Only reads, like `cost_plan`."""
+    plan = cost_plan(connection=connection, kind=kind, document=document,
+                     vendor_names=vendor_names)  # fmt: skip
+    if isinstance(plan, Outcome):
+        return plan
+    if kind == DocumentKind.PURCHASE_ORDER:
+        assert isinstance(plan, PurchasePlan)  # a purchase order is coded as a purchase
+        return dataclasses.replace(plan, kind=ProcurementKind.PURCHASE_ORDER), {}
+    day = _open_day_for(connection, plan.posting_date)
+    if isinstance(day, Outcome):
+        return day
+    posting_date, notes = day
+    if notes:
+        plan = dataclasses.replace(plan, posting_date=posting_date)
+    return plan, notes
+
+
 def _vendor_of(
-    connection: Connection, document: ProcurementDocument
+    connection: Connection, document: ProcurementDocument, known: Mapping[str, str]
 ) -> ProcurementDocument | Outcome:
-    """The purchase document with its vendor's name, from the vendor imported before it; a
-    vendor never imported blocks the document, naming the vendor."""
+    """The purchase document with its vendor's name, from `known` or the vendor imported before
+    it; a vendor never imported blocks the document, naming the vendor."""
+    if document.vendor_id in known:
+        return dataclasses.replace(document, vendor_name=known[document.vendor_id])
     vendor = SourceDocument.objects.filter(
         connection=connection, kind=DocumentKind.VENDOR, source_id=document.vendor_id
     ).first()
@@ -411,11 +453,12 @@ def _post_purchase_order(
     """An open purchase order, coded like a purchase invoice of the same lines. The lookup needs
     the plan (the ERP is searched by vendor and date), so the order is coded first. No period
     check: an order posts nothing to the ledger; its receipts are checked when they post."""
-    coded = _cost_plan(record)
-    if isinstance(coded, Outcome):
-        return coded
-    assert isinstance(coded, PurchasePlan)  # a purchase order is coded as a purchase
-    plan = dataclasses.replace(coded, kind=ProcurementKind.PURCHASE_ORDER)
+    planned = cost_posting_plan(connection=record.connection, kind=DocumentKind.PURCHASE_ORDER,
+                                document=_stored_cost_document(record))  # fmt: skip
+    if isinstance(planned, Outcome):
+        return planned
+    plan = planned[0]
+    assert isinstance(plan, PurchasePlan)  # a purchase order is coded as a purchase
     if lookup_first:
         found = poster.find_purchase_order(plan=plan, key=record.idempotency_key)
         if found is not None:
@@ -428,14 +471,10 @@ def _post_receipt(record: SyncRecord, poster: ProcurementConnector) -> Outcome:
     """Receive on the order Crosswalk posted, on the receipt's date (moved to the first open
     day when the connection's policy says so). Always checked against the ERP first: the
     quantities it shows received say whether this receipt landed already."""
-    plan = _receipt_plan(record)
-    if isinstance(plan, Outcome):
-        return plan
-    day = _open_day_for(record.connection, plan.posting_date)
-    if isinstance(day, Outcome):
-        return day
-    posting_date, notes = day
-    plan = dataclasses.replace(plan, posting_date=posting_date)
+    planned = _receipt_plan(record)
+    if isinstance(planned, Outcome):
+        return planned
+    plan, notes = planned
     document, found = poster.post_receipt(plan=plan, key=record.idempotency_key)
     received = [{"order_line": plan_line.position + 1, "quantity": str(plan_line.quantity),
                  "received_before": str(plan_line.received_before),
@@ -444,7 +483,7 @@ def _post_receipt(record: SyncRecord, poster: ProcurementConnector) -> Outcome:
                    notes={**notes, "received": received, "total": str(plan.total)})  # fmt: skip
 
 
-def _receipt_plan(record: SyncRecord) -> ReceiptPlan | Outcome:
+def _receipt_plan(record: SyncRecord) -> tuple[ReceiptPlan, dict[str, Any]] | Outcome:
     """Which lines of which posted order the receipt receives, and how much the other receipts
     of that order received before. Raises a transient PREREQUISITE error while the order, or
     another receipt of it, is still on its way to the ERP."""
@@ -464,10 +503,31 @@ def _receipt_plan(record: SyncRecord) -> ReceiptPlan | Outcome:
     if isinstance(positions, Outcome):
         return positions
     before = _received_before(record, order)
+    return receipt_posting_plan(connection=record.connection, receipt=receipt, order=order,
+                                order_key=order_record.idempotency_key,
+                                received_before=before)  # fmt: skip
+
+
+def receipt_posting_plan(
+    *,
+    connection: Connection,
+    receipt: ProcurementDocument,
+    order: ProcurementDocument,
+    order_key: str,
+    received_before: Mapping[int, Decimal],
+) -> tuple[ReceiptPlan, dict[str, Any]] | Outcome:
+    """The receipt as it is received on `order` (posted under `order_key`), given what the
+    order's other receipts received per order line, and the notes of its posting: BLOCKED when a
+    line matches no order line, receives more than is left or is worth other than the order's
+    unit cost says; dated on the first open day under the connection's policy, or held. Only
+    reads: posting and `preview_posting` (syncengine.preview) share it."""
+    positions = _matched_lines(receipt, order)
+    if isinstance(positions, Outcome):
+        return positions
     lines = []
     for line, position in zip(receipt.lines, positions, strict=True):
         ordered = order.lines[position]
-        received = before.get(position, ZERO)
+        received = received_before.get(position, ZERO)
         if received + line.quantity > ordered.quantity:
             return _blocked("RECEIVES_TOO_MUCH", f"Receipt {receipt.number} line {line.line_id} "
                             f"receives {line.quantity} of order {order.number} line "
@@ -480,12 +540,15 @@ def _receipt_plan(record: SyncRecord) -> ReceiptPlan | Outcome:
                             f"unit cost {ordered.unit_cost} it is {amount}: correct one of them "
                             "in PartsLedger.", order.number)  # fmt: skip
         lines.append(ReceiptLine(position, line.quantity, received, amount))
+    day = _open_day_for(connection, receipt.document_date)
+    if isinstance(day, Outcome):
+        return day
+    posting_date, notes = day
     return ReceiptPlan(
-        document_number=receipt.number, posting_date=receipt.document_date,
-        order_key=order_record.idempotency_key, order_number=order.number,
-        vendor_ref=order.vendor_id, order_date=order.document_date,
+        document_number=receipt.number, posting_date=posting_date, order_key=order_key,
+        order_number=order.number, vendor_ref=order.vendor_id, order_date=order.document_date,
         order_lines=len(order.lines), lines=tuple(lines),
-    )  # fmt: skip
+    ), notes  # fmt: skip
 
 
 def _order_of(connection: Connection, receipt: ProcurementDocument) -> SourceDocument | Outcome:
@@ -530,23 +593,39 @@ def _received_before(record: SyncRecord, order: ProcurementDocument) -> dict[int
     waits for a later one, so two claimed together cannot wait for each other."""
     receipt = procurement_from_dict(record.document.canonical)
     mine = (receipt.document_date, receipt.source_id)
-    others = SyncRecord.objects.filter(
-        connection=record.connection, document__kind=DocumentKind.RECEIPT,
-        operation=Operation.CREATE,
-    ).exclude(pk=record.pk).select_related("document")  # fmt: skip
-    received: dict[int, Decimal] = {}
-    for other in others:
-        if other.document.canonical.get("purchase_order_number") != order.number:
-            continue
-        earlier = procurement_from_dict(other.document.canonical)
+    posted = []
+    for other, earlier in order_receipts(connection=record.connection, order=order,
+                                         exclude_pk=record.pk):  # fmt: skip
         if other.state in _UNSETTLED and (earlier.document_date, earlier.source_id) < mine:
             raise ConnectorError(
                 f"Waiting for receipt {earlier.number} of order {order.number}, which comes "
                 "first, to settle before receiving this one.",
                 category=FailureCategory.PREREQUISITE, transient=True,
             )  # fmt: skip
-        if other.state != SyncState.POSTED:
-            continue
+        if other.state == SyncState.POSTED:
+            posted.append(earlier)
+    return received_by(posted, order)
+
+
+def order_receipts(
+    *, connection: Connection, order: ProcurementDocument, exclude_pk: int | None = None
+) -> list[tuple[SyncRecord, ProcurementDocument]]:
+    """The stored receipts of `order` with their records (but the record `exclude_pk`)."""
+    others = SyncRecord.objects.filter(
+        connection=connection, document__kind=DocumentKind.RECEIPT, operation=Operation.CREATE,
+    ).select_related("document")  # fmt: skip
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
+    return [(other, procurement_from_dict(other.document.canonical)) for other in others
+            if other.document.canonical.get("purchase_order_number") == order.number]  # fmt: skip
+
+
+def received_by(
+    receipts: Iterable[ProcurementDocument], order: ProcurementDocument
+) -> dict[int, Decimal]:
+    """Per order line (0-based position), what `receipts` received of it."""
+    received: dict[int, Decimal] = {}
+    for earlier in receipts:
         positions = _matched_lines(earlier, order)
         if isinstance(positions, Outcome):
             continue  # it could not have posted: nothing of it reached the ERP

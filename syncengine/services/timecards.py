@@ -103,9 +103,9 @@ def timecard_accept(
     document.payload, document.canonical, document.content_hash = payload, canonical, content_hash
     document.receipt, document.last_received_at = receipt, now
     document.save()
-    approved = card.status == APPROVED_TIME
+    message = not_approved(card)
+    approved = not message
     state = SyncState.READY if approved else SyncState.SKIPPED
-    message = "" if approved else f"Status {card.status!r}: only approved time is posted."
     record = (
         SyncRecord.objects.select_for_update()
         .filter(document=document, operation=Operation.CREATE)
@@ -143,6 +143,13 @@ def timecard_accept(
     return record, True
 
 
+def not_approved(card: Timecard) -> str:
+    """Why the card is not posted (its status), or "" when it is approved."""
+    if card.status == APPROVED_TIME:
+        return ""
+    return f"Status {card.status!r}: only approved time is posted."
+
+
 def timecards_catch_up(*, now: datetime, days: int = 7) -> int:
     """Weekly: send the past week's approved timecards again; what already went is skipped
     (each entry's key), anything the real-time path missed posts. Returns how many were sent."""
@@ -167,19 +174,27 @@ def timecards_catch_up(*, now: datetime, days: int = 7) -> int:
 
 def _post_timecard(record: SyncRecord, connector: Connector) -> Outcome:
     card = timecard_from_dict(record.document.canonical)
-    rules = rules_in_force(connection=record.connection, on=card.week_starting)
+    plan = timecard_plan(connection=record.connection, card=card)
+    if isinstance(plan, Outcome):
+        return plan
+    document = connector.post_time_entries(plan=plan, key=record.idempotency_key)
+    return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+
+
+def timecard_plan(*, connection: Connection, card: Timecard) -> TimePlan | Outcome:
+    """The time entries a timecard is sent as, coded with the rules in force on its week;
+    BLOCKED with every problem, or held while a work date is in a closed period. Only reads:
+    posting and `preview_posting` (syncengine.preview) share it."""
+    rules = rules_in_force(connection=connection, on=card.week_starting)
     if rules is None:
         return Outcome(SyncState.BLOCKED, problems=(Problem(
             "NO_RULES", f"No posting rules are in force on {card.week_starting}.",
         ),))  # fmt: skip
-    plan = resolve_timecard(card, rules.compiled, catalog_cached(connection=record.connection))
+    plan = resolve_timecard(card, rules.compiled, catalog_cached(connection=connection))
     if isinstance(plan, list):
         return Outcome(SyncState.BLOCKED, problems=tuple(plan))
-    held = _time_in_closed_period(record.connection, plan)
-    if held is not None:
-        return held
-    document = connector.post_time_entries(plan=plan, key=record.idempotency_key)
-    return Outcome(SyncState.POSTED, erp_document=document, plan=plan)
+    held = _time_in_closed_period(connection, plan)
+    return plan if held is None else held
 
 
 def _time_in_closed_period(connection: Connection, plan: TimePlan) -> Outcome | None:

@@ -54,6 +54,7 @@ from syncengine.erps.business_central.http import (
     MAX_BATCH_OPERATIONS,
     BcApi,
     BcSettings,
+    batch_request,
     odata_literal,
     odata_time,
 )
@@ -347,7 +348,17 @@ class BusinessCentral:
     def preview_invoice(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
         """The requests post_invoice sends, in order; nothing is sent (the company's id is
         shown as configured when only its name is known)."""
+        if plan.total < ZERO:
+            raise self._negative_invoice(plan)
         company = self._preview_company()
+        operations = self._invoice_operations(plan, key, self._customer_number(plan), company)
+        batch = batch_request([op.as_batch() for op in operations],
+                              what=f"create invoice {plan.document_number} ({key})")  # fmt: skip
+        return [*self._preview_customer(plan, company), batch,
+                *self._preview_post(company, "salesInvoices")]  # fmt: skip
+
+    def _preview_customer(self, plan: InvoicePlan, company: str) -> list[dict[str, Any]]:
+        """The requests `_customer` sends: the lookup, and the create when the connection may."""
         number = self._customer_number(plan)
         requests: list[dict[str, Any]] = [
             {"method": "GET", "url": f"{company}/customers",
@@ -362,21 +373,25 @@ class BusinessCentral:
             ]  # fmt: skip
             operations = [Operation("1", "POST", f"{company}/customers",
                                     self._customer_body(plan)), *defaults]  # fmt: skip
-            requests.append({"method": "POST", "url": "$batch", "headers": {"Isolation":
-                             "snapshot"}, "body": {"requests": [op.as_batch() for op in
-                             operations]}, "purpose": "only when the lookup found nothing; the "
+            batch = batch_request(
+                [op.as_batch() for op in operations], what=f"create customer {number}"
+            )
+            requests.append({**batch, "purpose": "only when the lookup found nothing; the "
                              "dimension and value ids are looked up first"})  # fmt: skip
         elif self.settings.create_customers:
             requests.append({"method": "POST", "url": f"{company}/customers",
                              "body": self._customer_body(plan),
                              "purpose": "only when the lookup found nothing"})  # fmt: skip
-        operations = self._invoice_operations(plan, key, number, company)
-        requests.append({"method": "POST", "url": "$batch", "headers": {"Isolation": "snapshot"},
-                         "body": {"requests": [op.as_batch() for op in operations]}})  # fmt: skip
-        if self.settings.post_policy == "post":
-            requests.append({"method": "POST", "url": f"{company}/salesInvoices(<id>)/"
-                             "Microsoft.NAV.post", "purpose": "post the new draft"})  # fmt: skip
         return requests
+
+    def _preview_post(self, company: str, entity_set: str) -> list[dict[str, Any]]:
+        # `_post`, by the connection's post policy: the new draft posted, then read back.
+        if self.settings.post_policy != "post":
+            return []
+        return [{"method": "POST", "url": f"{company}/{entity_set}(<id>)/Microsoft.NAV.post",
+                 "purpose": "post the new draft"},
+                {"method": "GET", "url": f"{company}/{entity_set}(<id>)",
+                 "purpose": "read it back for its posted number"}]  # fmt: skip
 
     def _preview_company(self) -> str:
         # The company's id as configured, or a placeholder when only its name is known.
@@ -386,11 +401,7 @@ class BusinessCentral:
 
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         if plan.total < ZERO:
-            raise ConnectorError(
-                f"Invoice {plan.document_number} totals {plan.total}: Business Central does not "
-                "post a negative invoice. Issue it as a credit memo in ServiceTrade.",
-                category=FailureCategory.VALUE, transient=False,
-            )  # fmt: skip
+            raise self._negative_invoice(plan)
         customer = self._customer(plan)
         company = self.api.company_path()
         operations = self._invoice_operations(plan, key, customer["number"], company)
@@ -402,6 +413,13 @@ class BusinessCentral:
         if self.settings.post_policy == "post":
             return self._post("salesInvoices", invoice, key)
         return self._document("salesInvoices", invoice)
+
+    def _negative_invoice(self, plan: InvoicePlan) -> ConnectorError:
+        return ConnectorError(
+            f"Invoice {plan.document_number} totals {plan.total}: Business Central does not "
+            "post a negative invoice. Issue it as a credit memo in ServiceTrade.",
+            category=FailureCategory.VALUE, transient=False,
+        )  # fmt: skip
 
     def _invoice_operations(
         self, plan: InvoicePlan, key: str, customer_number: str, company: str
@@ -510,18 +528,7 @@ class BusinessCentral:
         turned (a credited revenue line is a positive credit memo line)."""
         customer = self._customer(plan)
         company = self.api.company_path()
-        header: dict[str, Any] = {
-            "customerNumber": customer["number"],
-            "externalDocumentNumber": key,
-            "creditMemoDate": plan.posting_date.isoformat(),
-            "postingDate": plan.posting_date.isoformat(),
-        }
-        if plan.currency and plan.currency != self.settings.local_currency:
-            header["currencyCode"] = plan.currency
-        turned = [line._replace(amount=-line.amount) for line in plan.lines]
-        operations = self._document_operations(
-            plan, f"{company}/salesCreditMemos", header, "salesCreditMemoLines", turned
-        )
+        operations = self._credit_memo_operations(plan, key, customer["number"], company)
         answers = self.api.batch(
             [op.as_batch() for op in operations],
             what=f"create credit memo {plan.document_number} ({key})",
@@ -531,49 +538,90 @@ class BusinessCentral:
             return self._post("salesCreditMemos", memo, key)
         return self._document("salesCreditMemos", memo)
 
+    def preview_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
+        """The requests post_source_credit_memo sends; nothing is sent."""
+        company = self._preview_company()
+        customer = self._preview_customer(plan, company)
+        operations = self._credit_memo_operations(plan, key, self._customer_number(plan), company)
+        batch = batch_request(
+            [op.as_batch() for op in operations],
+            what=f"create credit memo {plan.document_number} ({key})",
+        )
+        return [*customer, batch, *self._preview_post(company, "salesCreditMemos")]
+
+    def _credit_memo_operations(
+        self, plan: InvoicePlan, key: str, customer_number: str, company: str
+    ) -> list[Operation]:
+        """A credit issued in the source: the plan's lines with the sign turned (a credited
+        revenue line is a positive credit memo line), applied to no invoice."""
+        header: dict[str, Any] = {
+            "customerNumber": customer_number,
+            "externalDocumentNumber": key,
+            "creditMemoDate": plan.posting_date.isoformat(),
+            "postingDate": plan.posting_date.isoformat(),
+        }
+        if plan.currency and plan.currency != self.settings.local_currency:
+            header["currencyCode"] = plan.currency
+        turned = [line._replace(amount=-line.amount) for line in plan.lines]
+        return self._document_operations(
+            plan, f"{company}/salesCreditMemos", header, "salesCreditMemoLines", turned
+        )
+
     # --- time -----------------------------------------------------------------------------------
 
     def post_time_entries(self, *, plan: TimePlan, key: str) -> ErpDocument:
+        self._check_time_entries()
+        company = self.api.company_path()
+        for job_number in _projects_of(plan):
+            self._project(company, job_number)
+        new = self._time_entries_missing(company, plan)
+        groups = [self._time_operations(company, entry) for entry in new]
+        for batch in _time_batches(groups):
+            self.api.batch(batch, what=_time_what(plan, key))
+        count = len(plan.entries)
+        return ErpDocument(id=key, number=f"{count} time entries", url="")
+
+    def preview_time_entries(self, *, plan: TimePlan, key: str) -> list[dict[str, Any]]:
+        """The requests post_time_entries sends for a week Business Central has none of yet;
+        nothing is sent."""
+        self._check_time_entries()
+        company = self._preview_company()
+        requests: list[dict[str, Any]] = []
+        for number in _projects_of(plan):
+            requests.append({"method": "GET", "url": f"{company}/projects",
+                             "params": {"$filter": f"number eq {odata_literal(number)}"},
+                             "purpose": "is the project there?"})  # fmt: skip
+            if self.settings.create_projects:
+                requests.append({"method": "POST", "url": f"{company}/projects",
+                                 "body": _project_body(number),
+                                 "purpose": "only when the lookup found nothing"})  # fmt: skip
+        query = _time_entries_query(plan)
+        if query is not None:
+            requests.append({"method": "GET", "url": f"{company}/timeRegistrationEntries",
+                             "params": query, "purpose": "the entries already there (by date, "
+                             "project and hours) are not sent again"})  # fmt: skip
+        groups = [self._time_operations(company, entry) for entry in plan.entries]
+        return requests + [batch_request(batch, what=_time_what(plan, key))
+                           for batch in _time_batches(groups)]  # fmt: skip
+
+    def _check_time_entries(self) -> None:
         if self.settings.time_entries != "time_registration":
             raise ConnectorError(
                 f"time_entries {self.settings.time_entries!r} is not supported: API v2.0 journal "
                 "lines take G/L amounts, not hours. Use 'time_registration'.",
                 category=FailureCategory.VALUE, transient=False,
             )  # fmt: skip
-        company = self.api.company_path()
-        for job_number in sorted({entry.job_number for entry in plan.entries if entry.job_number}):
-            self._project(company, job_number)
-        new = self._time_entries_missing(company, plan)
-        groups = [self._time_operations(company, entry) for entry in new]
-        # Each $batch is all or nothing; entries are matched again on a retry, so a week larger
-        # than one batch is safe in several.
-        chunk: list[list[Operation]] = []
-        for group in [*groups, []]:
-            size = sum(len(item) for item in chunk)
-            if chunk and (not group or size + len(group) > MAX_BATCH_OPERATIONS):
-                self.api.batch(
-                    _renumbered(chunk), what=f"create the time entries of {plan.technician} "
-                    f"for the week of {plan.week_starting} ({key})",
-                )  # fmt: skip
-                chunk = []
-            if group:
-                chunk.append(group)
-        count = len(plan.entries)
-        return ErpDocument(id=key, number=f"{count} time entries", url="")
 
     def _time_entries_missing(self, company: str, plan: TimePlan) -> list[TimePlanEntry]:
         """The plan's entries Business Central does not have yet, matched by date, project and
         hours (the page has no field to carry our key)."""
-        dates = [date.fromisoformat(entry.work_date) for entry in plan.entries]
-        if not dates:
+        query = _time_entries_query(plan)
+        if query is None:
             return []
-        first, last = min(dates), max(dates) + timedelta(days=1)
         existing = Counter(
             _time_signature(row.get("date", ""), row.get("jobNumber", ""), row.get("quantity"))
             for row in self.api.get_all(
-                f"{company}/timeRegistrationEntries",
-                params={"$filter": f"employeeNumber eq {odata_literal(plan.employee)} and "
-                                   f"date ge {first.isoformat()} and date lt {last.isoformat()}"},
+                f"{company}/timeRegistrationEntries", params=query,
                 what=f"read the time entries of {plan.employee}",
             )
         )  # fmt: skip
@@ -621,9 +669,8 @@ class BusinessCentral:
                 missing=f"PROJECT:{number}",
             )  # fmt: skip
         self._create_or_find(
-            f"{company}/projects", {"number": number, "displayName": number},
-            what=f"create project {number}",
-        )  # fmt: skip
+            f"{company}/projects", _project_body(number), what=f"create project {number}"
+        )
 
     # --- job costs and purchases ----------------------------------------------------------------
 
@@ -664,9 +711,7 @@ class BusinessCentral:
         company = self.api.company_path()
         journal = self._journal(company)
         operations = self._journal_operations(plan, key, f"{company}/journals({journal['id']})")
-        answers = self.api.batch(
-            _renumbered(operations), what=f"create journal lines {plan.description} ({key})"
-        )
+        answers = self.api.batch(_renumbered(operations), what=_journal_what(plan, key))
         first = answers[0].body or {}
         return ErpDocument(id=str(first.get("id", key)), number=f"{journal.get('code', '')} "
                            f"{_document_number(key)} ({len(plan.pairs)} lines)")  # fmt: skip
@@ -690,7 +735,20 @@ class BusinessCentral:
             groups.append(group)
         return groups
 
-    def _journal(self, company: str) -> dict[str, Any]:
+    def preview_journal(self, *, plan: JournalPlan, key: str) -> list[dict[str, Any]]:
+        """The requests post_journal sends; nothing is sent."""
+        code = self._journal_code()
+        company = self._preview_company()
+        journal_path = f"{company}/journals(<id of journal {code}>)"
+        operations = self._journal_operations(plan, key, journal_path)
+        return [
+            {"method": "GET", "url": f"{company}/journals",
+             "params": {"$filter": f"code eq {odata_literal(code)}"},
+             "purpose": "the cost journal's id"},
+            batch_request(_renumbered(operations), what=_journal_what(plan, key)),
+        ]  # fmt: skip
+
+    def _journal_code(self) -> str:
         code = self.settings.cost_journal
         if not code:
             raise ConnectorError(
@@ -698,6 +756,10 @@ class BusinessCentral:
                 "batch code) in its Business Central settings.",
                 category=FailureCategory.PREREQUISITE, transient=False,
             )  # fmt: skip
+        return code
+
+    def _journal(self, company: str) -> dict[str, Any]:
+        code = self._journal_code()
         rows = list(self.api.get_all(
             f"{company}/journals", params={"$filter": f"code eq {odata_literal(code)}"},
             what=f"look up journal {code}",
@@ -713,8 +775,32 @@ class BusinessCentral:
     def post_purchase(self, *, plan: PurchasePlan, key: str) -> ErpDocument:
         vendor = self._vendor(plan)
         company = self.api.company_path()
+        operations = self._purchase_operations(plan, key, vendor["number"], company)
+        answers = self.api.batch([op.as_batch() for op in operations],
+                                 what=_purchase_what(plan, key))  # fmt: skip
+        invoice = answers[0].body
+        if self.settings.post_policy == "post":
+            return self._post("purchaseInvoices", invoice, key)
+        return self._document("purchaseInvoices", invoice)
+
+    def preview_purchase(self, *, plan: PurchasePlan, key: str) -> list[dict[str, Any]]:
+        """The requests post_purchase sends; nothing is sent."""
+        company = self._preview_company()
+        operations = self._purchase_operations(plan, key, self.vendor_number(plan.vendor_ref),
+                                               company)  # fmt: skip
+        return [
+            *self._preview_vendor(plan, company),
+            batch_request([op.as_batch() for op in operations], what=_purchase_what(plan, key)),
+            *self._preview_post(company, "purchaseInvoices"),
+        ]
+
+    def _purchase_operations(
+        self, plan: PurchasePlan, key: str, vendor_number: str, company: str
+    ) -> list[Operation]:
+        """A purchase invoice's header and its lines (±1 at the line's amount, like sales
+        lines), with their dimensions; zero lines are left out."""
         header: dict[str, Any] = {
-            "vendorNumber": vendor["number"], "vendorInvoiceNumber": key,
+            "vendorNumber": vendor_number, "vendorInvoiceNumber": key,
             "invoiceDate": plan.posting_date.isoformat(),
             "postingDate": plan.posting_date.isoformat(),
         }  # fmt: skip
@@ -732,14 +818,25 @@ class BusinessCentral:
                     "unitCost": abs(line.amount)}  # fmt: skip
             line_with_dimensions(operations, "purchaseInvoiceLines", body,
                                  sorted(line.dimensions.items()))  # fmt: skip
-        answers = self.api.batch(
-            [op.as_batch() for op in operations],
-            what=f"create purchase invoice {plan.document_number} ({key})",
-        )
-        invoice = answers[0].body
-        if self.settings.post_policy == "post":
-            return self._post("purchaseInvoices", invoice, key)
-        return self._document("purchaseInvoices", invoice)
+        return operations
+
+    def _preview_vendor(self, plan: PurchasePlan, company: str) -> list[dict[str, Any]]:
+        """The requests `_vendor` sends: the lookup, and the create when the connection may."""
+        number = self.vendor_number(plan.vendor_ref)
+        requests: list[dict[str, Any]] = [
+            {"method": "GET", "url": f"{company}/vendors",
+             "params": {"$filter": f"number eq {odata_literal(number)}"},
+             "purpose": "is the vendor there?"},
+        ]  # fmt: skip
+        if self.settings.create_vendors:
+            requests.append({"method": "POST", "url": f"{company}/vendors",
+                             "body": self._vendor_body(plan),
+                             "purpose": "only when the lookup found nothing"})  # fmt: skip
+        return requests
+
+    def _vendor_body(self, plan: PurchasePlan) -> dict[str, Any]:
+        number = self.vendor_number(plan.vendor_ref)
+        return {"number": number, "displayName": (plan.vendor_name or number)[:100]}
 
     def vendor_number(self, vendor_ref: str) -> str:
         """A PartsLedger vendor's number in Business Central: prefix + its id, cut to 20."""
@@ -770,9 +867,7 @@ class BusinessCentral:
                 missing=f"VENDOR:{number}",
             )  # fmt: skip
         return self._create_or_find(
-            f"{company}/vendors",
-            {"number": number, "displayName": (plan.vendor_name or number)[:100]},
-            what=f"create vendor {number}",
+            f"{company}/vendors", self._vendor_body(plan), what=f"create vendor {number}"
         )
 
     # --- purchase orders and receipts (purchase_orders.py) --------------------------------------
@@ -788,40 +883,34 @@ class BusinessCentral:
         vendor = self._vendor(plan)
         company = self.api.company_path()
         operations = purchase_orders.order_operations(self, plan, key, vendor["number"], company)
-        answers = self.api.batch(
-            [op.as_batch() for op in operations],
-            what=f"create purchase order {plan.document_number} ({key})",
-        )
+        answers = self.api.batch([op.as_batch() for op in operations],
+                                 what=_order_what(plan, key))  # fmt: skip
         return purchase_orders.order_document(self, answers[0].body)
 
     def preview_purchase_order(self, *, plan: PurchasePlan, key: str) -> list[dict[str, Any]]:
         """The requests post_purchase_order sends, in order; nothing is sent."""
         company = self._preview_company()
         number = self.vendor_number(plan.vendor_ref)
-        requests: list[dict[str, Any]] = [
-            {"method": "GET", "url": f"{company}/vendors",
-             "params": {"$filter": f"number eq {odata_literal(number)}"},
-             "purpose": "is the vendor there?"},
-        ]  # fmt: skip
-        if self.settings.create_vendors:
-            requests.append({"method": "POST", "url": f"{company}/vendors",
-                             "body": {"number": number,
-                                      "displayName": (plan.vendor_name or number)[:100]},
-                             "purpose": "only when the lookup found nothing"})  # fmt: skip
-        requests.append({"method": "GET", "url": f"{company}/purchaseOrders",
-                         "params": {"$filter": f"vendorNumber eq {odata_literal(number)} and "
-                                               f"orderDate eq {plan.posting_date.isoformat()}",
-                                    "$expand": "purchaseOrderLines"},
+        requests = self._preview_vendor(plan, company)
+        params = purchase_orders.order_lookup_params(
+            vendor_number=number, order_date=plan.posting_date.isoformat()
+        )
+        requests.append({"method": "GET", "url": f"{company}/purchaseOrders", "params": params,
                          "purpose": "only on a retry whose earlier answer was lost: a line "
                                     f"whose description2 is {key} means the order is "
                                     "there"})  # fmt: skip
         operations = purchase_orders.order_operations(self, plan, key, number, company)
-        requests.append({"method": "POST", "url": "$batch", "headers": {"Isolation": "snapshot"},
-                         "body": {"requests": [op.as_batch() for op in operations]}})  # fmt: skip
+        requests.append(batch_request([op.as_batch() for op in operations],
+                                      what=_order_what(plan, key)))  # fmt: skip
         return requests
 
     def post_receipt(self, *, plan: ReceiptPlan, key: str) -> tuple[ErpDocument, bool]:
         return purchase_orders.receive(self, plan, key)
+
+    def preview_receipt(self, *, plan: ReceiptPlan, key: str) -> list[dict[str, Any]]:
+        """The requests post_receipt sends when the order shows the receipt not received yet;
+        nothing is sent."""
+        return purchase_orders.preview_receive(self, plan, self._preview_company())
 
     # --- two-way master data (master_data.py) --------------------------------------------------
 
@@ -994,6 +1083,58 @@ def _not_blocked(value: Any) -> bool:
 
 def _time_signature(work_date: str, job_number: str, hours: Any) -> tuple[str, str, Decimal]:
     return (work_date, job_number or "", Decimal(str(hours or 0)).normalize())
+
+
+def _projects_of(plan: TimePlan) -> list[str]:
+    """The projects a week's entries are booked on, each checked (or created) first."""
+    return sorted({entry.job_number for entry in plan.entries if entry.job_number})
+
+
+def _project_body(number: str) -> dict[str, Any]:
+    return {"number": number, "displayName": number}
+
+
+def _time_entries_query(plan: TimePlan) -> dict[str, str] | None:
+    """The read of the employee's entries over the plan's dates (None for a week without any)."""
+    dates = [date.fromisoformat(entry.work_date) for entry in plan.entries]
+    if not dates:
+        return None
+    first, last = min(dates), max(dates) + timedelta(days=1)
+    return {"$filter": f"employeeNumber eq {odata_literal(plan.employee)} and "
+                       f"date ge {first.isoformat()} and date lt {last.isoformat()}"}  # fmt: skip
+
+
+def _time_batches(groups: list[list[Operation]]) -> list[list[dict[str, Any]]]:
+    """The entries' operations in as few `$batch`es as fit. Each is all or nothing; entries are
+    matched again on a retry, so a week larger than one batch is safe in several."""
+    batches: list[list[dict[str, Any]]] = []
+    chunk: list[list[Operation]] = []
+    for group in groups:
+        if chunk and sum(len(item) for item in chunk) + len(group) > MAX_BATCH_OPERATIONS:
+            batches.append(_renumbered(chunk))
+            chunk = []
+        chunk.append(group)
+    if chunk:
+        batches.append(_renumbered(chunk))
+    return batches
+
+
+def _time_what(plan: TimePlan, key: str) -> str:
+    return (
+        f"create the time entries of {plan.technician} for the week of {plan.week_starting} ({key})"
+    )
+
+
+def _journal_what(plan: JournalPlan, key: str) -> str:
+    return f"create journal lines {plan.description} ({key})"
+
+
+def _purchase_what(plan: PurchasePlan, key: str) -> str:
+    return f"create purchase invoice {plan.document_number} ({key})"
+
+
+def _order_what(plan: PurchasePlan, key: str) -> str:
+    return f"create purchase order {plan.document_number} ({key})"
 
 
 def _renumbered(groups: list[list[Operation]]) -> list[dict[str, Any]]:

@@ -256,16 +256,10 @@ class BcApi:
     def batch(self, operations: list[dict[str, Any]], *, what: str) -> list[Response]:
         """Send operations as one `$batch` that Business Central commits whole or not at all
         (`Isolation: snapshot`). The answers, in order; the first refused one raises."""
-        if len(operations) > MAX_BATCH_OPERATIONS:
-            raise ConnectorError(
-                f"Business Central could not {what}: it needs {len(operations)} requests and one "
-                f"all-or-nothing $batch holds at most {MAX_BATCH_OPERATIONS}. Nothing was sent. "
-                "Split the document in ServiceTrade, or post it by hand.",
-                category=FailureCategory.VALUE, transient=False,
-            )  # fmt: skip
+        request = batch_request(operations, what=what)
         answer = self.call(
-            "POST", "$batch", body={"requests": operations}, what=what, creates=True,
-            headers={"Isolation": "snapshot"},
+            request["method"], request["url"], body=request["body"], what=what, creates=True,
+            headers=request["headers"],
         )  # fmt: skip
         by_id = {str(item.get("id")): item for item in (answer.body or {}).get("responses", [])}
         responses = []
@@ -387,3 +381,17 @@ def _why_unanswered(error: requests.RequestException, timeout: float) -> tuple[b
             return False, "could not be reached"
         return True, "dropped the connection"
     return True, f"failed ({type(error).__name__})"
+
+
+def batch_request(operations: list[dict[str, Any]], *, what: str) -> dict[str, Any]:
+    """The one `$batch` request of `operations`, as `BcApi.batch` sends it and a preview shows
+    it; refused before anything is sent when it holds more than Business Central takes."""
+    if len(operations) > MAX_BATCH_OPERATIONS:
+        raise ConnectorError(
+            f"Business Central could not {what}: it needs {len(operations)} requests and one "
+            f"all-or-nothing $batch holds at most {MAX_BATCH_OPERATIONS}. Nothing was sent. "
+            "Split the document in ServiceTrade, or post it by hand.",
+            category=FailureCategory.VALUE, transient=False,
+        )  # fmt: skip
+    return {"method": "POST", "url": "$batch", "headers": {"Isolation": "snapshot"},
+            "body": {"requests": operations}}  # fmt: skip

@@ -30,6 +30,7 @@ from syncengine.money import ZERO
 if TYPE_CHECKING:
     from syncengine.erps.business_central.client import BusinessCentral, Operation
 
+RECEIVE_ACTION = "Microsoft.NAV.receiveAndInvoice"
 ORDER_PAGE = 50  # the Purchase Order card in the web client [U]
 KEY_FIELD_LENGTH = 50  # purchaseOrderLines.description2, Text[50] [U]
 # Business Central stores a unit cost to 5 decimals by default ("Unit-Amount Rounding Precision"
@@ -100,15 +101,20 @@ def order_by_key(
     read with `$expand=purchaseOrderLines` and the key is matched on a line."""
     rows = bc.api.get_all(
         f"{bc.api.company_path()}/purchaseOrders",
-        params={"$filter": f"vendorNumber eq {odata_literal(vendor_number)} and "
-                           f"orderDate eq {order_date}",
-                "$expand": "purchaseOrderLines"},
+        params=order_lookup_params(vendor_number=vendor_number, order_date=order_date),
         what=f"look up {key}",
     )  # fmt: skip
     for order in rows:
         if any(line.get("description2") == key for line in order.get("purchaseOrderLines", [])):
             return order
     return None
+
+
+def order_lookup_params(*, vendor_number: str, order_date: str) -> dict[str, str]:
+    """The query `order_by_key` reads a vendor's orders of one date with."""
+    return {"$filter": f"vendorNumber eq {odata_literal(vendor_number)} and "
+                       f"orderDate eq {order_date}",
+            "$expand": "purchaseOrderLines"}  # fmt: skip
 
 
 def order_document(bc: BusinessCentral, order: dict[str, Any], *, suffix: str = "") -> ErpDocument:
@@ -140,24 +146,63 @@ def receive(bc: BusinessCentral, plan: ReceiptPlan, key: str) -> tuple[ErpDocume
     path = f"{bc.api.company_path()}/purchaseOrders({order['id']})"
     if order.get("postingDate") != plan.posting_date.isoformat():
         # The receipt is posted on the order's posting date: make it the receipt's.
-        bc.api.call("PATCH", path, body={"postingDate": plan.posting_date.isoformat()},
+        bc.api.call("PATCH", path, body=order_date_body(plan),
                     headers={"If-Match": order["@odata.etag"]},
                     what=f"date order {plan.order_number} for receipt {plan.document_number}",
                     creates=True)  # fmt: skip
-    wanted = {line.position: line.quantity for line in plan.lines}
-    for position, line in enumerate(lines):
-        # Two writes, not one: validating a quantity to receive sets the quantity to invoice to
-        # everything receivable, so the 0 must come after it.
-        line = _set(bc, path, line, "receiveQuantity", wanted.get(position, ZERO), plan)
-        _set(bc, path, line, "invoiceQuantity", ZERO, plan)
+    for line, writes in zip(lines, line_writes(plan), strict=True):
+        for name, value in writes:
+            line = _set(bc, path, line, name, value, plan)
     bc.api.call(
-        "POST", f"{path}/Microsoft.NAV.receiveAndInvoice", creates=True,
+        "POST", f"{path}/{RECEIVE_ACTION}", creates=True,
         what=f"receive {plan.document_number} on order {plan.order_number} ({key})",
     )  # fmt: skip
     after = bc.api.call("GET", path, params={"$expand": "purchaseOrderLines"},
                         what=f"read order {plan.order_number} after receiving").body  # fmt: skip
     _check_received(_our_lines(after, plan), plan, invoiced)
     return order_document(bc, after, suffix=suffix), False
+
+
+def order_date_body(plan: ReceiptPlan) -> dict[str, Any]:
+    return {"postingDate": plan.posting_date.isoformat()}
+
+
+def line_writes(plan: ReceiptPlan) -> list[tuple[tuple[str, Decimal], ...]]:
+    """Per line of the order, in the order Crosswalk sent them, the quantities written before
+    receiving: what this receipt receives (0 on a line it does not touch), then 0 to invoice.
+    Two writes, not one: validating a quantity to receive sets the quantity to invoice to
+    everything receivable, so the 0 must come after it."""
+    wanted = {line.position: line.quantity for line in plan.lines}
+    return [(("receiveQuantity", wanted.get(position, ZERO)), ("invoiceQuantity", ZERO))
+            for position in range(plan.order_lines)]  # fmt: skip
+
+
+def preview_receive(bc: BusinessCentral, plan: ReceiptPlan, company: str) -> list[dict[str, Any]]:
+    """The requests `receive` sends when the order shows nothing of this receipt received yet;
+    the ids and ETags are the order's, as the lookup reads them."""
+    order = f"{company}/purchaseOrders(<id of order {plan.order_number}>)"
+    vendor = bc.vendor_number(plan.vendor_ref)
+    requests: list[dict[str, Any]] = [
+        {"method": "GET", "url": f"{company}/purchaseOrders",
+         "params": order_lookup_params(vendor_number=vendor,
+                                       order_date=plan.order_date.isoformat()),
+         "purpose": f"find the order: a line whose description2 is {plan.order_key}; when it "
+                    "shows this receipt received already, nothing below is sent"},
+        {"method": "PATCH", "url": order, "headers": {"If-Match": "<the order's ETag>"},
+         "body": order_date_body(plan),
+         "purpose": "only when the order's posting date is not the receipt's"},
+    ]  # fmt: skip
+    for position, writes in enumerate(line_writes(plan), start=1):
+        for name, value in writes:
+            requests.append({"method": "PATCH",
+                             "url": f"{order}/purchaseOrderLines(<id of line {position}>)",
+                             "headers": {"If-Match": f"<line {position}'s ETag>"},
+                             "body": {name: value},
+                             "purpose": "only when the line does not hold it already"})  # fmt: skip
+    requests.append({"method": "POST", "url": f"{order}/{RECEIVE_ACTION}"})
+    requests.append({"method": "GET", "url": order, "params": {"$expand": "purchaseOrderLines"},
+                     "purpose": "check what was received and nothing invoiced"})  # fmt: skip
+    return requests
 
 
 def _our_lines(order: dict[str, Any], plan: ReceiptPlan) -> list[dict[str, Any]]:

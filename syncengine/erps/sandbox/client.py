@@ -30,6 +30,7 @@ from syncengine.erps.base import (
     FailureCategory,
 )
 from syncengine.erps.sandbox.exchanges import reported
+from syncengine.erps.sandbox.invoice_sql import LineRow, invoice_write
 from syncengine.erps.sandbox.models import (
     JournalEntry,
     JournalLine,
@@ -134,23 +135,32 @@ class SandboxLedger:
 
     @reported("POST", "invoices")
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
-        try:
-            with transaction.atomic():
-                invoice = self._create_invoice(plan=plan, key=key)
-        except DatabaseError as error:
-            raise self._refusal(key, error) from error
-        return self._document(invoice)
+        return self._document(self._invoice_written(plan=plan, key=key, credit=False))
 
     @reported("POST", "credit-memos")
     def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         """A credit issued in ServiceTrade: the plan's journal entry (revenue debited, receivable
         credited) under a credit memo of the positive amount, applied to no invoice."""
+        return self._document(self._invoice_written(plan=plan, key=key, credit=True))
+
+    def _invoice_written(self, *, plan: InvoicePlan, key: str, credit: bool) -> LedgerInvoice:
+        """The invoice or credit memo, written whole in its own transaction, or refused."""
         try:
-            with transaction.atomic():
-                memo = self._create_invoice(plan=plan, key=key, credit=True)
+            try:
+                with transaction.atomic():
+                    return self._create_invoice(plan=plan, key=key, credit=credit)
+            except _NoNumberSeries as missing:
+                # The connection's first document of a series: the series is created, then the
+                # whole transaction (rolled back, so no number was used up) goes once more.
+                NumberSeries.objects.bulk_create(
+                    [NumberSeries(connection=self.connection, prefix=prefix)
+                     for prefix in missing.prefixes],
+                    ignore_conflicts=True,
+                )  # fmt: skip
+                with transaction.atomic():
+                    return self._create_invoice(plan=plan, key=key, credit=credit)
         except DatabaseError as error:
             raise self._refusal(key, error) from error
-        return self._document(memo)
 
     @reported("POST", "credit-memos")
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
@@ -387,6 +397,8 @@ class SandboxLedger:
             )
         customer_id = self._customer_id(plan)
         accounts = self._account_ids({leg.account for leg in legs})
+        if db.vendor == "postgresql":
+            return self._invoice_written_in_one_trip(plan, key, legs, credit, customer_id, accounts)
         # Drawn last, just before the rows that carry them: the series stay locked until commit.
         entry_number, document_number = _next_numbers(
             self.connection, "JE", "CM" if credit else "SI"
@@ -395,8 +407,7 @@ class SandboxLedger:
             connection=self.connection,
             number=entry_number,
             posting_date=plan.posting_date,
-            memo=f"{'Credit memo' if credit else 'Invoice'} {plan.document_number} "
-            f"{plan.customer_name}"[:200],
+            memo=_invoice_memo(plan, credit),
             external_document_number=key,
         )
         JournalLine.objects.bulk_create(
@@ -425,6 +436,29 @@ class SandboxLedger:
             amount=-plan.total if credit else plan.total,  # a credit memo's amount is positive
             journal_entry=entry,
         )
+
+    def _invoice_written_in_one_trip(
+        self, plan: InvoicePlan, key: str, legs: list[Leg], credit: bool, customer_id: int,
+        accounts: dict[str, int],
+    ) -> LedgerInvoice:  # fmt: skip
+        """The rows `_create_invoice` writes, sent in one message (invoice_sql.py)."""
+        prefix = "CM" if credit else "SI"
+        kind = LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE
+        amount = -plan.total if credit else plan.total  # a credit memo's amount is positive
+        written = invoice_write(
+            connection_id=self.connection.pk, kind=kind, key=key, customer_id=customer_id,
+            posting_date=plan.posting_date, currency=plan.currency, amount=amount,
+            memo=_invoice_memo(plan, credit), entry_prefix="JE", invoice_prefix=prefix,
+            lines=[LineRow(accounts[leg.account], leg.debit, leg.credit, leg.description[:200],
+                           leg.tax_code, leg.dimensions) for leg in legs],
+        )  # fmt: skip
+        if written is None:
+            raise _NoNumberSeries("JE", prefix)
+        invoice_id, number = written
+        return LedgerInvoice(pk=invoice_id, number=number, kind=kind, amount=amount,
+                             connection=self.connection, external_document_number=key,
+                             customer_id=customer_id, posting_date=plan.posting_date,
+                             currency=plan.currency)  # fmt: skip
 
     def _account_ids(self, numbers: set[str]) -> dict[str, int]:
         """Account ids by number, remembered by this connector (accounts are never deleted)."""
@@ -520,6 +554,70 @@ class SandboxLedger:
         url = reverse("console:ledger-invoice", args=[self.connection.slug, invoice.number])
         return ErpDocument(id=str(invoice.pk), number=invoice.number, url=url)
 
+    # --- previews (manage.py preview_posting): what the post methods above write, as data ------
+    # The legs are built as post_journal and post_purchase build them (`Leg`, `_leg`);
+    # tests/test_preview_posting_costs.py posts each kind and compares the ledger with its preview.
+
+    def preview_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
+        """What post_source_credit_memo writes: the invoice's entry under a credit memo."""
+        customer, entry = self.preview_invoice(plan=plan, key=key)
+        return [customer, {**entry, "operation": "create credit memo and post its journal entry",
+                           "amount": str(-plan.total)}]  # fmt: skip
+
+    def preview_journal(self, *, plan: JournalPlan, key: str) -> list[dict[str, Any]]:
+        """What post_journal writes: one balanced entry, debit and credit of each pair."""
+        legs = []
+        for pair in plan.pairs:
+            legs.append(Leg(pair.debit_account, pair.amount, ZERO, pair.description, "",
+                            dict(pair.dimensions)))  # fmt: skip
+            legs.append(Leg(pair.credit_account, ZERO, pair.amount, pair.description, "",
+                            dict(pair.dimensions)))  # fmt: skip
+        return [self._preview_entry("create journal entry and its journal posting", key, legs,
+                               plan.posting_date, plan.currency, plan.total,
+                               memo=plan.description)]  # fmt: skip
+
+    def preview_purchase(self, *, plan: PurchasePlan, key: str) -> list[dict[str, Any]]:
+        """What post_purchase writes: the vendor when missing, each line debited, payables
+        credited with the total."""
+        legs = [_leg(line.account, -line.amount, line.description, "", dict(line.dimensions))
+                for line in plan.lines]  # fmt: skip
+        legs.append(_leg(plan.payable_account, plan.total,
+                         f"Vendor invoice {plan.document_number}", "", {}))  # fmt: skip
+        entry = self._preview_entry(
+            "create purchase invoice and post its journal entry", key,
+            [leg for pair in legs for leg in pair], plan.posting_date, plan.currency, plan.total,
+            memo=f"Purchase invoice {plan.document_number} {plan.vendor_name}",
+        )  # fmt: skip
+        entry["vendor_document_number"] = plan.document_number
+        entry["due_date"] = plan.due_date.isoformat() if plan.due_date else None
+        return [{"operation": "create vendor if missing",
+                 "vendor": {"source_ref": plan.vendor_ref,
+                            "name": plan.vendor_name or plan.vendor_ref}}, entry]  # fmt: skip
+
+    def preview_time_entries(self, *, plan: TimePlan, key: str) -> list[dict[str, Any]]:
+        """What post_time_entries writes: each entry whose key the ledger does not hold yet."""
+        entries = [{"external_document_number": entry.key, "employee": entry.employee,
+                    "work_date": entry.work_date, "kind": entry.kind, "hours": str(entry.hours),
+                    "pay_type": entry.pay_type, "job_number": entry.job_number,
+                    "cost_code": entry.cost_code, "department": entry.department,
+                    "clock_in": entry.clock_in, "clock_out": entry.clock_out}
+                   for entry in plan.entries]  # fmt: skip
+        return [{"operation": "create the time entries whose key is not there yet",
+                 "batch": key, "entries": entries}]  # fmt: skip
+
+    @staticmethod
+    def _preview_entry(
+        operation: str, key: str, legs: list[Leg], posting_date: date, currency: str,
+        amount: Decimal, *, memo: str,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A journal entry as the preview methods show it (amounts as exact strings)."""
+        return {"operation": operation, "external_document_number": key,
+                "posting_date": posting_date.isoformat(), "currency": currency,
+                "amount": str(amount), "memo": memo[:200],
+                "lines": [{"account": leg.account, "debit": str(leg.debit),
+                           "credit": str(leg.credit), "description": leg.description[:200],
+                           "dimensions": leg.dimensions} for leg in legs]}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Leg:
@@ -561,6 +659,19 @@ def _leg(
 def _next_number(connection: Connection, prefix: str) -> str:
     """The next number of a series per connection, e.g. SI-000042; never issued twice."""
     return _next_numbers(connection, prefix)[0]
+
+
+class _NoNumberSeries(Exception):
+    """A number series the connection has never drawn from (see `_invoice_written`)."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__(", ".join(prefixes))
+        self.prefixes = prefixes
+
+
+def _invoice_memo(plan: InvoicePlan, credit: bool) -> str:
+    kind = "Credit memo" if credit else "Invoice"
+    return f"{kind} {plan.document_number} {plan.customer_name}"[:200]
 
 
 def _next_numbers(connection: Connection, *prefixes: str) -> list[str]:
