@@ -30,7 +30,6 @@ from syncengine.erps.base import (
     FailureCategory,
 )
 from syncengine.erps.sandbox.exchanges import reported
-from syncengine.erps.sandbox.invoice_sql import LineRow, invoice_write
 from syncengine.erps.sandbox.models import (
     JournalEntry,
     JournalLine,
@@ -135,32 +134,23 @@ class SandboxLedger:
 
     @reported("POST", "invoices")
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
-        return self._document(self._invoice_written(plan=plan, key=key, credit=False))
+        try:
+            with transaction.atomic():
+                invoice = self._create_invoice(plan=plan, key=key)
+        except DatabaseError as error:
+            raise self._refusal(key, error) from error
+        return self._document(invoice)
 
     @reported("POST", "credit-memos")
     def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         """A credit issued in ServiceTrade: the plan's journal entry (revenue debited, receivable
         credited) under a credit memo of the positive amount, applied to no invoice."""
-        return self._document(self._invoice_written(plan=plan, key=key, credit=True))
-
-    def _invoice_written(self, *, plan: InvoicePlan, key: str, credit: bool) -> LedgerInvoice:
-        """The invoice or credit memo, written whole in its own transaction, or refused."""
         try:
-            try:
-                with transaction.atomic():
-                    return self._create_invoice(plan=plan, key=key, credit=credit)
-            except _NoNumberSeries as missing:
-                # The connection's first document of a series: the series is created, then the
-                # whole transaction (rolled back, so no number was used up) goes once more.
-                NumberSeries.objects.bulk_create(
-                    [NumberSeries(connection=self.connection, prefix=prefix)
-                     for prefix in missing.prefixes],
-                    ignore_conflicts=True,
-                )  # fmt: skip
-                with transaction.atomic():
-                    return self._create_invoice(plan=plan, key=key, credit=credit)
+            with transaction.atomic():
+                memo = self._create_invoice(plan=plan, key=key, credit=True)
         except DatabaseError as error:
             raise self._refusal(key, error) from error
+        return self._document(memo)
 
     @reported("POST", "credit-memos")
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
@@ -397,8 +387,6 @@ class SandboxLedger:
             )
         customer_id = self._customer_id(plan)
         accounts = self._account_ids({leg.account for leg in legs})
-        if db.vendor == "postgresql":
-            return self._invoice_written_in_one_trip(plan, key, legs, credit, customer_id, accounts)
         # Drawn last, just before the rows that carry them: the series stay locked until commit.
         entry_number, document_number = _next_numbers(
             self.connection, "JE", "CM" if credit else "SI"
@@ -407,7 +395,8 @@ class SandboxLedger:
             connection=self.connection,
             number=entry_number,
             posting_date=plan.posting_date,
-            memo=_invoice_memo(plan, credit),
+            memo=f"{'Credit memo' if credit else 'Invoice'} {plan.document_number} "
+            f"{plan.customer_name}"[:200],
             external_document_number=key,
         )
         JournalLine.objects.bulk_create(
@@ -436,29 +425,6 @@ class SandboxLedger:
             amount=-plan.total if credit else plan.total,  # a credit memo's amount is positive
             journal_entry=entry,
         )
-
-    def _invoice_written_in_one_trip(
-        self, plan: InvoicePlan, key: str, legs: list[Leg], credit: bool, customer_id: int,
-        accounts: dict[str, int],
-    ) -> LedgerInvoice:  # fmt: skip
-        """The rows `_create_invoice` writes, sent in one message (invoice_sql.py)."""
-        prefix = "CM" if credit else "SI"
-        kind = LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE
-        amount = -plan.total if credit else plan.total  # a credit memo's amount is positive
-        written = invoice_write(
-            connection_id=self.connection.pk, kind=kind, key=key, customer_id=customer_id,
-            posting_date=plan.posting_date, currency=plan.currency, amount=amount,
-            memo=_invoice_memo(plan, credit), entry_prefix="JE", invoice_prefix=prefix,
-            lines=[LineRow(accounts[leg.account], leg.debit, leg.credit, leg.description[:200],
-                           leg.tax_code, leg.dimensions) for leg in legs],
-        )  # fmt: skip
-        if written is None:
-            raise _NoNumberSeries("JE", prefix)
-        invoice_id, number = written
-        return LedgerInvoice(pk=invoice_id, number=number, kind=kind, amount=amount,
-                             connection=self.connection, external_document_number=key,
-                             customer_id=customer_id, posting_date=plan.posting_date,
-                             currency=plan.currency)  # fmt: skip
 
     def _account_ids(self, numbers: set[str]) -> dict[str, int]:
         """Account ids by number, remembered by this connector (accounts are never deleted)."""
@@ -659,19 +625,6 @@ def _leg(
 def _next_number(connection: Connection, prefix: str) -> str:
     """The next number of a series per connection, e.g. SI-000042; never issued twice."""
     return _next_numbers(connection, prefix)[0]
-
-
-class _NoNumberSeries(Exception):
-    """A number series the connection has never drawn from (see `_invoice_written`)."""
-
-    def __init__(self, *prefixes: str) -> None:
-        super().__init__(", ".join(prefixes))
-        self.prefixes = prefixes
-
-
-def _invoice_memo(plan: InvoicePlan, credit: bool) -> str:
-    kind = "Credit memo" if credit else "Invoice"
-    return f"{kind} {plan.document_number} {plan.customer_name}"[:200]
 
 
 def _next_numbers(connection: Connection, *prefixes: str) -> list[str]:
