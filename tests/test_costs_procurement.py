@@ -74,6 +74,11 @@ def cost_rules() -> dict[str, Any]:
 
 @pytest.fixture
 def books(connection):
+    return cost_books(connection)
+
+
+def cost_books(connection):
+    """The demo connection with cost accounts in its ledger and the cost rules published."""
     for number, name, kind in COST_ACCOUNTS:
         LedgerAccount.objects.create(connection=connection, number=number, name=name, type=kind)
     catalog_refresh(connection=connection, actor="test", now=NOW)

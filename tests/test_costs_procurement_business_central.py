@@ -10,17 +10,19 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from console import demo
 from mappings import services as mapping_services
 from mappings.catalog import catalog_refresh, catalog_store
 from mappings.models import RuleAudit
+from syncengine import services, tasks
 from syncengine.connections import connection_settings_update
 from syncengine.erps.base import CatalogItem, ConnectorError
 from syncengine.erps.business_central.client import BusinessCentral
 from syncengine.erps.business_central.purchase_orders import order_operations
-from syncengine.models import DocumentKind, SyncRecord, SyncState
+from syncengine.models import DocumentKind, SyncEvent, SyncRecord, SyncState
+from syncengine.services import sync_record_resolve_outside
 from syncengine.services.costs import _cost_plan
 from tests.conftest import NOW
 from tests.test_business_central_engine import assert_writable, writable_fields
@@ -42,6 +44,16 @@ pytest_plugins = ["tests.fakes.business_central"]
 
 @pytest.fixture
 def bc(fake_bc):
+    return cost_books(fake_bc)
+
+
+@pytest.fixture
+def connection(bc):
+    return cost_connection(bc)
+
+
+def cost_books(fake_bc):
+    """The demo's books in the fake Business Central, with cost accounts and a cost journal."""
     fake_bc.seed_demo_books()
     for number, name, _ in COST_ACCOUNTS:
         fake_bc.add("accounts", number=number, displayName=name, blocked=False,
@@ -50,8 +62,9 @@ def bc(fake_bc):
     return fake_bc
 
 
-@pytest.fixture
-def connection(bc):
+def cost_connection(bc):
+    """A connection to it with the cost rules, its catalog read and the lists BC has no page
+    for imported."""
     connection = bc.connection(cost_journal="CROSSWALK", create_vendors=True,
                                vendor_number_prefix="PL")  # fmt: skip
     catalog_refresh(connection=connection, actor="test", now=NOW)
@@ -367,3 +380,104 @@ def test_the_preview_shows_the_purchase_order_batch_and_sends_nothing(connection
                                 "postingDate": "2026-11-02"}  # fmt: skip
     assert batch[1]["body"]["description2"] == "ST-PO-PO-4411"
     assert '"directUnitCost": 61.125' in body
+
+
+# --- orders and receipts kept before the connection's ERP took them --------------------------
+
+OTHER_ORDER = {**PROCUREMENT["purchaseOrders"][0], "id": "PO-4412", "number": "4412"}
+OTHER_RECEIPT = {**PROCUREMENT["receipts"][0], "id": "RC-20", "number": "R-20",
+                 "purchaseOrderNumber": "4412"}  # fmt: skip
+KEPT = ("ST-PO-PO-4411", "ST-RC-RC-9", "ST-RC-RC-20")
+
+
+def kept_before_business_central_took_them(connection, monkeypatch) -> None:
+    """Ingest and post as Crosswalk did before this connector posted orders and receipts: they
+    are kept, skipped with the NOT_POSTED reason. Order 4412 is then skipped for another reason:
+    blocked (its vendor unknown), settled by hand."""
+    with monkeypatch.context() as before:
+        before.setattr(BusinessCentral, "posted_procurement", frozenset())
+        ingest_procurement(connection, {**PROCUREMENT, "receipts": [*PROCUREMENT["receipts"],
+                                                                    OTHER_RECEIPT]})  # fmt: skip
+        post_due()
+    ingest_procurement(connection, {"purchaseOrders": [{**OTHER_ORDER, "vendorId": "V-404"}]})
+    post_due()
+    settled = SyncRecord.objects.get(idempotency_key="ST-PO-PO-4412")
+    sync_record_resolve_outside(record=settled, actor="finance", now=NOW, reason="Typed in BC")
+
+
+def states() -> dict[str, str]:
+    return dict(SyncRecord.objects.values_list("idempotency_key", "state"))
+
+
+def test_kept_orders_and_receipts_go_back_to_ready_once_each_with_an_event_and_a_nudge(
+    connection, bc, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    kept_before_business_central_took_them(connection, monkeypatch)
+    assert {key: states()[key] for key in (*KEPT, "ST-PO-PO-4412", "ST-VN-V-100")} == dict.fromkeys(
+        (*KEPT, "ST-PO-PO-4412", "ST-VN-V-100"), SyncState.SKIPPED)  # fmt: skip
+    events = SyncEvent.objects.count()
+    nudged: list[int] = []
+    monkeypatch.setattr(tasks.sync_records_post, "apply_async",
+                        lambda kwargs: nudged.extend(kwargs["record_ids"]))  # fmt: skip
+    settings.CROSSWALK_NUDGE_WORKERS = True
+    with django_capture_on_commit_callbacks(execute=True):
+        released = services.procurement_kept_release(connection=connection, actor="admin",
+                                                     now=NOW)  # fmt: skip
+    assert (released.orders, released.receipts) == (1, 1)
+    assert released.left == ("Receipt R-20 stays kept: its purchase order 4412 is skipped.",)
+    sent = [SyncRecord.objects.get(idempotency_key=key) for key in ("ST-PO-PO-4411", "ST-RC-RC-9")]
+    assert [record.state for record in sent] == [SyncState.READY, SyncState.READY]
+    assert SyncEvent.objects.count() == events + 2
+    order_event = sent[0].events.last()
+    assert (order_event.actor, order_event.from_state, order_event.to_state) == (
+        "admin", SyncState.SKIPPED, SyncState.READY)  # fmt: skip
+    assert order_event.detail == ("Kept unposted when its ERP took no purchase orders; it takes "
+                                  "them now: sending it.")  # fmt: skip
+    assert sorted(nudged) == sorted(record.pk for record in sent)
+    # Skipped for other reasons, or a receipt whose order never posts: left as they are.
+    assert {key: states()[key] for key in ("ST-RC-RC-20", "ST-PO-PO-4412", "ST-VN-V-100")} == (
+        dict.fromkeys(("ST-RC-RC-20", "ST-PO-PO-4412", "ST-VN-V-100"), SyncState.SKIPPED)
+    )
+
+
+def test_a_second_release_changes_nothing(connection, bc, monkeypatch):
+    kept_before_business_central_took_them(connection, monkeypatch)
+    services.procurement_kept_release(connection=connection, actor="admin", now=NOW)
+    events, before = SyncEvent.objects.count(), states()
+    again = services.procurement_kept_release(connection=connection, actor="admin", now=NOW)
+    assert (again.orders, again.receipts) == (0, 0)
+    assert SyncEvent.objects.count() == events and states() == before
+
+
+def test_a_released_receipt_is_received_only_after_its_order_posts(connection, bc, monkeypatch):
+    kept_before_business_central_took_them(connection, monkeypatch)
+    services.procurement_kept_release(connection=connection, actor="admin", now=NOW)
+    post_due()
+    post_due(NOW + timedelta(days=11))  # the receipt tried with its order waits, then goes
+    assert {key: states()[key] for key in KEPT[:2]} == dict.fromkeys(KEPT[:2], SyncState.POSTED)
+    [order] = bc.rows("purchaseOrders")
+    [line] = bc.rows("purchaseOrderLines", _parent=order["id"])
+    assert (line["receivedQuantity"], line["invoicedQuantity"]) == (Decimal(2), Decimal(0))
+
+
+def test_manage_py_sync_sends_the_kept_records_and_says_how_many(connection, bc, monkeypatch):
+    kept_before_business_central_took_them(connection, monkeypatch)
+    out, err = StringIO(), StringIO()
+    call_command("sync", "--send-kept-procurement", "--connection", connection.slug, stdout=out,
+                 stderr=err)  # fmt: skip
+    call_command("sync", "--send-kept-procurement", "--connection", connection.slug, stdout=out,
+                 stderr=err)  # fmt: skip
+    assert out.getvalue().splitlines()[1::2] == [
+        "1 purchase order(s) and 1 receipt(s) sent again; 1 receipt(s) left kept.",
+        "0 purchase order(s) and 0 receipt(s) sent again; 1 receipt(s) left kept.",
+    ]
+    assert "Receipt R-20 stays kept: its purchase order 4412 is skipped." in err.getvalue()
+    event = SyncRecord.objects.get(idempotency_key="ST-RC-RC-9").events.last()
+    assert event.actor == "manage.py sync --send-kept-procurement"
+
+
+def test_a_connection_whose_erp_keeps_orders_unposted_has_nothing_to_send(db):
+    connection = demo.demo_connection_setup()  # the sandbox ledger
+    with pytest.raises(CommandError, match="keeps purchase orders and receipts unposted"):
+        call_command("sync", "--send-kept-procurement", "--connection", connection.slug,
+                     stdout=StringIO())  # fmt: skip

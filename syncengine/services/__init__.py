@@ -18,9 +18,11 @@ from __future__ import annotations
 from syncengine.services.changes import sync_record_change_ignore, sync_record_change_reissue
 from syncengine.services.costs import (
     NOT_POSTED,
+    KeptRelease,
     job_costs_from_api,
     job_costs_ingest,
     procurement_ingest,
+    procurement_kept_release,
 )
 from syncengine.services.ingest import IngestResult, invoice_accept, invoices_ingest
 from syncengine.services.manual import (
@@ -82,6 +84,7 @@ __all__ = [
     "Claim",
     "ERP_KEY_LENGTH",
     "IngestResult",
+    "KeptRelease",
     "MISSING_PREREQUISITE",
     "NOT_POSTED",
     "Outcome",
@@ -103,6 +106,7 @@ __all__ = [
     "prerequisites_release",
     "procurement_ingest",
     "procurement_key",
+    "procurement_kept_release",
     "retry_delay_seconds",
     "sync_record_cancel",
     "sync_record_change_ignore",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -87,6 +88,13 @@ NOT_POSTED: dict[str, str] = {
     DocumentKind.RECEIPT: "Receipts are kept, not posted, for this connection: their cost "
     "reaches the ledger with the purchase invoice, and its ERP keeps no orders to receive on "
     "(Business Central connections receive them on their order without invoicing it).",
+}
+# How every `NOT_POSTED` reason an order or a receipt was ever kept with begins (the wording
+# after it changed as Business Central came to post them): `procurement_kept_release` sends
+# again only records skipped for that reason, never one skipped or resolved otherwise.
+KEPT_UNPOSTED: dict[str, str] = {
+    DocumentKind.PURCHASE_ORDER: "Purchase orders are kept, not posted",
+    DocumentKind.RECEIPT: "Receipts are kept, not posted",
 }
 # A receipt whose purchase order is in no import yet: it waits, blocked, until one brings it.
 UNKNOWN_PURCHASE_ORDER = "UNKNOWN_PURCHASE_ORDER"
@@ -195,6 +203,97 @@ def _posted_kinds(connection: Connection) -> frozenset[str]:
         # names what is wrong rather than the record being skipped for good.
         return frozenset({DocumentKind.PURCHASE_ORDER, DocumentKind.RECEIPT})
     return frozenset(kind for kind in NOT_POSTED if procurement_poster(connector, kind=kind))
+
+
+@dataclass(frozen=True)
+class KeptRelease:
+    """What `procurement_kept_release` did: how many orders and receipts it sent again, and
+    the receipts it left kept, each with why."""
+
+    orders: int = 0
+    receipts: int = 0
+    left: tuple[str, ...] = ()
+
+
+def procurement_kept_release(
+    *,
+    connection: Connection,
+    actor: str,
+    now: datetime,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> KeptRelease:
+    """Send the purchase orders and receipts that were kept unposted (SKIPPED for the
+    `NOT_POSTED` reason) when the connection's ERP did not take them, now that it does (a
+    Business Central connection, or records stored before its connector posted them): each goes
+    back to READY with one event by `actor`, its worker nudged after commit. Orders go first; a
+    receipt still waits for its order to post (`_receipt_plan`), and one whose order was
+    cancelled or skipped stays kept, named in `left`. Running it again changes nothing.
+    Done in chunks of 200 records, each its own transaction; `on_progress(done, total)` after
+    each.
+
+    Raises ValueError when the connection's ERP takes neither, ConnectorError or LookupError
+    when its connector cannot be made from the connection's settings."""
+    connector = connector_for(connection)
+    kinds = [kind for kind in KEPT_UNPOSTED if procurement_poster(connector, kind=kind)]
+    if not kinds:
+        raise ValueError(f"{connection.name} keeps purchase orders and receipts unposted (its "
+                         "ERP takes neither): there is nothing to send.")  # fmt: skip
+    kept = [_kept(connection, kind) for kind in kinds]
+    total, done, sent, left = sum(len(ids) for ids in kept), 0, Counter[str](), []
+    for kind, ids in zip(kinds, kept, strict=True):
+        for start in range(0, len(ids), 200):
+            with transaction.atomic():
+                for record in _kept_records(ids[start : start + 200]):
+                    why_not = _order_cannot_post(record) if kind == DocumentKind.RECEIPT else ""
+                    if why_not:
+                        left.append(why_not)
+                        continue
+                    _retry(record, actor=actor, now=now, detail=_SENT_AGAIN[kind])
+                    sent[kind] += 1
+            done += len(ids[start : start + 200])
+            if on_progress:
+                on_progress(done, total)
+    return KeptRelease(orders=sent[DocumentKind.PURCHASE_ORDER],
+                       receipts=sent[DocumentKind.RECEIPT], left=tuple(left))  # fmt: skip
+
+
+_SENT_AGAIN: dict[str, str] = {
+    DocumentKind.PURCHASE_ORDER: "Kept unposted when its ERP took no purchase orders; it takes "
+    "them now: sending it.",
+    DocumentKind.RECEIPT: "Kept unposted when its ERP took no receipts; it takes them now: "
+    "sending it, once its purchase order has posted.",
+}
+
+
+def _kept(connection: Connection, kind: str) -> list[int]:
+    """The ids of the connection's records of `kind` skipped for the `NOT_POSTED` reason."""
+    return list(SyncRecord.objects.filter(
+        connection=connection, document__kind=kind, operation=Operation.CREATE,
+        state=SyncState.SKIPPED, message__startswith=KEPT_UNPOSTED[kind],
+    ).order_by("pk").values_list("pk", flat=True))  # fmt: skip
+
+
+def _kept_records(ids: list[int]) -> list[SyncRecord]:
+    """Those of `ids` still kept, locked: another run may have sent them meanwhile."""
+    locked = SyncRecord.objects.select_for_update().filter(pk__in=ids, state=SyncState.SKIPPED)
+    return [record for record in locked.select_related("document").order_by("pk")
+            if record.message.startswith(KEPT_UNPOSTED[record.document.kind])]  # fmt: skip
+
+
+def _order_cannot_post(record: SyncRecord) -> str:
+    """Why the receipt's stored order will never post (cancelled, or skipped for another reason
+    than the one just sent again), else "": a receipt sent then would wait for it for ever."""
+    receipt = procurement_from_dict(record.document.canonical)
+    order = _order_of(record.connection, receipt)
+    if isinstance(order, Outcome):
+        return ""  # no order yet: the receipt blocks naming it, and is sent when it comes
+    state = SyncRecord.objects.get(document=order, operation=Operation.CREATE).state
+    if state not in (SyncState.CANCELLED, SyncState.SKIPPED):
+        return ""
+    return (
+        f"Receipt {receipt.number} stays kept: its purchase order {order.number} is "
+        f"{SyncState(state).label.lower()}."
+    )
 
 
 @transaction.atomic
