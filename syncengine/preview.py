@@ -42,10 +42,12 @@ from syncengine.services.policies import _open_period, _policy
 from syncengine.services.posting import _plan
 from syncengine.services.records import (
     _PROCUREMENT_KINDS,
+    VOID_STATUS,
     Outcome,
     job_cost_key,
     procurement_key,
     timecard_key,
+    void_key,
 )
 from syncengine.services.timecards import not_approved, timecard_plan
 from syncengine.sources import procurement, servicetrade, servicetrade_jobcost, servicetrade_time
@@ -161,6 +163,12 @@ def _invoice(connection: Connection, connector: Connector, element: Any) -> Docu
     except servicetrade.InvalidDocument as invalid:
         return DocumentPreview("The invoice", problems=invalid.errors)
     title = f"Invoice {invoice.number} (ServiceTrade {invoice.source_id})"
+    posted = _posted_earlier(connection, invoice.source_id)
+    if invoice.status == VOID_STATUS and posted is not None:
+        return DocumentPreview(title, not_posted=(
+            f"A void of an invoice posted as {posted.erp_document_number}: it is credited in full "
+            f"under key {void_key(invoice.source_id)} by a credit memo the ERP builds from that "
+            "document as it holds it, so there is nothing to show before then."))  # fmt: skip
     state, message = _state_for_status(connection, invoice.status)
     if state == SyncState.SKIPPED:
         return DocumentPreview(title, not_posted=message)
@@ -194,6 +202,13 @@ def _invoice(connection: Connection, connector: Connector, element: Any) -> Docu
         preview.notes.append(f"Split in two by the mixed_sign policy: {parts[0][1]} (invoice) "
                              f"and {parts[1][1]} (credit memo).")  # fmt: skip
     return preview
+
+
+def _posted_earlier(connection: Connection, source_id: str) -> SyncRecord | None:
+    return SyncRecord.objects.filter(
+        connection=connection, document__kind=DocumentKind.INVOICE,
+        document__source_id=source_id, operation=Operation.CREATE, state=SyncState.POSTED,
+    ).first()  # fmt: skip
 
 
 # --- ServiceTrade job item costs and timecards ---------------------------------------------------
@@ -280,7 +295,7 @@ class _File:
     """The procurement file's documents, in the form they are stored in, and what the others
     need of them: the vendors' names, the orders by number, the receipts."""
 
-    documents: list[tuple[str, ProcurementDocument]] = field(default_factory=list)
+    documents: list[ProcurementDocument] = field(default_factory=list)
     vendors: dict[str, str] = field(default_factory=dict)
     orders: dict[str, ProcurementDocument] = field(default_factory=dict)
     receipts: list[ProcurementDocument] = field(default_factory=list)
@@ -297,14 +312,14 @@ def _procurement(
             previews.append(DocumentPreview(element.label, problems=invalid.errors))
             continue
         document = procurement_from_dict(to_jsonable(parsed))
-        read.documents.append((element.label, document))
+        read.documents.append(document)
         if document.kind == ProcurementKind.VENDOR:
             read.vendors[document.source_id] = document.vendor_name
         if document.kind == ProcurementKind.PURCHASE_ORDER:
             read.orders[(document.number or document.source_id)[:64]] = document
         if document.kind == ProcurementKind.RECEIPT:
             read.receipts.append(document)
-    for _, document in read.documents:
+    for document in read.documents:
         previews.append(_procurement_document(connection, connector, document, read))
     return previews
 

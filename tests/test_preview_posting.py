@@ -114,3 +114,29 @@ def test_a_purchase_order_preview_for_the_sandbox_says_it_is_kept_not_posted(con
     out, _ = preview("demo", path)
     assert out.startswith("Purchase order 4411 (PartsLedger PO-4411): Purchase orders are kept, "
                           "not posted, for this connection")  # fmt: skip
+
+
+def test_a_credit_previews_as_a_sandbox_credit_memo_under_its_credit_key(connection, tmp_path):
+    from tests.test_document_flows import CREDIT
+
+    out, _ = preview("demo", invoice_file(tmp_path, items=CREDIT, taxRate=0))
+    assert ", key ST-CM-4242, " in out.splitlines()[0]
+    _, memo = json.loads(out.split(":\n", 1)[1])
+    assert memo["operation"] == "create credit memo and post its journal entry"
+    assert (memo["external_document_number"], memo["amount"]) == ("ST-CM-4242", "211.00")
+    assert not LedgerInvoice.objects.exists() and not SyncRecord.objects.exists()
+
+
+def test_a_void_of_a_posted_invoice_says_it_is_credited_and_succeeds(connection, tmp_path):
+    from syncengine import services
+    from tests.conftest import envelope, ingest
+
+    ingest(connection, envelope())
+    services.sync_run_until_idle(now=lambda: NOW)
+    out, _ = preview("demo", invoice_file(tmp_path, status="void"))
+    number = SyncRecord.objects.get().erp_document_number
+    assert out == (
+        f"Invoice 10482 (ServiceTrade 4242): A void of an invoice posted as {number}: "
+        "it is credited in full under key ST-VOID-4242 by a credit memo the ERP builds "
+        "from that document as it holds it, so there is nothing to show before then.\n"
+    )
