@@ -7,7 +7,9 @@ only these. They are stored as JSON on `SourceDocument.canonical` with money as 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -90,24 +92,35 @@ class Invoice:
 def to_jsonable(document: Any) -> dict[str, Any]:
     """Dataclass → JSON-ready dict, with Decimals and dates as strings (exact round trip).
 
-    Named tuples inside (plan lines, codings) become objects, like the dataclasses around them.
+    Dataclasses and named tuples inside (plan lines, codings) become objects. One walk, no copy
+    first (`dataclasses.asdict` deep-copies every value, and the engine converts a plan on every
+    posting).
     """
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return str(value)
-        if isinstance(value, date):
-            return value.isoformat()
-        if isinstance(value, dict):
-            return {key: convert(item) for key, item in value.items()}
-        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple: an object
-            return {name: convert(item) for name, item in zip(value._fields, value, strict=True)}
-        if isinstance(value, list | tuple):
-            return [convert(item) for item in value]
-        return value
-
-    result: dict[str, Any] = convert(dataclasses.asdict(document))
+    result: dict[str, Any] = _jsonable(document)
     return result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | bool | None):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple: an object
+        return {name: _jsonable(item) for name, item in zip(value._fields, value, strict=True)}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _jsonable(getattr(value, name)) for name in _field_names(type(value))}
+    return copy.deepcopy(value)  # as `dataclasses.asdict` leaves any other value: a copy
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(kind))
 
 
 def invoice_from_dict(data: dict[str, Any]) -> Invoice:

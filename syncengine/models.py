@@ -29,6 +29,25 @@ def default_approved_statuses() -> list[str]:
     return ["ok", "pending_accounting"]
 
 
+class BulkJSONField(models.JSONField):
+    """A JSONField that bulk inserts one literal per row.
+
+    For several rows Django inserts on PostgreSQL through UNNEST of one array per column, and
+    the client writes a JSON array element by escaping it in Python, about 1 ms for a typical
+    event with its exchanges. As one parameter per row the same JSON is quoted by the driver's
+    C code (a quarter of the time, measured). Columns and queries are unchanged.
+    """
+
+    def get_placeholder(self, value: Any, compiler: Any, connection: Any) -> str:
+        return "%s"
+
+    def deconstruct(self) -> Any:
+        # Migrations see a plain JSONField: nothing about the column differs, and on SQLite an
+        # altered field would rebuild the table without its append-only triggers.
+        name, _, args, kwargs = super().deconstruct()
+        return name, "django.db.models.JSONField", args, kwargs
+
+
 class Connection(models.Model):
     class Target(models.TextChoices):
         SANDBOX = "sandbox", "Sandbox ledger"
@@ -166,8 +185,8 @@ class SourceDocument(models.Model):
     total = models.DecimalField(
         max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
     )
-    payload = models.JSONField(encoder=DjangoJSONEncoder)
-    canonical = models.JSONField(encoder=DjangoJSONEncoder)
+    payload = BulkJSONField(encoder=DjangoJSONEncoder)
+    canonical = BulkJSONField(encoder=DjangoJSONEncoder)
     content_hash = models.CharField(max_length=64)
     receipt = models.ForeignKey(SourceReceipt, on_delete=models.PROTECT, related_name="documents")
     first_received_at = models.DateTimeField()
@@ -403,7 +422,7 @@ class SyncEvent(models.Model):
     from_state = models.CharField(max_length=20, blank=True)
     to_state = models.CharField(max_length=20)
     detail = models.TextField(blank=True)
-    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    data = BulkJSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
 
     class Meta:
         indexes = [models.Index(fields=["record", "id"], name="sync_event_timeline")]

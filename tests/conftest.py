@@ -77,10 +77,12 @@ def _fresh_process_caches() -> None:
     # Rows are rolled back between tests and their ids reused: per-process caches keyed by id
     # and revision must not carry one test's rules or catalog into the next.
     from mappings import catalog, services
+    from syncengine.erps.sandbox import client
 
     services._IN_FORCE.clear()
     services._COMPILED.clear()
     catalog._CACHE.clear()
+    client._CUSTOMER_IDS.clear()
 
 
 @pytest.fixture(autouse=True)

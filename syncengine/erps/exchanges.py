@@ -15,6 +15,7 @@ keep their method, address, status and time but not their bodies.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +45,9 @@ KEPT_HEADERS = frozenset({
 })  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
+    # Remembered: bodies repeat the same few dozen field names on every call.
     return bool(SECRET_NAME.search(re.sub(r"[-_. ]", "", name.lower())))
 
 

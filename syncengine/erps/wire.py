@@ -27,8 +27,16 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
             return item.isoformat()
         raise TypeError(f"{type(item).__name__} is not JSON serialisable")
 
+    def unquoted(found: re.Match[str]) -> str:
+        return found[2] if found[1] == marker else found[0]
+
     text = json.dumps(value, default=default, indent=indent, ensure_ascii=False)
-    return re.sub(f'"{marker}(-?[0-9.]+){marker}"', r"\1", text)
+    return _MARKED_NUMBER.sub(unquoted, text) if marker in text else text
+
+
+# A Decimal as `default` writes it: a quoted number between two copies of the call's marker.
+# One pattern for every call (a pattern per marker would be compiled anew on each call).
+_MARKED_NUMBER = re.compile(r'"([0-9a-f]{16})(-?[0-9.]+)\1"')
 
 
 def loads(text: str | bytes) -> Any:

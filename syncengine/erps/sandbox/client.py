@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db import connection as db
@@ -30,6 +31,7 @@ from syncengine.erps.base import (
     FailureCategory,
 )
 from syncengine.erps.sandbox.exchanges import reported
+from syncengine.erps.sandbox.invoice_sql import LineRow, invoice_write
 from syncengine.erps.sandbox.models import (
     JournalEntry,
     JournalLine,
@@ -47,13 +49,19 @@ from syncengine.erps.sandbox.models import (
 from syncengine.models import Connection
 from syncengine.money import ZERO
 
+# Customer ids by (connection, ServiceTrade company), remembered by every connector of this
+# process: the application never deletes a ledger customer, so an id read back stays right
+# (tests, whose rows are rolled back, forget them between tests).
+_CUSTOMER_IDS: dict[tuple[int, str], int] = {}
+_CUSTOMER_IDS_KEPT = 100_000
+
 
 class SandboxLedger:
     def __init__(self, *, connection: Connection):
         self.connection = connection
-        # Look-ups this connector remembers for its life (one worker batch): number → id.
+        # Account ids this connector remembers for its life (one worker batch): number → id.
         self._accounts: dict[str, int] = {}
-        self._customers: dict[str, int] = {}
+        self._invoice_url = ""
 
     def check(self) -> str:
         accounts = LedgerAccount.objects.filter(connection=self.connection).count()
@@ -134,23 +142,32 @@ class SandboxLedger:
 
     @reported("POST", "invoices")
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
-        try:
-            with transaction.atomic():
-                invoice = self._create_invoice(plan=plan, key=key)
-        except DatabaseError as error:
-            raise self._refusal(key, error) from error
-        return self._document(invoice)
+        return self._document(self._invoice_written(plan=plan, key=key, credit=False))
 
     @reported("POST", "credit-memos")
     def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         """A credit issued in ServiceTrade: the plan's journal entry (revenue debited, receivable
         credited) under a credit memo of the positive amount, applied to no invoice."""
+        return self._document(self._invoice_written(plan=plan, key=key, credit=True))
+
+    def _invoice_written(self, *, plan: InvoicePlan, key: str, credit: bool) -> LedgerInvoice:
+        """The invoice or credit memo, written whole in its own transaction, or refused."""
         try:
-            with transaction.atomic():
-                memo = self._create_invoice(plan=plan, key=key, credit=True)
+            try:
+                with transaction.atomic():
+                    return self._create_invoice(plan=plan, key=key, credit=credit)
+            except _NoNumberSeries as missing:
+                # The connection's first document of a series: the series is created, then the
+                # whole transaction (rolled back, so no number was used up) goes once more.
+                NumberSeries.objects.bulk_create(
+                    [NumberSeries(connection=self.connection, prefix=prefix)
+                     for prefix in missing.prefixes],
+                    ignore_conflicts=True,
+                )  # fmt: skip
+                with transaction.atomic():
+                    return self._create_invoice(plan=plan, key=key, credit=credit)
         except DatabaseError as error:
             raise self._refusal(key, error) from error
-        return self._document(memo)
 
     @reported("POST", "credit-memos")
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
@@ -387,6 +404,8 @@ class SandboxLedger:
             )
         customer_id = self._customer_id(plan)
         accounts = self._account_ids({leg.account for leg in legs})
+        if db.vendor == "postgresql":
+            return self._invoice_written_in_one_trip(plan, key, legs, credit, customer_id, accounts)
         # Drawn last, just before the rows that carry them: the series stay locked until commit.
         entry_number, document_number = _next_numbers(
             self.connection, "JE", "CM" if credit else "SI"
@@ -395,8 +414,7 @@ class SandboxLedger:
             connection=self.connection,
             number=entry_number,
             posting_date=plan.posting_date,
-            memo=f"{'Credit memo' if credit else 'Invoice'} {plan.document_number} "
-            f"{plan.customer_name}"[:200],
+            memo=_invoice_memo(plan, credit),
             external_document_number=key,
         )
         JournalLine.objects.bulk_create(
@@ -426,6 +444,29 @@ class SandboxLedger:
             journal_entry=entry,
         )
 
+    def _invoice_written_in_one_trip(
+        self, plan: InvoicePlan, key: str, legs: list[Leg], credit: bool, customer_id: int,
+        accounts: dict[str, int],
+    ) -> LedgerInvoice:  # fmt: skip
+        """The rows `_create_invoice` writes, sent in one message (invoice_sql.py)."""
+        prefix = "CM" if credit else "SI"
+        kind = LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE
+        amount = -plan.total if credit else plan.total  # a credit memo's amount is positive
+        written = invoice_write(
+            connection_id=self.connection.pk, kind=kind, key=key, customer_id=customer_id,
+            posting_date=plan.posting_date, currency=plan.currency, amount=amount,
+            memo=_invoice_memo(plan, credit), entry_prefix="JE", invoice_prefix=prefix,
+            lines=[LineRow(accounts[leg.account], leg.debit, leg.credit, leg.description[:200],
+                           leg.tax_code, leg.dimensions) for leg in legs],
+        )  # fmt: skip
+        if written is None:
+            raise _NoNumberSeries("JE", prefix)
+        invoice_id, number = written
+        return LedgerInvoice(pk=invoice_id, number=number, kind=kind, amount=amount,
+                             connection=self.connection, external_document_number=key,
+                             customer_id=customer_id, posting_date=plan.posting_date,
+                             currency=plan.currency)  # fmt: skip
+
     def _account_ids(self, numbers: set[str]) -> dict[str, int]:
         """Account ids by number, remembered by this connector (accounts are never deleted)."""
         unknown = numbers - self._accounts.keys()
@@ -447,15 +488,18 @@ class SandboxLedger:
     def _customer_id(self, plan: InvoicePlan) -> int:
         """The customer's id, created with its first invoice. Only customers read back from the
         database are remembered: one created here may yet be rolled back with its invoice."""
-        if plan.customer_ref in self._customers:
-            return self._customers[plan.customer_ref]
+        remembered = (self.connection.pk, plan.customer_ref)
+        if remembered in _CUSTOMER_IDS:
+            return _CUSTOMER_IDS[remembered]
         found = (
             LedgerCustomer.objects.filter(connection=self.connection, source_ref=plan.customer_ref)
             .values_list("pk", flat=True)
             .first()
         )
         if found is not None:
-            self._customers[plan.customer_ref] = found
+            if len(_CUSTOMER_IDS) >= _CUSTOMER_IDS_KEPT:
+                _CUSTOMER_IDS.clear()
+            _CUSTOMER_IDS[remembered] = found
             return found
         try:
             with transaction.atomic():
@@ -517,7 +561,12 @@ class SandboxLedger:
         )
 
     def _document(self, invoice: LedgerInvoice) -> ErpDocument:
-        url = reverse("console:ledger-invoice", args=[self.connection.slug, invoice.number])
+        if not self._invoice_url:  # reversed once per connector, not once per invoice
+            self._invoice_url = reverse(
+                "console:ledger-invoice", args=[self.connection.slug, _NUMBER_MARK]
+            )
+        head, _, tail = self._invoice_url.rpartition(_NUMBER_MARK)
+        url = head + quote(invoice.number, safe="") + tail
         return ErpDocument(id=str(invoice.pk), number=invoice.number, url=url)
 
     # --- previews (manage.py preview_posting): what the post methods above write, as data ------
@@ -625,6 +674,22 @@ def _leg(
 def _next_number(connection: Connection, prefix: str) -> str:
     """The next number of a series per connection, e.g. SI-000042; never issued twice."""
     return _next_numbers(connection, prefix)[0]
+
+
+_NUMBER_MARK = "number-goes-here"
+
+
+class _NoNumberSeries(Exception):
+    """A number series the connection has never drawn from (see `_invoice_written`)."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__(", ".join(prefixes))
+        self.prefixes = prefixes
+
+
+def _invoice_memo(plan: InvoicePlan, credit: bool) -> str:
+    kind = "Credit memo" if credit else "Invoice"
+    return f"{kind} {plan.document_number} {plan.customer_name}"[:200]
 
 
 def _next_numbers(connection: Connection, *prefixes: str) -> list[str]:
