@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mappings.resolve import InvoicePlan
 from syncengine.canonical import (
+    Invoice,
     JobCost,
     ProcurementDocument,
     ProcurementKind,
@@ -27,7 +29,7 @@ from syncengine.canonical import (
 from syncengine.erps.base import Connector, ConnectorError, procurement_poster
 from syncengine.erps.registry import connector_for
 from syncengine.models import Connection, DocumentKind, Operation, SyncRecord, SyncState
-from syncengine.plans import is_credit, is_mixed, split
+from syncengine.plans import PostingPolicy, is_credit, is_mixed, split
 from syncengine.services.costs import (
     _UNSETTLED,
     NOT_POSTED,
@@ -172,16 +174,10 @@ def _invoice(connection: Connection, connector: Connector, element: Any) -> Docu
     state, message = _state_for_status(connection, invoice.status)
     if state == SyncState.SKIPPED:
         return DocumentPreview(title, not_posted=message)
-    plan = _plan(connection, invoice)
-    if isinstance(plan, list):
-        return DocumentPreview(title, problems=[f"{p.code}: {p.message}" for p in plan])
-    policy = _policy(connection)
-    if isinstance(policy, Outcome):
-        return _problems(title, policy)
-    dated = _open_period(plan, policy)
-    if isinstance(dated, Outcome):
-        return _problems(title, dated)
-    plan, notes = dated
+    coded = _invoice_plan(connection, invoice)
+    if isinstance(coded, list):
+        return DocumentPreview(title, problems=coded)
+    plan, policy, notes = coded
     key = _key_for(invoice)
     parts = [(plan, key)]
     if policy.mixed_sign == "split" and is_mixed(plan):
@@ -202,6 +198,23 @@ def _invoice(connection: Connection, connector: Connector, element: Any) -> Docu
         preview.notes.append(f"Split in two by the mixed_sign policy: {parts[0][1]} (invoice) "
                              f"and {parts[1][1]} (credit memo).")  # fmt: skip
     return preview
+
+
+def _invoice_plan(
+    connection: Connection, invoice: Invoice
+) -> tuple[InvoicePlan, PostingPolicy, dict[str, Any]] | list[str]:
+    """The plan as `posting._post_invoice` posts it (coded, on an open day), with the policy
+    and the notes of a re-dating; or every problem."""
+    plan = _plan(connection, invoice)
+    if isinstance(plan, list):
+        return [f"{p.code}: {p.message}" for p in plan]
+    policy = _policy(connection)
+    if isinstance(policy, Outcome):
+        return _problems("", policy).problems
+    dated = _open_period(plan, policy)
+    if isinstance(dated, Outcome):
+        return _problems("", dated).problems
+    return dated[0], policy, dated[1]
 
 
 def _posted_earlier(connection: Connection, source_id: str) -> SyncRecord | None:

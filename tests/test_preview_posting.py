@@ -140,3 +140,34 @@ def test_a_void_of_a_posted_invoice_says_it_is_credited_and_succeeds(connection,
         "it is credited in full under key ST-VOID-4242 by a credit memo the ERP builds "
         "from that document as it holds it, so there is nothing to show before then.\n"
     )
+
+
+def test_a_mixed_sign_invoice_split_by_policy_previews_both_documents_on_a_redated_day(
+    connection, tmp_path
+):
+    from tests.test_document_flows import MIXED
+
+    connection.erp_settings = {
+        **connection.erp_settings,
+        "mixed_sign": "split",
+        "closed_through": "2025-11-30",
+        "closed_period_policy": "redate",
+    }
+    connection.save(update_fields=["erp_settings"])
+    out, _ = preview("demo", invoice_file(tmp_path, items=MIXED))
+    heading, rest = out.split(":\n", 1)
+    requests, end = json.JSONDecoder().raw_decode(rest)
+    keys = [r["external_document_number"] for r in requests if "external_document_number" in r]
+    assert keys == ["ST-INV-4242-P", "ST-INV-4242-N"]
+    assert [r["operation"] for r in requests][1::2] == [
+        "create invoice and post its journal entry",
+        "create credit memo and post its journal entry",
+    ]
+    assert {r["posting_date"] for r in requests if "posting_date" in r} == {"2025-12-01"}
+    notes = rest[end:].strip().splitlines()
+    assert notes[0].startswith("Note: Posting date moved from 2025-11-20 to 2025-12-01")
+    assert notes[1] == (
+        "Note: Split in two by the mixed_sign policy: ST-INV-4242-P (invoice) "
+        "and ST-INV-4242-N (credit memo)."
+    )
+    assert not SyncRecord.objects.exists()
