@@ -339,8 +339,13 @@ def _as_amount(text: str) -> Decimal | None:
 
 
 class SyncRecord(models.Model):
-    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="records")
-    document = models.ForeignKey(SourceDocument, on_delete=models.PROTECT, related_name="records")
+    # No index of their own: the composite indexes and constraints below lead with them.
+    connection = models.ForeignKey(
+        Connection, on_delete=models.PROTECT, related_name="records", db_index=False
+    )
+    document = models.ForeignKey(
+        SourceDocument, on_delete=models.PROTECT, related_name="records", db_index=False
+    )
     operation = models.CharField(max_length=20, choices=Operation.choices)
     # Deterministic, written into the ERP document (external document number) and looked up
     # there before any create whose earlier attempt may have landed.
@@ -416,7 +421,10 @@ class SyncRecord(models.Model):
 class SyncEvent(models.Model):
     """One transition or attempt. Append-only: database triggers reject UPDATE and DELETE."""
 
-    record = models.ForeignKey(SyncRecord, on_delete=models.PROTECT, related_name="events")
+    # No index of its own: `sync_event_timeline` leads with it.
+    record = models.ForeignKey(
+        SyncRecord, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     at = models.DateTimeField()
     actor = models.CharField(max_length=150)
     from_state = models.CharField(max_length=20, blank=True)

@@ -399,3 +399,26 @@ def test_the_records_of_one_transaction_share_their_worker_messages(
     assert sorted(pk for message in sent for pk in message["record_ids"]) == sorted(
         SyncRecord.objects.values_list("pk", flat=True)
     )
+
+
+def test_the_records_a_batch_posted_are_written_whole_in_one_statement(connection):
+    for number in range(1, 4):
+        ingest(connection, envelope(id=number, invoiceNumber=str(number)))
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(db) as queries:
+        posted = services.sync_records_post(now=lambda: NOW)
+    updates = [q["sql"] for q in queries.captured_queries
+               if 'UPDATE "syncengine_syncrecord"' in q["sql"]]  # fmt: skip
+    # The claim, then the three posted rows together (Django logs one executemany once).
+    assert len(updates) == 2 and updates[1].startswith("3 times: UPDATE")
+    for record in posted:
+        stored = SyncRecord.objects.get(pk=record.pk)
+        assert stored.state == SyncState.POSTED and stored.posted_at == NOW
+        assert stored.erp_document_id == record.erp_document_id != ""
+        assert stored.erp_document_number == record.erp_document_number
+        assert stored.erp_document_url.endswith(f"/{stored.erp_document_number}/")
+        assert stored.plan["total"] == str(stored.document.total)
+        assert (stored.lease_token, stored.lease_until, stored.next_attempt_at) == ("", None, None)
+        assert stored.rule_version == record.rule_version is not None

@@ -53,7 +53,9 @@ from syncengine.services.records import (
     _nudge_if_ready,
     _posted_parts,
     _transition,
+    _transition_unsaved,
     events_written_together,
+    records_save,
     sync_records_nudge_now,
 )
 from syncengine.services.timecards import _post_timecard
@@ -520,13 +522,18 @@ def _finish_batch(
     ids = [claim.record_id for claim, _ in attempted] + [claim.record_id for claim in unattempted]
     settled: list[SyncRecord] = []
     circuit_closed: set[int] = set()
+    # Records posted: their rows are written together, once all are settled.
+    posted: dict[tuple[str, ...], list[SyncRecord]] = {}
     with transaction.atomic(), events_written_together():
         records = SyncRecord.objects.select_for_update().in_bulk(ids)
         for claim, outcome in attempted:
             record = records[claim.record_id]
             if _still_ours(record, claim):
-                _settle(record, outcome, now=now, actor=actor, circuit_closed=circuit_closed)
+                _settle(record, outcome, now=now, actor=actor, circuit_closed=circuit_closed,
+                        posted=posted)  # fmt: skip
             settled.append(record)
+        for fields, rows in posted.items():
+            records_save(rows, list(fields))
         for claim in unattempted:
             if _still_ours(record := records[claim.record_id], claim):
                 _put_back(record, now=now, actor=actor, why=why)
@@ -543,13 +550,20 @@ def _still_ours(record: SyncRecord, claim: Claim) -> bool:
 
 
 def _settle(
-    record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str, circuit_closed: set[int]
+    record: SyncRecord,
+    outcome: Outcome,
+    *,
+    now: datetime,
+    actor: str,
+    circuit_closed: set[int],
+    posted: dict[tuple[str, ...], list[SyncRecord]],
 ) -> None:
     if outcome.state == SyncState.POSTED:
         if record.connection_id not in circuit_closed:  # once a batch, not once a record
             circuit_success(connection_id=record.connection_id)
             circuit_closed.add(record.connection_id)
-        _finish_posted(record, outcome, now=now, actor=actor)
+        fields = _finish_posted(record, outcome, now=now, actor=actor)
+        posted.setdefault(tuple(fields), []).append(record)
     elif outcome.state == SyncState.BLOCKED:
         _finish_blocked(record, outcome, now=now, actor=actor)
     elif outcome.state == SyncState.SKIPPED:
@@ -579,13 +593,14 @@ def _put_back(record: SyncRecord, *, now: datetime, actor: str, why: str) -> Non
     )  # fmt: skip
 
 
-def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str) -> None:
+def _finish_posted(record: SyncRecord, outcome: Outcome, *, now: datetime, actor: str) -> list[str]:
+    """The record posted, its row not yet written: returns the fields to save."""
     document = outcome.erp_document
     assert document is not None
     how = "Found in the ERP by its key" if outcome.found_by_lookup else "Posted"
     redated = f" {outcome.notes['redated_note']}" if "redated_note" in outcome.notes else ""
     plan = {**to_jsonable(outcome.plan), **outcome.notes} if outcome.plan else None
-    _transition(
+    return _transition_unsaved(
         record,
         SyncState.POSTED,
         actor=actor,

@@ -131,14 +131,59 @@ def _transition(
     **fields: Any,
 ) -> None:
     from_state = record.state
+    changed = _transition_fields(record, to_state, now=now, **fields)
+    # Only what changed: rewriting every column would re-send the plan and problems (JSON) on
+    # each of a record's several transitions.
+    record.save(update_fields=None if record.pk is None else changed)
+    _event(record, from_state, to_state, actor=actor, now=now, detail=detail, data=data)
+
+
+def _transition_unsaved(
+    record: SyncRecord,
+    to_state: str,
+    *,
+    actor: str,
+    now: datetime,
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> list[str]:
+    """`_transition` of a saved record whose row the caller writes, with others', by
+    `records_save` (in the same transaction). Returns the fields to save."""
+    from_state = record.state
+    changed = _transition_fields(record, to_state, now=now, **fields)
+    _event(record, from_state, to_state, actor=actor, now=now, detail=detail, data=data)
+    return changed
+
+
+def _transition_fields(
+    record: SyncRecord, to_state: str, *, now: datetime, **fields: Any
+) -> list[str]:
     record.state = to_state
     record.state_changed_at = now
     for name, value in fields.items():
         setattr(record, name, value)
-    # Only what changed: rewriting every column would re-send the plan and problems (JSON) on
-    # each of a record's several transitions.
-    record.save(update_fields=None if record.pk is None else ["state", "state_changed_at", *fields])
-    _event(record, from_state, to_state, actor=actor, now=now, detail=detail, data=data)
+    return ["state", "state_changed_at", *fields]
+
+
+def records_save(records: list[SyncRecord], fields: list[str]) -> None:
+    """Write `fields` of every record in one round trip (psycopg pipelines `executemany`):
+    the rows a batch settles the same way, instead of one UPDATE and its reply each."""
+    if not records:
+        return
+    meta, connection = SyncRecord._meta, transaction.get_connection()
+    by_name = {field.name: field for field in meta.concrete_fields}
+    columns = [by_name[name] for name in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    rows = [
+        [column.get_db_prep_save(getattr(record, column.attname), connection)
+         for column in columns] + [record.pk]
+        for record in records
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _nudge_if_ready(record: SyncRecord) -> None:
