@@ -82,6 +82,7 @@ def _fresh_process_caches() -> None:
     services._IN_FORCE.clear()
     services._COMPILED.clear()
     catalog._CACHE.clear()
+    client._ACCOUNT_IDS.clear()
     client._CUSTOMER_IDS.clear()
 
 

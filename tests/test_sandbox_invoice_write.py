@@ -116,6 +116,35 @@ def test_an_unknown_account_is_a_missing_reference_and_writes_nothing(connection
     assert not JournalEntry.objects.exists()
 
 
+def test_a_connections_first_invoice_creates_its_series_without_using_up_another_number(
+    connection,
+):
+    NumberSeries.objects.filter(connection=connection, prefix__in=["JE", "SI"]).delete()
+    NumberSeries.objects.create(connection=connection, prefix="JE", last_value=5)
+    document = SandboxLedger(connection=connection).post_invoice(plan=plan(), key="K-1")
+    assert document.number == "SI-000001"
+    assert LedgerInvoice.objects.get().journal_entry.number == "JE-000006"
+    assert JournalEntry.objects.count() == 1
+
+
+@pytest.mark.skipif(
+    db.vendor != "postgresql",
+    reason="only PostgreSQL writes an invoice in one message outside a transaction; SQLite's "
+    "ORM path opens its own, as the other tests here show",
+)
+@pytest.mark.django_db(transaction=True)
+def test_outside_any_transaction_a_refused_invoice_leaves_nothing_and_the_next_one_posts(
+    connection,
+):
+    # As workers call it: no transaction open, the write is a transaction of its own.
+    ledger = SandboxLedger(connection=connection)
+    refusal = failure(lambda: ledger.post_invoice(plan=plan(total=Decimal("1.00")), key="K-1"))
+    assert "does not balance" in refusal.message
+    assert not JournalEntry.objects.exists() and not LedgerInvoice.objects.exists()
+    assert ledger.post_invoice(plan=plan(), key="K-1").number == "SI-000001"
+    assert JournalEntry.objects.get().state == JournalEntry.State.POSTED
+
+
 def test_once_its_customer_is_known_an_invoice_is_one_message_on_postgresql(
     connection, django_assert_max_num_queries
 ):

@@ -49,18 +49,24 @@ from syncengine.erps.sandbox.models import (
 from syncengine.models import Connection
 from syncengine.money import ZERO
 
-# Customer ids by (connection, ServiceTrade company), remembered by every connector of this
-# process: the application never deletes a ledger customer, so an id read back stays right
-# (tests, whose rows are rolled back, forget them between tests).
+# Ids by (connection, account number) and by (connection, ServiceTrade company), remembered by
+# every connector of this process: the application never deletes a ledger account or customer,
+# so an id read back from the database stays right (tests, whose rows are rolled back, forget
+# them between tests).
+_ACCOUNT_IDS: dict[tuple[int, str], int] = {}
 _CUSTOMER_IDS: dict[tuple[int, str], int] = {}
-_CUSTOMER_IDS_KEPT = 100_000
+_IDS_KEPT = 100_000
+
+
+def _remember(ids: dict[tuple[int, str], int], found: dict[tuple[int, str], int]) -> None:
+    if len(ids) + len(found) > _IDS_KEPT:
+        ids.clear()
+    ids.update(found)
 
 
 class SandboxLedger:
     def __init__(self, *, connection: Connection):
         self.connection = connection
-        # Account ids this connector remembers for its life (one worker batch): number → id.
-        self._accounts: dict[str, int] = {}
         self._invoice_url = ""
 
     def check(self) -> str:
@@ -151,21 +157,31 @@ class SandboxLedger:
         return self._document(self._invoice_written(plan=plan, key=key, credit=True))
 
     def _invoice_written(self, *, plan: InvoicePlan, key: str, credit: bool) -> LedgerInvoice:
-        """The invoice or credit memo, written whole in its own transaction, or refused."""
+        """The invoice or credit memo with its journal entry, written whole or refused. A new
+        customer is created first, in a transaction of its own: like an ERP, the ledger keeps a
+        customer whose first invoice it then refuses."""
+        legs = _legs(plan)
+        if not legs:
+            raise ConnectorError(
+                "An invoice whose every amount is zero cannot be posted.",
+                category=FailureCategory.VALUE,
+                transient=False,
+            )
+        write = self._invoice_in_one_message if db.vendor == "postgresql" else self._invoice_saved
         try:
+            accounts = self._account_ids({leg.account for leg in legs})
+            customer_id = self._customer_id(plan)
             try:
-                with transaction.atomic():
-                    return self._create_invoice(plan=plan, key=key, credit=credit)
+                return write(plan, key, legs, credit, customer_id, accounts)
             except _NoNumberSeries as missing:
-                # The connection's first document of a series: the series is created, then the
-                # whole transaction (rolled back, so no number was used up) goes once more.
+                # The connection's first document of a series (nothing was written): the series
+                # is created and the invoice goes once more.
                 NumberSeries.objects.bulk_create(
                     [NumberSeries(connection=self.connection, prefix=prefix)
                      for prefix in missing.prefixes],
                     ignore_conflicts=True,
                 )  # fmt: skip
-                with transaction.atomic():
-                    return self._create_invoice(plan=plan, key=key, credit=credit)
+                return write(plan, key, legs, credit, customer_id, accounts)
         except DatabaseError as error:
             raise self._refusal(key, error) from error
 
@@ -392,63 +408,55 @@ class SandboxLedger:
             },
         ]
 
-    def _create_invoice(
-        self, *, plan: InvoicePlan, key: str, credit: bool = False
-    ) -> LedgerInvoice:
-        legs = _legs(plan)
-        if not legs:
-            raise ConnectorError(
-                "An invoice whose every amount is zero cannot be posted.",
-                category=FailureCategory.VALUE,
-                transient=False,
-            )
-        customer_id = self._customer_id(plan)
-        accounts = self._account_ids({leg.account for leg in legs})
-        if db.vendor == "postgresql":
-            return self._invoice_written_in_one_trip(plan, key, legs, credit, customer_id, accounts)
-        # Drawn last, just before the rows that carry them: the series stay locked until commit.
-        entry_number, document_number = _next_numbers(
-            self.connection, "JE", "CM" if credit else "SI"
-        )
-        entry = JournalEntry.objects.create(
-            connection=self.connection,
-            number=entry_number,
-            posting_date=plan.posting_date,
-            memo=_invoice_memo(plan, credit),
-            external_document_number=key,
-        )
-        JournalLine.objects.bulk_create(
-            JournalLine(
-                entry=entry,
-                account_id=accounts[leg.account],
-                debit=leg.debit,
-                credit=leg.credit,
-                description=leg.description[:200],
-                tax_code=leg.tax_code,
-                dimensions=leg.dimensions,
-            )
-            for leg in legs
-        )
-        # The database checks the balance as the entry is posted (migration 0002).
-        entry.state = JournalEntry.State.POSTED
-        entry.save(update_fields=["state"])
-        return LedgerInvoice.objects.create(
-            connection=self.connection,
-            kind=LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE,
-            number=document_number,
-            external_document_number=key,
-            customer_id=customer_id,
-            posting_date=plan.posting_date,
-            currency=plan.currency,
-            amount=-plan.total if credit else plan.total,  # a credit memo's amount is positive
-            journal_entry=entry,
-        )
-
-    def _invoice_written_in_one_trip(
+    def _invoice_saved(
         self, plan: InvoicePlan, key: str, legs: list[Leg], credit: bool, customer_id: int,
         accounts: dict[str, int],
     ) -> LedgerInvoice:  # fmt: skip
-        """The rows `_create_invoice` writes, sent in one message (invoice_sql.py)."""
+        """The invoice and its entry through the ORM, in one transaction (SQLite)."""
+        with transaction.atomic():
+            # Drawn first: the series stay locked until commit.
+            entry_number, document_number = _next_numbers(
+                self.connection, "JE", "CM" if credit else "SI"
+            )
+            entry = JournalEntry.objects.create(
+                connection=self.connection,
+                number=entry_number,
+                posting_date=plan.posting_date,
+                memo=_invoice_memo(plan, credit),
+                external_document_number=key,
+            )
+            JournalLine.objects.bulk_create(
+                JournalLine(
+                    entry=entry,
+                    account_id=accounts[leg.account],
+                    debit=leg.debit,
+                    credit=leg.credit,
+                    description=leg.description[:200],
+                    tax_code=leg.tax_code,
+                    dimensions=leg.dimensions,
+                )
+                for leg in legs
+            )
+            # The database checks the balance as the entry is posted (migration 0002).
+            entry.state = JournalEntry.State.POSTED
+            entry.save(update_fields=["state"])
+            return LedgerInvoice.objects.create(
+                connection=self.connection,
+                kind=LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE,
+                number=document_number,
+                external_document_number=key,
+                customer_id=customer_id,
+                posting_date=plan.posting_date,
+                currency=plan.currency,
+                amount=-plan.total if credit else plan.total,  # a credit memo's is positive
+                journal_entry=entry,
+            )
+
+    def _invoice_in_one_message(
+        self, plan: InvoicePlan, key: str, legs: list[Leg], credit: bool, customer_id: int,
+        accounts: dict[str, int],
+    ) -> LedgerInvoice:  # fmt: skip
+        """The rows `_invoice_saved` writes, sent in one message (PostgreSQL, invoice_sql.py)."""
         prefix = "CM" if credit else "SI"
         kind = LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE
         amount = -plan.total if credit else plan.total  # a credit memo's amount is positive
@@ -468,22 +476,21 @@ class SandboxLedger:
                              currency=plan.currency)  # fmt: skip
 
     def _account_ids(self, numbers: set[str]) -> dict[str, int]:
-        """Account ids by number, remembered by this connector (accounts are never deleted)."""
-        unknown = numbers - self._accounts.keys()
+        """Account ids by number (accounts are never deleted, so remembered by the process)."""
+        connection = self.connection.pk
+        unknown = {number for number in numbers if (connection, number) not in _ACCOUNT_IDS}
         if unknown:
-            self._accounts.update(
-                LedgerAccount.objects.filter(
-                    connection=self.connection, number__in=unknown
-                ).values_list("number", "pk")
-            )
-        missing = sorted(numbers - self._accounts.keys())
+            found = LedgerAccount.objects.filter(connection=connection, number__in=unknown)
+            pairs = found.values_list("number", "pk")
+            _remember(_ACCOUNT_IDS, {(connection, number): pk for number, pk in pairs})
+        missing = sorted(number for number in numbers if (connection, number) not in _ACCOUNT_IDS)
         if missing:
             raise ConnectorError(
                 f"Account {', '.join(missing)} is not in the sandbox ledger.",
                 category=FailureCategory.MISSING_REFERENCE,
                 transient=False,
             )
-        return self._accounts
+        return {number: _ACCOUNT_IDS[(connection, number)] for number in numbers}
 
     def _customer_id(self, plan: InvoicePlan) -> int:
         """The customer's id, created with its first invoice. Only customers read back from the
@@ -497,9 +504,7 @@ class SandboxLedger:
             .first()
         )
         if found is not None:
-            if len(_CUSTOMER_IDS) >= _CUSTOMER_IDS_KEPT:
-                _CUSTOMER_IDS.clear()
-            _CUSTOMER_IDS[remembered] = found
+            _remember(_CUSTOMER_IDS, {remembered: found})
             return found
         try:
             with transaction.atomic():

@@ -1,16 +1,19 @@
 """An invoice (or credit memo) and its journal entry written in one round trip, on PostgreSQL.
 
 The ORM writes a sandbox invoice in five statements (numbers, entry, lines, posting the entry,
-invoice), each a round trip, while both number series stay locked, so concurrent workers queue
-behind one another for the length of all five. Here one statement draws both numbers and inserts
-the entry, its lines and the invoice, and a second statement in the same message posts the entry,
-which is when the database checks the balance (ledger_sql.py). The rows and rules are the ORM
-path's; only the number of trips differs. SQLite keeps the ORM path (it has no data-modifying
-WITH and no network between Python and the database).
+invoice) between BEGIN and COMMIT, each a round trip, while both number series stay locked, so
+concurrent workers queue behind one another for the length of all seven. Here one statement draws
+both numbers and inserts the entry, its lines and the invoice, and a second statement in the same
+message posts the entry, which is when the database checks the balance (ledger_sql.py). Sent
+outside a transaction, PostgreSQL runs the two statements of one message as one transaction of
+their own: both happen or neither does. The rows and rules are the ORM path's; only the number of
+trips differs. SQLite keeps the ORM path (it has no data-modifying WITH, and no network between
+Python and the database).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection as db
+from django.db import transaction
 
 # Numbers are formatted as _next_numbers formats them: prefix, hyphen, at least six digits.
 _NUMBER = "prefix || '-' || lpad(last_value::text, greatest(6, length(last_value::text)), '0')"
@@ -30,6 +34,10 @@ WITH drawn AS (
         WHERE connection_id = %(connection)s AND prefix IN (%(entry_prefix)s, %(invoice_prefix)s)
         ORDER BY prefix FOR UPDATE
     )
+    -- Both series or neither: a missing one must not leave the other's number used up.
+    AND (SELECT count(*) FROM sandbox_numberseries
+         WHERE connection_id = %(connection)s
+           AND prefix IN (%(entry_prefix)s, %(invoice_prefix)s)) = 2
     RETURNING prefix, {_NUMBER} AS number
 ), entry AS (
     INSERT INTO sandbox_journalentry
@@ -83,9 +91,12 @@ def invoice_write(
     entry_prefix: str,
     invoice_prefix: str,
 ) -> tuple[int, str] | None:
-    """The new invoice's id and number, or None when a number series does not exist yet (the
-    caller creates it and writes through the ORM). Call inside the posting's transaction; the
-    number series stay locked until it ends."""
+    """The new invoice's id and number, or None, with nothing written, when a number series does
+    not exist yet (the caller creates it and calls again).
+
+    Outside a transaction the message is its own transaction. Inside one (an outer atomic block)
+    it runs in a savepoint, so a refusal leaves the caller's transaction usable; the number
+    series then stay locked until that transaction ends."""
     rows = [
         {"account_id": line.account_id, "debit": str(line.debit), "credit": str(line.credit),
          "description": line.description, "tax_code": line.tax_code,
@@ -98,9 +109,11 @@ def invoice_write(
         "lines": json.dumps(rows), "entry_prefix": entry_prefix,
         "invoice_prefix": invoice_prefix,
     }  # fmt: skip
-    with db.cursor() as cursor:
-        # Both statements go in one message (client-side binding); the first one's rows come
-        # back first.
+    # A transaction block of our own would cost two more round trips (BEGIN, COMMIT).
+    savepoint = transaction.atomic() if db.in_atomic_block else contextlib.nullcontext()
+    with savepoint, db.cursor() as cursor:
+        # Both statements go in one message (Django binds parameters on the client); the first
+        # one's rows come back first.
         cursor.execute(_WRITE, parameters)
         written = cursor.fetchone()
     if written is None:
