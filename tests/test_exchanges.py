@@ -192,6 +192,12 @@ def test_the_record_page_shows_each_call_with_its_request_and_answer(client, con
     assert "1 ERP call: what was sent and what came back" in page
     assert "POST sandbox://demo/invoices" in page
     assert "&quot;external_document_number&quot;: &quot;ST-INV-4242&quot;" in page
+    # Kept compact, shown indented.
+    posted = record.events.get(to_state=SyncState.POSTED).data["exchanges"][0]
+    assert "\n" not in posted["request_body"]
+    assert (
+        "\n    &quot;operation&quot;: &quot;create invoice and post its journal entry&quot;" in page
+    )
 
 
 @pytest.mark.django_db

@@ -170,8 +170,8 @@ def exchange_record(
 
 
 def _body_text(body: Any) -> str:
-    """JSON shown indented, with its secrets replaced; text that is not JSON shown as it is
-    (a form is read as fields, so its secrets are replaced too)."""
+    """JSON with its secrets replaced; text that is not JSON kept as it is (a form is read as
+    fields, so its secrets are replaced too)."""
     if isinstance(body, bytes | bytearray):
         body = bytes(body).decode("utf-8", errors="replace")
     if isinstance(body, str):
@@ -187,6 +187,8 @@ def _body_text(body: Any) -> str:
                     ])  # fmt: skip
             return body
     try:
-        return wire.dumps(redacted(body), indent=2)
+        # Compact: the C encoder (indenting needs the pure-Python one on every posting); the
+        # console indents the bodies a person opens.
+        return wire.dumps(redacted(body))
     except (TypeError, ValueError):  # not JSON-like after all: shown as Python writes it
         return repr(redacted(body))
