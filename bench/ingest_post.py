@@ -13,8 +13,9 @@ one runs beat, whose sweeper re-drives retries); invoices are then ingested in p
 the workers post them, as in production.
 
 Prints: ingest rate (invoices/s), end-to-end posting throughput (invoices/s from the first receipt
-to the last posting), ingest-to-posted latency p50/p95/max, and peak memory of this process and
-of each worker. Results are for docs/performance.md; nothing here asserts a time.
+to the last posting), ingest-to-posted latency p50/p95/max, peak memory of this process and of
+each worker, and the CPU time each side spent per invoice (this process, the workers,
+PostgreSQL) — on a machine whose cores all three share, the sum says how far it can go. Results are for docs/performance.md; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -72,6 +73,44 @@ def worker_tree_peak_mb(pid: int) -> float:
     return sum(peak_rss_mb(one) for one in pids if Path(f"/proc/{one}").exists())
 
 
+def cpu_seconds(workers: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU time used so far (user + system, Linux /proc) by this process, the workers with
+    their pool children, and every PostgreSQL process on the machine (the run's database is
+    the only busy one)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int, *, reaped_children: bool = False) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            return 0.0
+        ticks = int(fields[11]) + int(fields[12])
+        if reaped_children:  # backends that have ended count towards the postmaster
+            ticks += int(fields[13]) + int(fields[14])
+        return ticks / tick
+
+    def tree(pid: int) -> list[int]:
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        return [pid] + ([int(c) for c in children.read_text().split()] if children.exists() else [])
+
+    postgres = [
+        int(entry.name) for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _command(entry).startswith("postgres")
+    ]  # fmt: skip
+    return {
+        "bench": time.process_time(),
+        "workers": sum(used(pid) for worker in workers for pid in tree(worker.pid)),
+        "postgresql": sum(used(pid, reaped_children=True) for pid in postgres),
+    }
+
+
+def _command(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=2000)
@@ -113,9 +152,14 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     connection = demo.demo_connection_setup()
     workers = start_workers(args, tmp)
     try:
+        cpu_before = cpu_seconds(workers)
         ingest_seconds = ingest_steady(connection, args) if args.rate else ingest(connection, args)
         posted_at_end = wait_until_settled(args.invoices)
+        cpu = {name: used - cpu_before[name] for name, used in cpu_seconds(workers).items()}
         report(args, ingest_seconds, posted_at_end, workers)
+        print("cpu per invoice     " + ", ".join(
+            f"{name} {seconds / args.invoices * 1000:.2f} ms" for name, seconds in cpu.items()
+        ))  # fmt: skip
     finally:
         for worker in workers:
             worker.terminate()

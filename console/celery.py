@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 from console import broker
 
@@ -12,3 +12,13 @@ broker.install()
 app = Celery("crosswalk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+def database_connections_checked(**_: object) -> None:
+    """Before each task, what Django does before each request: a connection that is broken, or
+    older than CONN_MAX_AGE, is closed (the next query opens a new one); a good one is reused
+    instead of connecting anew for every task (CELERY_DB_REUSE_MAX)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
