@@ -533,7 +533,7 @@ def _finish_batch(
                         posted=posted)  # fmt: skip
             settled.append(record)
         for fields, rows in posted.items():
-            records_save(rows, list(fields))
+            records_save(records=rows, fields=list(fields))
         for claim in unattempted:
             if _still_ours(record := records[claim.record_id], claim):
                 _put_back(record, now=now, actor=actor, why=why)

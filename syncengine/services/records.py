@@ -166,7 +166,7 @@ def _transition_fields(
     return ["state", "state_changed_at", *fields]
 
 
-def records_save(records: list[SyncRecord], fields: list[str]) -> None:
+def records_save(*, records: list[SyncRecord], fields: list[str]) -> None:
     """Write `fields` of every record in one round trip (psycopg pipelines `executemany`):
     the rows a batch settles the same way, instead of one UPDATE and its reply each."""
     if not records:

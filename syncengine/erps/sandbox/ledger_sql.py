@@ -1,4 +1,5 @@
-"""The sandbox ledger's database rules (applied by migration 0002).
+"""The sandbox ledger's database rules (applied by migration 0002; on PostgreSQL, rule 2 for
+lines is checked once per statement since migration 0010).
 
 1. A journal entry is created as a draft; it becomes POSTED only if it has at least two lines
    and its debits equal its credits to the cent.
@@ -141,3 +142,65 @@ def forward(vendor: str) -> list[str]:
 
 def backward(vendor: str) -> list[str]:
     return POSTGRES_DROP if vendor == "postgresql" else SQLITE_DROP
+
+
+# Migration 0010, PostgreSQL: rule 2 for lines checked once per statement instead of once per
+# row (a PL/pgSQL call for every line of every invoice was a fifth of the ledger's write). The
+# statement's lines are joined with their entries in one query; an entry inserted by the same
+# statement is still a draft, so the lines of a new entry pass.
+_LINES_GUARD = f"""
+CREATE OR REPLACE FUNCTION sandbox_lines_guard() RETURNS trigger AS $$
+DECLARE
+    line_id bigint;
+BEGIN
+    -- Each query is planned only when reached: a trigger has only the tables of its event.
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        SELECT min(line.id) INTO line_id FROM new_lines line
+          JOIN {ENTRY} entry ON entry.id = line.entry_id WHERE entry.state = 'POSTED';
+        IF line_id IS NOT NULL THEN
+            RAISE EXCEPTION 'lines cannot be added to a posted journal entry';
+        END IF;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        SELECT min(line.id) INTO line_id FROM old_lines line
+          JOIN {ENTRY} entry ON entry.id = line.entry_id WHERE entry.state = 'POSTED';
+        IF line_id IS NOT NULL THEN
+            RAISE EXCEPTION 'journal line % belongs to a posted entry: % is not allowed',
+                line_id, TG_OP;
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$ LANGUAGE plpgsql;
+"""
+
+_PER_STATEMENT = [
+    f"DROP TRIGGER IF EXISTS sandbox_line_guard ON {LINE};",
+    "DROP FUNCTION IF EXISTS sandbox_line_guard();",
+    _LINES_GUARD,
+    f"""CREATE TRIGGER sandbox_lines_inserted AFTER INSERT ON {LINE}
+        REFERENCING NEW TABLE AS new_lines
+        FOR EACH STATEMENT EXECUTE FUNCTION sandbox_lines_guard();""",
+    f"""CREATE TRIGGER sandbox_lines_updated AFTER UPDATE ON {LINE}
+        REFERENCING OLD TABLE AS old_lines NEW TABLE AS new_lines
+        FOR EACH STATEMENT EXECUTE FUNCTION sandbox_lines_guard();""",
+    f"""CREATE TRIGGER sandbox_lines_deleted AFTER DELETE ON {LINE}
+        REFERENCING OLD TABLE AS old_lines
+        FOR EACH STATEMENT EXECUTE FUNCTION sandbox_lines_guard();""",
+]
+
+_PER_ROW = [
+    f"DROP TRIGGER IF EXISTS sandbox_lines_inserted ON {LINE};",
+    f"DROP TRIGGER IF EXISTS sandbox_lines_updated ON {LINE};",
+    f"DROP TRIGGER IF EXISTS sandbox_lines_deleted ON {LINE};",
+    "DROP FUNCTION IF EXISTS sandbox_lines_guard();",
+    *POSTGRES[2:4],  # the row trigger of migration 0002 and its function
+]
+
+
+def lines_per_statement(vendor: str) -> list[str]:
+    return _PER_STATEMENT if vendor == "postgresql" else []
+
+
+def lines_per_row(vendor: str) -> list[str]:
+    return _PER_ROW if vendor == "postgresql" else []
