@@ -35,8 +35,8 @@ def post(entry):
     entry.save(update_fields=["state"])
 
 
-def refused(action):
-    with pytest.raises(DatabaseError), transaction.atomic():
+def refused(action, match=None):
+    with pytest.raises(DatabaseError, match=match), transaction.atomic():
         action()
 
 
@@ -74,15 +74,16 @@ def test_lines_of_a_posted_entry_cannot_be_changed_added_or_removed(connection):
     entry = draft_entry(connection, ("1200", "50.00", "0"), ("4010", "0", "50.00"))
     post(entry)
     line = entry.lines.first()
-    refused(lambda: JournalLine.objects.filter(pk=line.pk).update(debit=Decimal("60.00")))
-    refused(lambda: JournalLine.objects.filter(pk=line.pk).delete())
+    refused(lambda: JournalLine.objects.filter(pk=line.pk).update(debit=Decimal("60.00")), "posted")
+    refused(lambda: JournalLine.objects.filter(pk=line.pk).delete(), "posted")
     refused(
         lambda: JournalLine.objects.create(
             entry=entry, account=line.account, debit=Decimal("1.00"), credit=Decimal("0")
-        )
+        ),
+        "posted",
     )
-    refused(lambda: JournalEntry.objects.filter(pk=entry.pk).update(memo="edited"))
-    refused(lambda: JournalEntry.objects.filter(pk=entry.pk).delete())
+    refused(lambda: JournalEntry.objects.filter(pk=entry.pk).update(memo="edited"), "posted")
+    refused(lambda: JournalEntry.objects.filter(pk=entry.pk).delete())  # PROTECT refuses first
 
 
 def test_a_journal_line_must_have_exactly_one_positive_side(connection):

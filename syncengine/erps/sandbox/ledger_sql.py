@@ -151,23 +151,26 @@ def backward(vendor: str) -> list[str]:
 _LINES_GUARD = f"""
 CREATE OR REPLACE FUNCTION sandbox_lines_guard() RETURNS trigger AS $$
 DECLARE
-    line_id bigint;
+    touched bigint;
 BEGIN
-    -- Each query is planned only when reached: a trigger has only the tables of its event.
+    -- Entry by entry (a statement's lines belong to one or a few), each looked up by its key:
+    -- a join of the transition table would be planned without statistics and could read the
+    -- whole entry table on every statement. Each query is planned only when reached: a trigger
+    -- has only the transition tables of its event.
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        SELECT min(line.id) INTO line_id FROM new_lines line
-          JOIN {ENTRY} entry ON entry.id = line.entry_id WHERE entry.state = 'POSTED';
-        IF line_id IS NOT NULL THEN
-            RAISE EXCEPTION 'lines cannot be added to a posted journal entry';
-        END IF;
+        FOR touched IN SELECT DISTINCT entry_id FROM new_lines LOOP
+            IF EXISTS (SELECT 1 FROM {ENTRY} WHERE id = touched AND state = 'POSTED') THEN
+                RAISE EXCEPTION 'lines cannot be added to a posted journal entry';
+            END IF;
+        END LOOP;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        SELECT min(line.id) INTO line_id FROM old_lines line
-          JOIN {ENTRY} entry ON entry.id = line.entry_id WHERE entry.state = 'POSTED';
-        IF line_id IS NOT NULL THEN
-            RAISE EXCEPTION 'journal line % belongs to a posted entry: % is not allowed',
-                line_id, TG_OP;
-        END IF;
+        FOR touched IN SELECT DISTINCT entry_id FROM old_lines LOOP
+            IF EXISTS (SELECT 1 FROM {ENTRY} WHERE id = touched AND state = 'POSTED') THEN
+                RAISE EXCEPTION 'lines of posted journal entry %: % is not allowed',
+                    touched, TG_OP;
+            END IF;
+        END LOOP;
     END IF;
     RETURN NULL;
 END
