@@ -3,12 +3,12 @@
 The ORM writes a sandbox invoice in five statements (numbers, entry, lines, posting the entry,
 invoice) between BEGIN and COMMIT, each a round trip, while both number series stay locked, so
 concurrent workers queue behind one another for the length of all seven. Here one statement draws
-both numbers and inserts the entry, its lines and the invoice, and a second statement in the same
-message posts the entry, which is when the database checks the balance (ledger_sql.py). Sent
-outside a transaction, PostgreSQL runs the two statements of one message as one transaction of
-their own: both happen or neither does. The rows and rules are the ORM path's; only the number of
-trips differs. SQLite keeps the ORM path (it has no data-modifying WITH, and no network between
-Python and the database).
+both numbers and inserts the entry, its lines and the invoice, and a second posts the entry, which
+is when the database checks the balance (ledger_sql.py). Both go with their BEGIN and COMMIT in one
+pipeline, bound on the server and prepared once per connection (a pooler in front of PostgreSQL
+must keep prepared statements: PgBouncer 1.21 or later). The rows and rules are the ORM path's;
+only the number of trips and plans differs. SQLite keeps the ORM path (it has no data-modifying
+WITH, and no network between Python and the database).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.db import connection as db
 from django.db import transaction
 
@@ -60,10 +61,14 @@ INSERT INTO sandbox_ledgerinvoice
 SELECT %(connection)s, %(kind)s, drawn.number, %(key)s, %(customer)s, %(posting_date)s,
        %(currency)s, %(amount)s, entry.id, now()
 FROM entry, drawn WHERE drawn.prefix = %(invoice_prefix)s
-RETURNING id, number;
+RETURNING id, number
+"""
+
+# Posting the entry is when the database checks its balance (ledger_sql.py).
+_POST = """
 UPDATE sandbox_journalentry SET state = 'POSTED'
 WHERE id = (SELECT journal_entry_id FROM sandbox_ledgerinvoice
-            WHERE connection_id = %(connection)s AND external_document_number = %(key)s);
+            WHERE connection_id = %(connection)s AND external_document_number = %(key)s)
 """
 
 
@@ -94,9 +99,9 @@ def invoice_write(
     """The new invoice's id and number, or None, with nothing written, when a number series does
     not exist yet (the caller creates it and calls again).
 
-    Outside a transaction the message is its own transaction. Inside one (an outer atomic block)
-    it runs in a savepoint, so a refusal leaves the caller's transaction usable; the number
-    series then stay locked until that transaction ends."""
+    Outside a transaction the two statements run in a transaction of their own. Inside one (an
+    outer atomic block) they run in a savepoint, so a refusal leaves the caller's transaction
+    usable; the number series then stay locked until that transaction ends."""
     rows = [
         {"account_id": line.account_id, "debit": str(line.debit), "credit": str(line.credit),
          "description": line.description, "tax_code": line.tax_code,
@@ -109,13 +114,35 @@ def invoice_write(
         "lines": json.dumps(rows), "entry_prefix": entry_prefix,
         "invoice_prefix": invoice_prefix,
     }  # fmt: skip
-    # A transaction block of our own would cost two more round trips (BEGIN, COMMIT).
-    savepoint = transaction.atomic() if db.in_atomic_block else contextlib.nullcontext()
-    with savepoint, db.cursor() as cursor:
-        # Both statements go in one message (Django binds parameters on the client); the first
-        # one's rows come back first.
-        cursor.execute(_WRITE, parameters)
-        written = cursor.fetchone()
-    if written is None:
-        return None
-    return int(written[0]), str(written[1])
+    db.ensure_connection()
+    with db.wrap_database_errors:  # psycopg's errors as Django's, as for any query
+        if db.in_atomic_block:
+            # Inside the caller's transaction: in a savepoint, so a refusal leaves it usable.
+            with transaction.atomic():
+                return _sent(db.connection, parameters, own_transaction=False)
+        return _sent(db.connection, parameters, own_transaction=True)
+
+
+def _sent(
+    connection: psycopg.Connection[Any], parameters: dict[str, Any], *, own_transaction: bool
+) -> tuple[int, str] | None:
+    """Both statements (and BEGIN, COMMIT) in one pipeline: one round trip. Bound on the server
+    and prepared once per connection, so PostgreSQL plans them once instead of on every
+    invoice (Django binds on the client, and so never prepares)."""
+    written, posted = psycopg.Cursor(connection), psycopg.Cursor(connection)
+    block = connection.transaction() if own_transaction else contextlib.nullcontext()
+    # Django turns psycopg's prepared statements off for the connection (threshold None); its
+    # own cursors bind on the client and never prepare, so they stay as they are.
+    threshold, connection.prepare_threshold = connection.prepare_threshold, _ONLY_WHEN_ASKED
+    try:
+        with connection.pipeline(), block:
+            written.execute(_WRITE, parameters, prepare=True)
+            posted.execute(_POST, parameters, prepare=True)
+    finally:
+        connection.prepare_threshold = threshold
+    row = written.fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+# A threshold no other query reaches: only the two statements above ask to be prepared.
+_ONLY_WHEN_ASKED = 2**31
