@@ -97,6 +97,22 @@ def test_an_unbalanced_invoice_is_refused_whole_and_uses_up_no_number(connection
     assert ledger.post_invoice(plan=plan(), key="K-1").number == "SI-000001"
 
 
+def test_a_refused_write_forgets_the_connections_remembered_ids_so_a_stale_one_heals(
+    connection,
+):
+    from syncengine.erps.sandbox import client
+
+    ledger = SandboxLedger(connection=connection)
+    ledger.post_invoice(plan=plan(), key="K-1")
+    ledger.post_invoice(plan=plan(), key="K-2")  # the customer is read back and remembered
+    assert (connection.pk, "1200") in client._ACCOUNT_IDS
+    assert (connection.pk, "501") in client._CUSTOMER_IDS
+    failure(lambda: ledger.post_invoice(plan=plan(total=Decimal("1.00")), key="K-3"))
+    assert not any(pair[0] == connection.pk for pair in client._ACCOUNT_IDS)
+    assert not any(pair[0] == connection.pk for pair in client._CUSTOMER_IDS)
+    assert ledger.post_invoice(plan=plan(), key="K-3").number == "SI-000003"
+
+
 def test_a_second_invoice_under_one_key_is_refused_as_a_duplicate_and_leaves_the_first(
     connection,
 ):

@@ -64,6 +64,12 @@ def _remember(ids: dict[tuple[int, str], int], found: dict[tuple[int, str], int]
     ids.update(found)
 
 
+def _forget(connection_id: int) -> None:
+    for ids in (_ACCOUNT_IDS, _CUSTOMER_IDS):
+        for remembered in [pair for pair in ids if pair[0] == connection_id]:
+            del ids[remembered]
+
+
 class SandboxLedger:
     def __init__(self, *, connection: Connection):
         self.connection = connection
@@ -183,6 +189,9 @@ class SandboxLedger:
                 )  # fmt: skip
                 return write(plan, key, legs, credit, customer_id, accounts)
         except DatabaseError as error:
+            # Should a remembered id be stale (an account deleted and created again in the
+            # admin), the next attempt reads them afresh.
+            _forget(self.connection.pk)
             raise self._refusal(key, error) from error
 
     @reported("POST", "credit-memos")
