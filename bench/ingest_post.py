@@ -15,7 +15,8 @@ the workers post them, as in production.
 Prints: ingest rate (invoices/s), end-to-end posting throughput (invoices/s from the first receipt
 to the last posting), ingest-to-posted latency p50/p95/max, peak memory of this process and of
 each worker, and the CPU time each side spent per invoice (this process, the workers,
-PostgreSQL) — on a machine whose cores all three share, the sum says how far it can go. Results are for docs/performance.md; nothing here asserts a time.
+PostgreSQL) — on a machine whose cores all three share, the sum says how far it can go.
+Results are for docs/performance.md; nothing here asserts a time.
 """
 
 from __future__ import annotations
