@@ -82,10 +82,7 @@ def invoices_ingest(
         for element, invoice in one_by_one:
             _accept_one(connection, receipt, element, invoice, now, result)
         result.seen.flush(connection=connection, now=now)
-    receipt.outcome = _receipt_outcome(result)
-    receipt.errors = result.errors
-    receipt.save(update_fields=["outcome", "errors"])
-    return result
+    return _receipt_finish(result)
 
 
 def _receipt_create(

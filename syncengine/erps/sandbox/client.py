@@ -300,14 +300,8 @@ class SandboxLedger:
     @reported("POST", "journal-entries")
     def post_journal(self, *, plan: JournalPlan, key: str) -> ErpDocument:
         """The plan's pairs as one balanced journal entry under a JOURNAL posting."""
-        legs = []
-        for pair in plan.pairs:
-            legs.append(Leg(pair.debit_account, pair.amount, ZERO, pair.description, "",
-                            dict(pair.dimensions)))  # fmt: skip
-            legs.append(Leg(pair.credit_account, ZERO, pair.amount, pair.description, "",
-                            dict(pair.dimensions)))  # fmt: skip
         return self._post_legs(
-            LedgerPosting.Kind.JOURNAL, key, legs, plan.posting_date, plan.currency,
+            LedgerPosting.Kind.JOURNAL, key, _journal_legs(plan), plan.posting_date, plan.currency,
             memo=plan.description, amount=plan.total,
         )  # fmt: skip
 
@@ -315,12 +309,8 @@ class SandboxLedger:
     def post_purchase(self, *, plan: PurchasePlan, key: str) -> ErpDocument:
         """Debit each line's account, credit payables with the total; the vendor is created
         on demand (the sandbox always allows it)."""
-        legs = [_leg(line.account, -line.amount, line.description, "", dict(line.dimensions))
-                for line in plan.lines]  # fmt: skip
-        legs.append(_leg(plan.payable_account, plan.total,
-                         f"Vendor invoice {plan.document_number}", "", {}))  # fmt: skip
         return self._post_legs(
-            LedgerPosting.Kind.PURCHASE_INVOICE, key, [leg for pair in legs for leg in pair],
+            LedgerPosting.Kind.PURCHASE_INVOICE, key, _purchase_legs(plan),
             plan.posting_date, plan.currency, amount=plan.total,
             memo=f"Purchase invoice {plan.document_number} {plan.vendor_name}", plan=plan,
         )  # fmt: skip
@@ -584,7 +574,7 @@ class SandboxLedger:
         return ErpDocument(id=str(invoice.pk), number=invoice.number, url=url)
 
     # --- previews (manage.py preview_posting): what the post methods above write, as data ------
-    # The legs are built as post_journal and post_purchase build them (`Leg`, `_leg`);
+    # The legs are the post methods' own (`_legs`, `_journal_legs`, `_purchase_legs`);
     # tests/test_preview_posting_costs.py posts each kind and compares the ledger with its preview.
 
     def preview_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> list[dict[str, Any]]:
@@ -595,26 +585,17 @@ class SandboxLedger:
 
     def preview_journal(self, *, plan: JournalPlan, key: str) -> list[dict[str, Any]]:
         """What post_journal writes: one balanced entry, debit and credit of each pair."""
-        legs = []
-        for pair in plan.pairs:
-            legs.append(Leg(pair.debit_account, pair.amount, ZERO, pair.description, "",
-                            dict(pair.dimensions)))  # fmt: skip
-            legs.append(Leg(pair.credit_account, ZERO, pair.amount, pair.description, "",
-                            dict(pair.dimensions)))  # fmt: skip
-        return [self._preview_entry("create journal entry and its journal posting", key, legs,
+        return [self._preview_entry("create journal entry and its journal posting", key,
+                               _journal_legs(plan),
                                plan.posting_date, plan.currency, plan.total,
                                memo=plan.description)]  # fmt: skip
 
     def preview_purchase(self, *, plan: PurchasePlan, key: str) -> list[dict[str, Any]]:
         """What post_purchase writes: the vendor when missing, each line debited, payables
         credited with the total."""
-        legs = [_leg(line.account, -line.amount, line.description, "", dict(line.dimensions))
-                for line in plan.lines]  # fmt: skip
-        legs.append(_leg(plan.payable_account, plan.total,
-                         f"Vendor invoice {plan.document_number}", "", {}))  # fmt: skip
         entry = self._preview_entry(
             "create purchase invoice and post its journal entry", key,
-            [leg for pair in legs for leg in pair], plan.posting_date, plan.currency, plan.total,
+            _purchase_legs(plan), plan.posting_date, plan.currency, plan.total,
             memo=f"Purchase invoice {plan.document_number} {plan.vendor_name}",
         )  # fmt: skip
         entry["vendor_document_number"] = plan.document_number
@@ -669,6 +650,26 @@ def _legs(plan: InvoicePlan) -> list[Leg]:
         }
         legs += _leg(line.account, line.amount, line.description, line.tax_code, dimensions)
     return legs
+
+
+def _journal_legs(plan: JournalPlan) -> list[Leg]:
+    """Each pair of the plan as its debit and its credit (post_journal, preview_journal)."""
+    legs = []
+    for pair in plan.pairs:
+        legs.append(Leg(pair.debit_account, pair.amount, ZERO, pair.description, "",
+                        dict(pair.dimensions)))  # fmt: skip
+        legs.append(Leg(pair.credit_account, ZERO, pair.amount, pair.description, "",
+                        dict(pair.dimensions)))  # fmt: skip
+    return legs
+
+
+def _purchase_legs(plan: PurchasePlan) -> list[Leg]:
+    """Each line debited, payables credited with the total (post_purchase, preview_purchase)."""
+    legs = [_leg(line.account, -line.amount, line.description, "", dict(line.dimensions))
+            for line in plan.lines]  # fmt: skip
+    legs.append(_leg(plan.payable_account, plan.total, f"Vendor invoice {plan.document_number}",
+                     "", {}))  # fmt: skip
+    return [leg for pair in legs for leg in pair]
 
 
 def _leg(
