@@ -35,6 +35,7 @@ from syncengine.models import (
     Operation,
     PostedChange,
     SyncRecord,
+    SyncRecordQuerySet,
     SyncState,
 )
 from syncengine.plans import is_credit, is_mixed, part_key, split
@@ -96,7 +97,7 @@ def sync_records_post(
     if not claims:
         return []
     started = time.monotonic()
-    context = _AttemptContext(records=_records_to_post([claim.record_id for claim in claims]))
+    context = _AttemptContext.of_batch(claims)
     attempted: list[tuple[Claim, Outcome]] = []
     why_stopped = ""
     for claim in claims:
@@ -146,7 +147,8 @@ def _claim_batch(
             due = due.filter(pk__in=record_ids)
         leasing: list[SyncRecord] = []
         documents: set[int] = set()
-        for record in due.select_related("connection").order_by("next_attempt_at", "id")[:limit]:
+        # Read with what the attempt needs (`_for_posting`): the claim's record is the one posted.
+        for record in _for_posting(due).order_by("next_attempt_at", "id")[:limit]:
             if record.state == SyncState.POSTING and _attempts_left(record) <= 0:
                 _fail_abandoned(record, now=now, actor=actor)
             elif record.document_id in documents:
@@ -196,29 +198,37 @@ def _lease(records: list[SyncRecord], *, now: datetime, actor: str) -> list[Clai
             else (": checking the ERP first." if lookup_first else ".")
         )
         _event(record, record.state, SyncState.POSTING, actor=actor, now=now, detail=detail)
-        claims.append(Claim(record_id=record.pk, token=token, lookup_first=lookup_first, at=now))
+        # The row as the UPDATE above left it, without reading it again.
+        record.state, record.state_changed_at = SyncState.POSTING, now
+        record.attempts += 1
+        record.lease_token, record.lease_until = token, lease_until
+        claims.append(Claim(record_id=record.pk, token=token, lookup_first=lookup_first, at=now,
+                            record=record))  # fmt: skip
     return claims
 
 
-def _records_to_post(record_ids: list[int]) -> dict[int, SyncRecord]:
+def _for_posting(records: SyncRecordQuerySet) -> SyncRecordQuerySet:
     """The records with what posting reads of their connection and document (not the document's
     payload as received: posting works from its canonical form)."""
-    records = SyncRecord.objects.select_related("connection", "document")
-    return records.defer("document__payload").in_bulk(record_ids)
+    return records.select_related("connection", "document").defer("document__payload")
 
 
 @dataclass
 class _AttemptContext:
-    """What the attempts of one batch share: its records, read in one query before the first
-    attempt, and each connection's connector, made once (the sandbox keeps its account and
-    customer look-ups; Business Central its token)."""
+    """What the attempts of one batch share: its records, as the claim read them, and each
+    connection's connector, made once (the sandbox keeps its account and customer look-ups;
+    Business Central its token). A record it lacks is read when its attempt starts."""
 
     records: dict[int, SyncRecord] = dataclasses.field(default_factory=dict)
     connectors: dict[int, Connector] = dataclasses.field(default_factory=dict)
 
-    def record(self, record_id: int) -> SyncRecord:
-        record = self.records.pop(record_id, None)
-        return record or _records_to_post([record_id])[record_id]
+    @classmethod
+    def of_batch(cls, claims: list[Claim]) -> _AttemptContext:
+        return cls(records={claim.record_id: claim.record for claim in claims if claim.record})
+
+    def record(self, claim: Claim) -> SyncRecord:
+        record = self.records.pop(claim.record_id, None)
+        return record or _for_posting(SyncRecord.objects.filter(pk=claim.record_id)).get()
 
     def connector(self, connection: Connection) -> Connector:
         if connection.pk not in self.connectors:
@@ -263,7 +273,7 @@ def _outcome_of_attempt(claim: Claim, context: _AttemptContext) -> Outcome:
 
 
 def _post_or_find(claim: Claim, context: _AttemptContext) -> Outcome:
-    record = context.record(claim.record_id)
+    record = context.record(claim)
     connector = context.connector(record.connection)
     wait = rate_budget_take(connection=record.connection, requests=1 + claim.lookup_first,
                             now=claim.at)  # fmt: skip
@@ -519,34 +529,48 @@ def _finish_batch(
     why: str = "",
 ) -> list[SyncRecord]:
     """Write every outcome of a batch, and put back what it did not try, in one transaction."""
-    ids = [claim.record_id for claim, _ in attempted] + [claim.record_id for claim in unattempted]
     settled: list[SyncRecord] = []
     circuit_closed: set[int] = set()
     # Records posted: their rows are written together, once all are settled.
     posted: dict[tuple[str, ...], list[SyncRecord]] = {}
     with transaction.atomic(), events_written_together():
-        records = SyncRecord.objects.select_for_update().in_bulk(ids)
+        records, ours = _records_to_settle([claim for claim, _ in attempted] + unattempted)
         for claim, outcome in attempted:
             record = records[claim.record_id]
-            if _still_ours(record, claim):
+            if claim.record_id in ours:
                 _settle(record, outcome, now=now, actor=actor, circuit_closed=circuit_closed,
                         posted=posted)  # fmt: skip
             settled.append(record)
         for fields, rows in posted.items():
             records_save(records=rows, fields=list(fields))
         for claim in unattempted:
-            if _still_ours(record := records[claim.record_id], claim):
-                _put_back(record, now=now, actor=actor, why=why)
+            if claim.record_id in ours:
+                _put_back(record := records[claim.record_id], now=now, actor=actor, why=why)
                 _nudge_if_ready(record)
     return settled
 
 
-def _still_ours(record: SyncRecord, claim: Claim) -> bool:
-    if record.state == SyncState.POSTING and record.lease_token == claim.token:
-        return True
-    # Our lease expired and another worker took over; it settles the record by lookup.
-    logger.warning("Lost the lease on sync record %s; leaving it to its new owner", record.pk)
-    return False
+def _records_to_settle(claims: list[Claim]) -> tuple[dict[int, SyncRecord], set[int]]:
+    """Lock the claims' rows; returns the records by id and the ids still ours.
+
+    Only a transition changes a record's row, and every transition either takes it out of
+    POSTING or leases it again under another token: a row still POSTING under the claim's token
+    is exactly the record the claim read, so that one is settled without being read again."""
+    tokens = {claim.record_id: claim.token for claim in claims}
+    locked = SyncRecord.objects.select_for_update().filter(pk__in=tokens)
+    ours = {
+        pk for pk, state, token in locked.values_list("pk", "state", "lease_token")
+        if state == SyncState.POSTING and token == tokens[pk]
+    }  # fmt: skip
+    for pk in sorted(set(tokens) - ours):
+        # Our lease expired and another worker took over; it settles the record by lookup.
+        logger.warning("Lost the lease on sync record %s; leaving it to its new owner", pk)
+    records = {
+        claim.record_id: claim.record for claim in claims
+        if claim.record_id in ours and claim.record is not None
+    }  # fmt: skip
+    unread = [claim.record_id for claim in claims if claim.record_id not in records]
+    return {**records, **SyncRecord.objects.in_bulk(unread)}, ours
 
 
 def _settle(

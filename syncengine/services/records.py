@@ -246,6 +246,9 @@ class Claim:
     token: str
     lookup_first: bool
     at: datetime
+    # The record as leased, with its connection and document: what the attempt posts and, if
+    # the lease still holds when it ends, what is settled (None: read when needed).
+    record: SyncRecord | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
