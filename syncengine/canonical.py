@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -100,7 +99,25 @@ def to_jsonable(document: Any) -> dict[str, Any]:
     return result
 
 
+# Exact types first: a plan is hundreds of values, nearly all plain, and a set lookup of the
+# type is cheaper than the chain of isinstance checks after it, which decides the rest
+# (subclasses of str, int, dict and list, dates, named tuples).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is Decimal:
+        return str(value)
+    if kind is dict:
+        return {key: _jsonable(item) for key, item in value.items()}
+    if kind is list:
+        return [_jsonable(item) for item in value]
+    names = _dataclass_fields(kind)
+    if names is not None:
+        return {name: _jsonable(getattr(value, name)) for name in names}
     if isinstance(value, str | int | bool | None):
         return value
     if isinstance(value, Decimal):
@@ -113,14 +130,18 @@ def _jsonable(value: Any) -> Any:
         return {name: _jsonable(item) for name, item in zip(value._fields, value, strict=True)}
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _jsonable(getattr(value, name)) for name in _field_names(type(value))}
     return copy.deepcopy(value)  # as `dataclasses.asdict` leaves any other value: a copy
 
 
-@functools.cache
-def _field_names(kind: type) -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(kind))
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _dataclass_fields(kind: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type, None for any other type (remembered per type)."""
+    if kind not in _FIELDS:
+        is_dataclass = dataclasses.is_dataclass(kind)
+        _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind)) if is_dataclass else None
+    return _FIELDS[kind]
 
 
 def invoice_from_dict(data: dict[str, Any]) -> Invoice:

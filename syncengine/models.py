@@ -29,6 +29,11 @@ def default_approved_statuses() -> list[str]:
     return ["ok", "pending_accounting"]
 
 
+class EncodedJSON(str):
+    """JSON text for a `BulkJSONField`, stored as it is instead of being encoded again: for
+    values the caller has encoded anyway (an event's data, normalised through the encoder)."""
+
+
 class BulkJSONField(models.JSONField):
     """A JSONField that bulk inserts one literal per row.
 
@@ -40,6 +45,15 @@ class BulkJSONField(models.JSONField):
 
     def get_placeholder(self, value: Any, compiler: Any, connection: Any) -> str:
         return "%s"
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if not isinstance(value, EncodedJSON):
+            return super().get_db_prep_value(value, connection, prepared)
+        if connection.vendor == "postgresql":
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(value, dumps=str)  # the text as it is: encoded once already
+        return str(value)
 
     def deconstruct(self) -> Any:
         # Migrations see a plain JSONField: nothing about the column differs, and on SQLite an

@@ -10,6 +10,7 @@ from django.db import connection as db
 from syncengine import services
 from syncengine.erps.sandbox.models import JournalEntry, JournalLine, LedgerAccount
 from syncengine.models import SyncEvent, SyncRecord
+from syncengine.services.records import _event, events_written_together
 from tests.conftest import envelope, ingest
 
 pytestmark = pytest.mark.django_db
@@ -109,6 +110,21 @@ def test_sync_events_cannot_be_edited_or_deleted_by_the_application(connection):
 
     refused(raw_update)
     assert SyncEvent.objects.get().actor == "system"
+
+
+def test_event_data_encoded_once_is_stored_as_json_and_read_back_as_the_object(connection):
+    ingest(connection, envelope())
+    record = SyncRecord.objects.get()
+    data = {"amount": Decimal("12.50"), "on": date(2026, 11, 23), "exchanges": [{"status": 200}]}
+    with transaction.atomic(), events_written_together():
+        _event(record, "READY", "READY", actor="test", now=record.received_at, data=data)
+    _event(record, "READY", "READY", actor="test", now=record.received_at, detail="alone")
+    stored = SyncEvent.objects.filter(record=record, actor="test").order_by("id")
+    assert [event.data for event in stored] == [
+        {"amount": "12.50", "on": "2026-11-23", "exchanges": [{"status": 200}]},
+        {},
+    ]
+    assert stored.filter(data__exchanges__0__status=200).count() == 1
 
 
 def test_a_posted_sync_record_must_carry_its_erp_document_id(connection):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import enum
 import json
 from datetime import date
 from decimal import Decimal
+from typing import NamedTuple
 
 from mappings.resolve import Coding, InvoicePlan, PlanLine, invoice_plan_from_dict
 from syncengine.canonical import to_jsonable
@@ -48,3 +52,28 @@ def test_a_plan_stored_as_json_comes_back_equal_and_shares_nothing_with_the_orig
     assert invoice_plan_from_dict(stored) == plan
     stored["customer_dimensions"]["DEPARTMENT"] = "changed"
     assert plan.customer_dimensions == {"DEPARTMENT": "HVAC"}
+
+
+def test_values_of_subclassed_and_nested_types_become_json_the_same_way_as_plain_ones():
+    class Kind(enum.StrEnum):
+        LABOR = "labor"
+
+    class Pair(NamedTuple):
+        left: int
+        right: Decimal
+
+    @dataclasses.dataclass
+    class Row:
+        kind: Kind
+        pair: Pair
+        when: date
+        items: tuple[Decimal, ...]
+        extra: collections.OrderedDict[str, Decimal]
+
+    row = Row(Kind.LABOR, Pair(1, Decimal("2.50")), date(2026, 11, 23), (Decimal("0.10"),),
+              collections.OrderedDict(fee=Decimal("3")))  # fmt: skip
+    assert to_jsonable({"rows": [row], "flag": True, "none": None}) == {
+        "rows": [{"kind": "labor", "pair": {"left": 1, "right": "2.50"}, "when": "2026-11-23",
+                  "items": ["0.10"], "extra": {"fee": "3"}}],
+        "flag": True, "none": None,
+    }  # fmt: skip

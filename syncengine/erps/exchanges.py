@@ -51,8 +51,15 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(re.sub(r"[-_. ]", "", name.lower())))
 
 
+# Values `redacted` returns as they are, checked by exact type first: a posting's bodies are
+# thousands of them, and the Mapping check below is an abstract-class check, slow in a loop.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def redacted(value: Any) -> Any:
     """A copy of a JSON-like value with every secret-named field's value replaced."""
+    if type(value) in _LEAVES:
+        return value
     if isinstance(value, Mapping):
         return {
             str(key): REDACTED if is_secret_name(str(key)) else redacted(item)

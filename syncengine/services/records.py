@@ -23,7 +23,7 @@ from mappings.resolve_cost import JournalPlan, PurchasePlan
 from mappings.resolve_time import TimePlan
 from syncengine.canonical import ProcurementKind
 from syncengine.erps.base import ConnectorError, ErpDocument
-from syncengine.models import DocumentKind, SyncEvent, SyncRecord, SyncState
+from syncengine.models import DocumentKind, EncodedJSON, SyncEvent, SyncRecord, SyncState
 
 SYSTEM = "system"
 
@@ -110,7 +110,9 @@ def _event(
         from_state=from_state,
         to_state=to_state,
         detail=detail,
-        data=json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder)),
+        # Encoded here, once: what cannot be written as JSON fails in the caller's transition,
+        # and the row takes the text as it is (read back, `data` is the decoded object).
+        data=EncodedJSON(json.dumps(data or {}, cls=DjangoJSONEncoder)),
     )
     pending = _pending_events.get()
     if pending is None:
