@@ -4,23 +4,23 @@ The ORM writes a sandbox invoice in five statements (numbers, entry, lines, post
 invoice) between BEGIN and COMMIT, each a round trip, while both number series stay locked, so
 concurrent workers queue behind one another for the length of all seven. Here one statement draws
 both numbers and inserts the entry, its lines and the invoice, and a second posts the entry, which
-is when the database checks the balance (ledger_sql.py). Both go with their BEGIN and COMMIT in one
-pipeline, bound on the server and prepared once per connection (a pooler in front of PostgreSQL
-must keep prepared statements: PgBouncer 1.21 or later). The rows and rules are the ORM path's;
-only the number of trips and plans differs. SQLite keeps the ORM path (it has no data-modifying
-WITH, and no network between Python and the database).
+is when the database checks the balance (ledger_sql.py). Both go in one simple-protocol message,
+which PostgreSQL runs as one transaction (or inside the caller's), bound on the client as Django
+binds every query. (An earlier version sent them in a psycopg pipeline, prepared: the driver
+polls a pipeline's socket while it waits, and that spent more of the worker's CPU than the
+planning it saved the server.) The rows and rules are the ORM path's; only the number of trips
+differs. SQLite keeps the ORM path (it has no data-modifying WITH, and no network between Python
+and the database).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 from django.db import connection as db
 from django.db import transaction
 
@@ -71,6 +71,10 @@ WHERE id = (SELECT journal_entry_id FROM sandbox_ledgerinvoice
             WHERE connection_id = %(connection)s AND external_document_number = %(key)s)
 """
 
+# One message: PostgreSQL runs the statements of one simple-protocol message as one transaction
+# (the posting's refusal undoes the write), and psycopg sends a query bound on the client so.
+_WRITE_AND_POST = _WRITE + ";\n" + _POST
+
 
 @dataclass(frozen=True)
 class LineRow:
@@ -99,7 +103,7 @@ def invoice_write(
     """The new invoice's id and number, or None, with nothing written, when a number series does
     not exist yet (the caller creates it and calls again).
 
-    Outside a transaction the two statements run in a transaction of their own. Inside one (an
+    Outside a transaction the two statements run as a transaction of their own. Inside one (an
     outer atomic block) they run in a savepoint, so a refusal leaves the caller's transaction
     usable; the number series then stay locked until that transaction ends."""
     rows = [
@@ -114,35 +118,15 @@ def invoice_write(
         "lines": json.dumps(rows), "entry_prefix": entry_prefix,
         "invoice_prefix": invoice_prefix,
     }  # fmt: skip
-    db.ensure_connection()
-    with db.wrap_database_errors:  # psycopg's errors as Django's, as for any query
-        if db.in_atomic_block:
-            # Inside the caller's transaction: in a savepoint, so a refusal leaves it usable.
-            with transaction.atomic():
-                return _sent(db.connection, parameters, own_transaction=False)
-        return _sent(db.connection, parameters, own_transaction=True)
+    if db.in_atomic_block:
+        # Inside the caller's transaction: in a savepoint, so a refusal leaves it usable.
+        with transaction.atomic():
+            return _sent(parameters)
+    return _sent(parameters)
 
 
-def _sent(
-    connection: psycopg.Connection[Any], parameters: dict[str, Any], *, own_transaction: bool
-) -> tuple[int, str] | None:
-    """Both statements (and BEGIN, COMMIT) in one pipeline: one round trip. Bound on the server
-    and prepared once per connection, so PostgreSQL plans them once instead of on every
-    invoice (Django binds on the client, and so never prepares)."""
-    written, posted = psycopg.Cursor(connection), psycopg.Cursor(connection)
-    block = connection.transaction() if own_transaction else contextlib.nullcontext()
-    # Django turns psycopg's prepared statements off for the connection (threshold None); its
-    # own cursors bind on the client and never prepare, so they stay as they are.
-    threshold, connection.prepare_threshold = connection.prepare_threshold, _ONLY_WHEN_ASKED
-    try:
-        with connection.pipeline(), block:
-            written.execute(_WRITE, parameters, prepare=True)
-            posted.execute(_POST, parameters, prepare=True)
-    finally:
-        connection.prepare_threshold = threshold
-    row = written.fetchone()
+def _sent(parameters: dict[str, Any]) -> tuple[int, str] | None:
+    with db.cursor() as cursor:
+        cursor.execute(_WRITE_AND_POST, parameters)
+        row = cursor.fetchone()
     return None if row is None else (int(row[0]), str(row[1]))
-
-
-# A threshold no other query reaches: only the two statements above ask to be prepared.
-_ONLY_WHEN_ASKED = 2**31
