@@ -146,7 +146,7 @@ def test_a_connections_first_invoice_creates_its_series_without_using_up_another
 
 @pytest.mark.skipif(
     db.vendor != "postgresql",
-    reason="only PostgreSQL writes an invoice in one message outside a transaction; SQLite's "
+    reason="only PostgreSQL writes an invoice in one call outside a transaction; SQLite's "
     "ORM path opens its own, as the other tests here show",
 )
 @pytest.mark.django_db(transaction=True)

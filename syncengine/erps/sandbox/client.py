@@ -154,15 +154,15 @@ class SandboxLedger:
 
     @reported("POST", "invoices")
     def post_invoice(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
-        return self._document(self._invoice_written(plan=plan, key=key, credit=False))
+        return self._invoice_written(plan=plan, key=key, credit=False)
 
     @reported("POST", "credit-memos")
     def post_source_credit_memo(self, *, plan: InvoicePlan, key: str) -> ErpDocument:
         """A credit issued in ServiceTrade: the plan's journal entry (revenue debited, receivable
         credited) under a credit memo of the positive amount, applied to no invoice."""
-        return self._document(self._invoice_written(plan=plan, key=key, credit=True))
+        return self._invoice_written(plan=plan, key=key, credit=True)
 
-    def _invoice_written(self, *, plan: InvoicePlan, key: str, credit: bool) -> LedgerInvoice:
+    def _invoice_written(self, *, plan: InvoicePlan, key: str, credit: bool) -> ErpDocument:
         """The invoice or credit memo with its journal entry, written whole or refused. A new
         customer is created first, in a transaction of its own: like an ERP, the ledger keeps a
         customer whose first invoice it then refuses."""
@@ -178,7 +178,7 @@ class SandboxLedger:
             accounts = self._account_ids({leg.account for leg in legs})
             customer_id = self._customer_id(plan)
             try:
-                return write(plan, key, legs, credit, customer_id, accounts)
+                return self._document_of(*write(plan, key, legs, credit, customer_id, accounts))
             except _NoNumberSeries as missing:
                 # The connection's first document of a series (nothing was written): the series
                 # is created and the invoice goes once more.
@@ -187,7 +187,7 @@ class SandboxLedger:
                      for prefix in missing.prefixes],
                     ignore_conflicts=True,
                 )  # fmt: skip
-                return write(plan, key, legs, credit, customer_id, accounts)
+                return self._document_of(*write(plan, key, legs, credit, customer_id, accounts))
         except DatabaseError as error:
             # Should a remembered id be stale (an account deleted and created again in the
             # admin), the next attempt reads them afresh.
@@ -410,8 +410,9 @@ class SandboxLedger:
     def _invoice_saved(
         self, plan: InvoicePlan, key: str, legs: list[Leg], credit: bool, customer_id: int,
         accounts: dict[str, int],
-    ) -> LedgerInvoice:  # fmt: skip
-        """The invoice and its entry through the ORM, in one transaction (SQLite)."""
+    ) -> tuple[int, str]:  # fmt: skip
+        """The invoice and its entry through the ORM, in one transaction (SQLite): its id and
+        number."""
         with transaction.atomic():
             # Drawn first: the series stay locked until commit.
             entry_number, document_number = _next_numbers(
@@ -439,7 +440,7 @@ class SandboxLedger:
             # The database checks the balance as the entry is posted (migration 0002).
             entry.state = JournalEntry.State.POSTED
             entry.save(update_fields=["state"])
-            return LedgerInvoice.objects.create(
+            invoice = LedgerInvoice.objects.create(
                 connection=self.connection,
                 kind=LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE,
                 number=document_number,
@@ -450,12 +451,14 @@ class SandboxLedger:
                 amount=-plan.total if credit else plan.total,  # a credit memo's is positive
                 journal_entry=entry,
             )
+            return invoice.pk, invoice.number
 
     def _invoice_in_one_message(
         self, plan: InvoicePlan, key: str, legs: list[Leg], credit: bool, customer_id: int,
         accounts: dict[str, int],
-    ) -> LedgerInvoice:  # fmt: skip
-        """The rows `_invoice_saved` writes, sent in one message (PostgreSQL, invoice_sql.py)."""
+    ) -> tuple[int, str]:  # fmt: skip
+        """The rows `_invoice_saved` writes, in one call (PostgreSQL, invoice_sql.py): the
+        invoice's id and number."""
         prefix = "CM" if credit else "SI"
         kind = LedgerInvoice.Kind.CREDIT_MEMO if credit else LedgerInvoice.Kind.INVOICE
         amount = -plan.total if credit else plan.total  # a credit memo's amount is positive
@@ -468,11 +471,7 @@ class SandboxLedger:
         )  # fmt: skip
         if written is None:
             raise _NoNumberSeries("JE", prefix)
-        invoice_id, number = written
-        return LedgerInvoice(pk=invoice_id, number=number, kind=kind, amount=amount,
-                             connection=self.connection, external_document_number=key,
-                             customer_id=customer_id, posting_date=plan.posting_date,
-                             currency=plan.currency)  # fmt: skip
+        return written
 
     def _account_ids(self, numbers: set[str]) -> dict[str, int]:
         """Account ids by number (accounts are never deleted, so remembered by the process)."""
@@ -565,13 +564,16 @@ class SandboxLedger:
         )
 
     def _document(self, invoice: LedgerInvoice) -> ErpDocument:
+        return self._document_of(invoice.pk, invoice.number)
+
+    def _document_of(self, pk: int, number: str) -> ErpDocument:
         if not self._invoice_url:  # reversed once per connector, not once per invoice
             self._invoice_url = reverse(
                 "console:ledger-invoice", args=[self.connection.slug, _NUMBER_MARK]
             )
         head, _, tail = self._invoice_url.rpartition(_NUMBER_MARK)
-        url = head + quote(invoice.number, safe="") + tail
-        return ErpDocument(id=str(invoice.pk), number=invoice.number, url=url)
+        url = head + quote(number, safe="") + tail
+        return ErpDocument(id=str(pk), number=number, url=url)
 
     # --- previews (manage.py preview_posting): what the post methods above write, as data ------
     # The legs are the post methods' own (`_legs`, `_journal_legs`, `_purchase_legs`);
