@@ -250,7 +250,8 @@ def preview_summary(previews: Iterable[DocumentPreview]) -> dict[str, int]:
 
 
 def code_invoice(invoice: Invoice, rules: CompiledRules | None, catalog: Catalog) -> Result:
-    """Code one invoice as the engine does (`syncengine.services.posting._plan`), from data only."""
+    """Code one invoice as the engine does (`services.posting.invoice_posting_plan`), from data
+    only."""
     if rules is None:
         return [Problem(
             "NO_RULES",

@@ -2,12 +2,13 @@
 (`manage.py preview_posting`).
 
 The file is read as ingestion reads it, each document put in the form it is stored in, and coded
-by the very functions posting codes with (`posting._plan` and the posting policies for invoices,
-`costs.cost_posting_plan` and `costs.receipt_posting_plan` for job costs and procurement,
-`timecards.timecard_plan` for time); the connector's `preview_*` methods build the requests
-from the plan with the code its `post_*` methods send. Only reads: nothing is stored and the ERP
-is not called. What differs from a real attempt is said in each document's notes: a receipt
-whose order, or earlier receipt, has not posted yet is shown as it is sent once they have.
+by the very functions posting codes with (`posting.invoice_posting_plan` and the posting
+policies for invoices, `costs.cost_posting_plan` and `costs.receipt_posting_plan` for job costs
+and procurement, `timecards.timecard_plan` for time); the connector's `preview_*` methods build
+the requests from the plan with the code its `post_*` methods send. Only reads: nothing is
+stored and the ERP is not called. What differs from a real attempt is said in each document's
+notes: a receipt whose order, or earlier receipt, has not posted yet is shown as it is sent once
+they have.
 """
 
 from __future__ import annotations
@@ -31,19 +32,19 @@ from syncengine.erps.registry import connector_for
 from syncengine.models import Connection, DocumentKind, Operation, SyncRecord, SyncState
 from syncengine.plans import PostingPolicy, is_credit, is_mixed, split
 from syncengine.services.costs import (
-    _UNSETTLED,
     NOT_POSTED,
-    _order_of,
+    UNSETTLED,
     cost_posting_plan,
+    order_of_receipt,
     order_receipts,
     receipt_posting_plan,
     received_by,
 )
-from syncengine.services.ingest import _key_for, _state_for_status
-from syncengine.services.policies import _open_period, _policy
-from syncengine.services.posting import _plan
+from syncengine.services.ingest import key_for_invoice, state_for_status
+from syncengine.services.policies import plan_in_open_period, posting_policy
+from syncengine.services.posting import invoice_posting_plan
 from syncengine.services.records import (
-    _PROCUREMENT_KINDS,
+    PROCUREMENT_KINDS,
     VOID_STATUS,
     Outcome,
     job_cost_key,
@@ -171,14 +172,14 @@ def _invoice(connection: Connection, connector: Connector, element: Any) -> Docu
             f"A void of an invoice posted as {posted.erp_document_number}: it is credited in full "
             f"under key {void_key(invoice.source_id)} by a credit memo the ERP builds from that "
             "document as it holds it, so there is nothing to show before then."))  # fmt: skip
-    state, message = _state_for_status(connection, invoice.status)
+    state, message = state_for_status(connection, invoice.status)
     if state == SyncState.SKIPPED:
         return DocumentPreview(title, not_posted=message)
     coded = _invoice_plan(connection, invoice)
     if isinstance(coded, list):
         return DocumentPreview(title, problems=coded)
     plan, policy, notes = coded
-    key = _key_for(invoice)
+    key = key_for_invoice(invoice)
     parts = [(plan, key)]
     if policy.mixed_sign == "split" and is_mixed(plan):
         parts = [(part.plan, part.key) for part in split(plan, invoice, key)]
@@ -205,13 +206,13 @@ def _invoice_plan(
 ) -> tuple[InvoicePlan, PostingPolicy, dict[str, Any]] | list[str]:
     """The plan as `posting._post_invoice` posts it (coded, on an open day), with the policy
     and the notes of a re-dating; or every problem."""
-    plan = _plan(connection, invoice)
+    plan = invoice_posting_plan(connection, invoice)
     if isinstance(plan, list):
         return [f"{p.code}: {p.message}" for p in plan]
-    policy = _policy(connection)
+    policy = posting_policy(connection)
     if isinstance(policy, Outcome):
         return _problems("", policy).problems
-    dated = _open_period(plan, policy)
+    dated = plan_in_open_period(plan, policy)
     if isinstance(dated, Outcome):
         return _problems("", dated).problems
     return dated[0], policy, dated[1]
@@ -349,7 +350,7 @@ _TITLES = {
 def _procurement_document(
     connection: Connection, connector: Connector, document: ProcurementDocument, read: _File
 ) -> DocumentPreview:
-    kind = _PROCUREMENT_KINDS[document.kind][0]
+    kind = PROCUREMENT_KINDS[document.kind][0]
     number = document.vendor_name if kind == DocumentKind.VENDOR else document.number
     title = f"{_TITLES[kind]} {number or document.source_id} (PartsLedger {document.source_id})"
     if kind in NOT_POSTED and procurement_poster(connector, kind=kind) is None:
@@ -398,7 +399,7 @@ def _order_for(
     number = receipt.purchase_order_number[:64]
     order = read.orders.get(number) if number else None
     if order is None:
-        stored = _order_of(connection, receipt)  # or why there is none
+        stored = order_of_receipt(connection, receipt)  # or why there is none
         if isinstance(stored, Outcome):
             return stored
         order = procurement_from_dict(stored.canonical)
@@ -435,7 +436,7 @@ def _received_before(
         state = states.get(source_id)
         if state == SyncState.POSTED:
             counted.append(document)
-        elif (document.document_date, source_id) < mine and (state is None or state in _UNSETTLED):
+        elif (document.document_date, source_id) < mine and (state is None or state in UNSETTLED):
             counted.append(document)
             waits.append(f"Sent after receipt {document.number} of order {order.number}, which "
                          "comes first: shown as if that one is received in full.")  # fmt: skip

@@ -169,7 +169,7 @@ def test_a_crash_after_the_erp_accepted_the_invoice_never_creates_a_second_one(c
     claim = posting._claim(record_id=None, now=NOW, actor="worker-1")
     record = SyncRecord.objects.get()
     ledger = SandboxLedger(connection=connection)
-    plan = posting._plan(connection, invoice_from_dict(record.document.canonical))
+    plan = posting.invoice_posting_plan(connection, invoice_from_dict(record.document.canonical))
     ledger.post_invoice(plan=plan, key=record.idempotency_key)  # ERP committed; worker dies
     assert claim is not None
     assert post_due(NOW + timedelta(seconds=30)) == 0  # lease still held: nothing runnable

@@ -64,7 +64,7 @@ from syncengine.money import ZERO
 from syncengine.services.ingest import _NOT_YET_SENT, IngestResult, _receipt_create, _receipt_finish
 from syncengine.services.policies import UNKNOWN_VENDOR, _open_day_for, prerequisites_release
 from syncengine.services.records import (
-    _PROCUREMENT_KINDS,
+    PROCUREMENT_KINDS,
     SYSTEM,
     Outcome,
     _diff,
@@ -99,8 +99,8 @@ KEPT_UNPOSTED: dict[str, str] = {
 # A receipt whose purchase order is in no import yet: it waits, blocked, until one brings it.
 UNKNOWN_PURCHASE_ORDER = "UNKNOWN_PURCHASE_ORDER"
 # Receipt records that may still reach the ERP: a later receipt of the same order waits for them.
-_UNSETTLED = (SyncState.RECEIVED, SyncState.READY, SyncState.POSTING, SyncState.RETRY_SCHEDULED,
-              SyncState.UNCERTAIN)  # fmt: skip
+UNSETTLED = (SyncState.RECEIVED, SyncState.READY, SyncState.POSTING, SyncState.RETRY_SCHEDULED,
+             SyncState.UNCERTAIN)  # fmt: skip
 CENT = Decimal("0.01")
 
 
@@ -284,7 +284,7 @@ def _order_cannot_post(record: SyncRecord) -> str:
     """Why the receipt's stored order will never post (cancelled, or skipped for another reason
     than the one just sent again), else "": a receipt sent then would wait for it for ever."""
     receipt = procurement_from_dict(record.document.canonical)
-    order = _order_of(record.connection, receipt)
+    order = order_of_receipt(record.connection, receipt)
     if isinstance(order, Outcome):
         return ""  # no order yet: the receipt blocks naming it, and is sent when it comes
     state = SyncRecord.objects.get(document=order, operation=Operation.CREATE).state
@@ -338,7 +338,7 @@ def _job_cost_incoming(cost: JobCost, payload: Any) -> _Incoming:
 
 
 def _procurement_incoming(document: ProcurementDocument, payload: Any) -> _Incoming:
-    kind = _PROCUREMENT_KINDS[document.kind][0]
+    kind = PROCUREMENT_KINDS[document.kind][0]
     return _Incoming(
         kind=kind, source_id=document.source_id, number=document.number or document.source_id,
         status=document.kind, name=document.vendor_name or document.vendor_id or document.reason,
@@ -587,7 +587,7 @@ def _receipt_plan(record: SyncRecord) -> tuple[ReceiptPlan, dict[str, Any]] | Ou
     of that order received before. Raises a transient PREREQUISITE error while the order, or
     another receipt of it, is still on its way to the ERP."""
     receipt = procurement_from_dict(record.document.canonical)
-    order_document = _order_of(record.connection, receipt)
+    order_document = order_of_receipt(record.connection, receipt)
     if isinstance(order_document, Outcome):
         return order_document
     order = procurement_from_dict(order_document.canonical)
@@ -650,7 +650,9 @@ def receipt_posting_plan(
     ), notes  # fmt: skip
 
 
-def _order_of(connection: Connection, receipt: ProcurementDocument) -> SourceDocument | Outcome:
+def order_of_receipt(
+    connection: Connection, receipt: ProcurementDocument
+) -> SourceDocument | Outcome:
     if not receipt.purchase_order_number:
         return _blocked("NO_PURCHASE_ORDER", f"Receipt {receipt.number} names no purchase order "
                         "(purchaseOrderNumber): the ERP receives only on an order.")  # fmt: skip
@@ -695,7 +697,7 @@ def _received_before(record: SyncRecord, order: ProcurementDocument) -> dict[int
     posted = []
     for other, earlier in order_receipts(connection=record.connection, order=order,
                                          exclude_pk=record.pk):  # fmt: skip
-        if other.state in _UNSETTLED and (earlier.document_date, earlier.source_id) < mine:
+        if other.state in UNSETTLED and (earlier.document_date, earlier.source_id) < mine:
             raise ConnectorError(
                 f"Waiting for receipt {earlier.number} of order {order.number}, which comes "
                 "first, to settle before receiving this one.",

@@ -250,7 +250,7 @@ def _receipt_outcome(result: IngestResult) -> str:
     return SourceReceipt.Outcome.REJECTED
 
 
-def _key_for(invoice: Invoice) -> str:
+def key_for_invoice(invoice: Invoice) -> str:
     credit = invoice.total < ZERO
     return credit_memo_key(invoice.source_id) if credit else invoice_key(invoice.source_id)
 
@@ -383,12 +383,12 @@ def _record_new(
     connection: Connection, document: SourceDocument, invoice: Invoice, now: datetime
 ) -> SyncRecord:
     """The first sync record of a new invoice, not yet saved: ready, or skipped by its status."""
-    state, message = _state_for_status(connection, invoice.status)
+    state, message = state_for_status(connection, invoice.status)
     return SyncRecord(
         connection=connection,
         document=document,
         operation=Operation.CREATE,
-        idempotency_key=_key_for(invoice),
+        idempotency_key=key_for_invoice(invoice),
         state=state,
         message=message,
         next_attempt_at=now if state == SyncState.READY else None,
@@ -397,7 +397,7 @@ def _record_new(
     )
 
 
-def _state_for_status(connection: Connection, status: str) -> tuple[str, str]:
+def state_for_status(connection: Connection, status: str) -> tuple[str, str]:
     if status == VOID_STATUS:
         return SyncState.SKIPPED, "Voided in ServiceTrade before it was posted: nothing to post."
     if status not in {approved.lower() for approved in connection.approved_statuses}:
@@ -432,10 +432,10 @@ def _record_source_changed(
         _void_received(record, invoice, diff, now)
         return
     if record.state in _NOT_YET_SENT:
-        state, message = _state_for_status(record.connection, invoice.status)
+        state, message = state_for_status(record.connection, invoice.status)
         # An invoice edited into a credit (or back) takes the other key, unless an attempt may
         # have landed under the old one: then the old key stays, so the lookup still finds it.
-        key = _key_for(invoice) if record.attempts == 0 else record.idempotency_key
+        key = key_for_invoice(invoice) if record.attempts == 0 else record.idempotency_key
         _transition(
             record,
             state,

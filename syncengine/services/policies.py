@@ -31,7 +31,7 @@ MISSING_PREREQUISITE = "MISSING_PREREQUISITE"
 UNKNOWN_VENDOR = "UNKNOWN_VENDOR"
 
 
-def _policy(connection: Connection) -> PostingPolicy | Outcome:
+def posting_policy(connection: Connection) -> PostingPolicy | Outcome:
     try:
         return PostingPolicy.of(connection)
     except PolicyInvalid as invalid:
@@ -41,7 +41,7 @@ def _policy(connection: Connection) -> PostingPolicy | Outcome:
         ),))  # fmt: skip
 
 
-def _open_period(
+def plan_in_open_period(
     plan: InvoicePlan, policy: PostingPolicy
 ) -> tuple[InvoicePlan, dict[str, Any]] | Outcome:
     """The plan as it may post: held (BLOCKED) or re-dated when its date is in a closed period."""
@@ -69,7 +69,7 @@ def _open_day(day: date, policy: PostingPolicy) -> tuple[date, dict[str, Any]] |
 
 def _open_day_for(connection: Connection, day: date) -> tuple[date, dict[str, Any]] | Outcome:
     """`_open_day` under the connection's own policy (BLOCKED when that cannot be read)."""
-    policy = _policy(connection)
+    policy = posting_policy(connection)
     if isinstance(policy, Outcome):
         return policy
     return _open_day(day, policy)

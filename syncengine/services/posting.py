@@ -42,7 +42,12 @@ from syncengine.plans import is_credit, is_mixed, part_key, split
 from syncengine.ratelimit import rate_budget_charge, rate_budget_take
 from syncengine.services.costs import _post_cost_document
 from syncengine.services.ingest import _current_posting
-from syncengine.services.policies import MISSING_PREREQUISITE, _open_day_for, _open_period, _policy
+from syncengine.services.policies import (
+    MISSING_PREREQUISITE,
+    _open_day_for,
+    plan_in_open_period,
+    posting_policy,
+)
 from syncengine.services.records import (
     _LEASE_CLEARED,
     COST_KINDS,
@@ -337,13 +342,13 @@ def _post_invoice(
     record: SyncRecord, connector: Connector, invoice: Invoice, *, lookup_first: bool
 ) -> Outcome:
     """Code the invoice, apply the connection's posting policies, post one or two documents."""
-    plan = _plan(record.connection, invoice)
+    plan = invoice_posting_plan(record.connection, invoice)
     if isinstance(plan, list):
         return Outcome(SyncState.BLOCKED, problems=tuple(plan))
-    policy = _policy(record.connection)
+    policy = posting_policy(record.connection)
     if isinstance(policy, Outcome):
         return policy
-    plan_or_hold = _open_period(plan, policy)
+    plan_or_hold = plan_in_open_period(plan, policy)
     if isinstance(plan_or_hold, Outcome):
         return plan_or_hold
     plan, notes = plan_or_hold
@@ -496,7 +501,7 @@ def _void_split(
     return Outcome(SyncState.POSTED, erp_document=document, notes={"parts": posted})
 
 
-def _plan(connection: Connection, invoice: Invoice) -> InvoicePlan | list[Problem]:
+def invoice_posting_plan(connection: Connection, invoice: Invoice) -> InvoicePlan | list[Problem]:
     """Code the invoice with the rule version in force on its date and the cached catalog."""
     rules = rules_in_force(connection=connection, on=invoice.transaction_date)
     if rules is None:

@@ -370,7 +370,7 @@ COST_KINDS = frozenset({
     DocumentKind.RECEIPT, DocumentKind.PURCHASE_INVOICE, DocumentKind.INVENTORY_ADJUSTMENT,
 })  # fmt: skip
 
-_PROCUREMENT_KINDS = {
+PROCUREMENT_KINDS = {
     ProcurementKind.VENDOR: (DocumentKind.VENDOR, "ST-VN-"),
     ProcurementKind.PURCHASE_ORDER: (DocumentKind.PURCHASE_ORDER, "ST-PO-"),
     ProcurementKind.RECEIPT: (DocumentKind.RECEIPT, "ST-RC-"),
@@ -384,4 +384,4 @@ def job_cost_key(source_id: str) -> str:
 
 
 def procurement_key(kind: str, source_id: str) -> str:
-    return _erp_key(_PROCUREMENT_KINDS[kind][1], source_id)
+    return _erp_key(PROCUREMENT_KINDS[kind][1], source_id)

@@ -25,7 +25,7 @@ from syncengine.models import (
     SyncState,
 )
 from syncengine.services.ingest import IngestResult, _receipt_create, _receipt_outcome
-from syncengine.services.policies import _held_for_period, _policy
+from syncengine.services.policies import _held_for_period, posting_policy
 from syncengine.services.records import (
     SYSTEM,
     Outcome,
@@ -200,7 +200,7 @@ def timecard_plan(*, connection: Connection, card: Timecard) -> TimePlan | Outco
 def _time_in_closed_period(connection: Connection, plan: TimePlan) -> Outcome | None:
     """Held when any entry's work date is in a closed period, whatever the policy: a work date
     says when people worked, so it is never moved."""
-    policy = _policy(connection)
+    policy = posting_policy(connection)
     if isinstance(policy, Outcome):
         return policy
     for entry in plan.entries:
