@@ -32,7 +32,8 @@ _NUMBER = "prefix || '-' || lpad(last_value::text, greatest(6, length(last_value
 
 # The function migration 0011 creates (PostgreSQL): both numbers drawn, the entry, its lines
 # and the invoice inserted in one statement; then the entry posted, when the database checks
-# its balance (ledger_sql.py). No row when a number series is missing.
+# its balance (ledger_sql.py). No row when a number series is missing. A change to it needs a
+# new migration running `function_create` again (CREATE OR REPLACE), as 0010 did for the guards.
 _FUNCTION = f"""
 CREATE OR REPLACE FUNCTION sandbox_invoice_write(
     p_connection bigint, p_kind text, p_key text, p_customer bigint, p_posting_date date,
