@@ -386,3 +386,17 @@ def test_with_master_data_on_subscribe_asks_for_company_location_and_contact_eve
     assert [p.split(" ", 2)[2] for p in problems] == [
         "does not send company, location, contact events."
     ]
+
+
+def test_the_demo_fake_serves_the_company_and_location_its_invoices_name():
+    from syncengine.sources.servicetrade_api.fake import demo_fake
+
+    fake = demo_fake()
+    invoices = list(fake.entities["invoice"].values())
+    assert invoices
+    for invoice in invoices:
+        company = fake.entities["company"][invoice["customer"]["id"]]
+        location = fake.entities["location"][invoice["location"]["id"]]
+        assert company["name"] == invoice["customer"]["name"]
+        assert location["companyId"] == company["id"]
+    assert len(fake.entities["contact"]) == 1

@@ -615,5 +615,16 @@ def demo_fake() -> FakeServiceTrade:
                                          clock_in=start + index * 600 - 5400,
                                          clock_out=start + index * 600 - 600)  # fmt: skip
             fake.clock = time.time
+            _demo_customer_seed(fake)
             _DEMO = fake
         return _DEMO
+
+
+def _demo_customer_seed(fake: FakeServiceTrade) -> None:
+    """The company and location the demo invoices name, and a contact, so that master data has
+    something to read in a demo."""
+    named = invoice_fields(0, job_id=0, created=0)
+    customer, location = named["customer"], named["location"]
+    fake.add_company(id=customer["id"], name=customer["name"])
+    fake.add_location(id=location["id"], company_id=customer["id"], name=location["name"])
+    fake.add_contact()
