@@ -11,10 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -23,6 +21,7 @@ from django.db import transaction
 from mappings.resolve import InvoicePlan, Problem
 from mappings.resolve_cost import JournalPlan, PurchasePlan
 from mappings.resolve_time import TimePlan
+from syncengine.bulk import rows_update
 from syncengine.canonical import ProcurementKind
 from syncengine.erps.base import ConnectorError, ErpDocument
 from syncengine.models import DocumentKind, EncodedJSON, SyncEvent, SyncRecord, SyncState
@@ -209,49 +208,26 @@ def records_save(*, records: list[SyncRecord], fields: list[str]) -> None:
     """Write `fields` of every record in one statement: the rows a batch settles the same way,
     instead of one UPDATE and its reply each.
 
-    On PostgreSQL one UPDATE joins the rows given as one JSON parameter (as `events_insert`
-    does, and because psycopg's `executemany` pipelines its statements, sending and polling
-    several times for each); SQLite runs the statements one by one in-process."""
+    On PostgreSQL one UPDATE joins the rows given as one JSON parameter (`bulk.rows_update`;
+    psycopg's `executemany` would pipeline the statements, sending and polling several times
+    for each); SQLite runs the statements one by one in-process."""
     if not records:
         return
-    meta, connection = SyncRecord._meta, transaction.get_connection()
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        rows_update(records, fields=fields)
+        return
+    meta = SyncRecord._meta
     by_name = {field.name: field for field in meta.concrete_fields}
     columns = [by_name[name] for name in fields]
     quote = connection.ops.quote_name
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
-            cursor.executemany(
-                f"UPDATE {table} SET {assignments} WHERE {pk} = %s",
-                [[column.get_db_prep_save(getattr(record, column.attname), connection)
-                  for column in columns] + [record.pk] for record in records],
-            )  # fmt: skip
-            return
-        given = [meta.pk, *columns]
-        rows = [{column.column: getattr(record, column.attname) for column in given}
-                for record in records]  # fmt: skip
-        typed = ", ".join(
-            f"{quote(column.column)} {column.db_type(connection)}" for column in given
-        )
-        assignments = ", ".join(
-            f"{quote(column.column)} = v.{quote(column.column)}" for column in columns
-        )
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM jsonb_to_recordset(%s::jsonb) AS v({typed}) "
-            f"WHERE {table}.{pk} = v.{pk}",
-            [json.dumps(rows, default=_json_value)],
-        )
-
-
-def _json_value(value: Any) -> Any:
-    """Values JSON lacks, as PostgreSQL reads them back into their columns (a datetime keeps
-    its microseconds, which Django's encoder would cut)."""
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} cannot be written as JSON")
+        cursor.executemany(
+            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
+            [[column.get_db_prep_save(getattr(record, column.attname), connection)
+              for column in columns] + [record.pk] for record in records],
+        )  # fmt: skip
 
 
 def _nudge_if_ready(record: SyncRecord) -> None:
