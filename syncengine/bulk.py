@@ -5,8 +5,9 @@ Django's bulk insert, and an UPDATE joined to VALUES, send a parameter per value
 in Python, and caches the parse only for statements of at most 50 parameters. A page of 500
 documents is 6,500 parameters, a batch of 25 settled records over 400. Here the rows are one
 `jsonb` parameter, encoded by the C JSON encoder, and PostgreSQL reads them back into their
-columns (`jsonb_to_recordset`). Used on the engine's hottest writes only; SQLite keeps Django's
-ways, which cost little in-process.
+columns (`jsonb_to_recordset`). Used on the engine's hottest writes only. SQLite takes Django's
+bulk insert and `executemany`, which cost little in-process (on PostgreSQL psycopg's
+`executemany` pipelines its statements, sending and polling several times for each).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from django.db import models, transaction
 
 
 def rows_insert(objects: Sequence[models.Model], *, key: str) -> None:
-    """Insert new rows of one model in one statement and set their primary keys.
+    """Insert new rows of one model in one statement and set their primary keys (SQLite:
+    Django's bulk insert).
 
     `key` is a field whose value is different on every row given: the ids are matched to the
     rows by it, not by the order the database returns them in. Defaults must already be on the
@@ -30,6 +32,9 @@ def rows_insert(objects: Sequence[models.Model], *, key: str) -> None:
     if not objects:
         return
     meta, connection = objects[0]._meta, transaction.get_connection()
+    if connection.vendor != "postgresql":
+        type(objects[0])._default_manager.bulk_create(objects, batch_size=500)
+        return
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     rows = [{field.column: field.pre_save(row, True) for field in fields} for row in objects]
     quote = connection.ops.quote_name
@@ -49,15 +54,24 @@ def rows_insert(objects: Sequence[models.Model], *, key: str) -> None:
 
 
 def rows_update(objects: Sequence[models.Model], *, fields: Sequence[str]) -> None:
-    """Write `fields` of saved rows of one model in one statement."""
+    """Write `fields` of saved rows of one model in one statement (SQLite: one executemany)."""
     if not objects:
         return
     meta, connection = objects[0]._meta, transaction.get_connection()
     columns = [_concrete(meta, name) for name in fields]
-    given = [meta.pk, *columns]
-    rows = [{field.column: getattr(row, field.attname) for field in given} for row in objects]
     quote = connection.ops.quote_name
     table, pk = quote(meta.db_table), quote(meta.pk.column)
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET {', '.join(f'{quote(f.column)} = %s' for f in columns)} "
+                f"WHERE {pk} = %s",
+                [[field.get_db_prep_save(getattr(row, field.attname), connection)
+                  for field in columns] + [row.pk] for row in objects],
+            )  # fmt: skip
+        return
+    given = [meta.pk, *columns]
+    rows = [{field.column: getattr(row, field.attname) for field in given} for row in objects]
     assignments = ", ".join(f"{quote(field.column)} = given.{quote(field.column)}"
                             for field in columns)  # fmt: skip
     with connection.cursor() as cursor:

@@ -1,4 +1,5 @@
-"""Rows written with one JSON parameter (PostgreSQL) read back exactly as the ORM writes them."""
+"""Rows written together (one JSON parameter on PostgreSQL, Django's bulk insert and executemany
+on SQLite) read back exactly as the ORM writes them."""
 
 from __future__ import annotations
 
@@ -7,20 +8,12 @@ from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, transaction
-from django.db import connection as db
 
 from syncengine.bulk import rows_insert, rows_update
 from syncengine.models import DocumentKind, Operation, SourceDocument, SourceReceipt, SyncRecord
 from tests.conftest import NOW
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(
-        db.vendor != "postgresql",
-        reason="PostgreSQL only: SQLite takes Django's bulk insert and executemany, which the "
-        "ingest and posting tests cover",
-    ),
-]
+pytestmark = pytest.mark.django_db
 
 AT = NOW + timedelta(microseconds=123456)
 
@@ -86,6 +79,6 @@ def test_a_row_the_database_refuses_leaves_none_written(connection):
     receipt = receipt_of(connection)
     rows_insert(documents(connection, receipt, [1]), key="source_id")
     again = documents(connection, receipt, [2, 1])  # S-1 exists: the unique key refuses it
-    with pytest.raises(IntegrityError, match="source_document_unique_id"), transaction.atomic():
+    with pytest.raises(IntegrityError), transaction.atomic():
         rows_insert(again, key="source_id")
     assert list(SourceDocument.objects.values_list("source_id", flat=True)) == ["S-1"]

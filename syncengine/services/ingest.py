@@ -218,10 +218,10 @@ def _records_create_in_bulk(
     ]  # fmt: skip
     try:
         with transaction.atomic():
-            _rows_insert(documents, key="source_id")
+            rows_insert(documents, key="source_id")
             records = [_record_new(connection, document, arrival.invoice, now)
                        for document, arrival in zip(documents, arrivals, strict=True)]  # fmt: skip
-            _rows_insert(records, key="document")
+            rows_insert(records, key="document")
             with events_written_together():
                 for record, arrival in zip(records, arrivals, strict=True):
                     detail = record.message or f"Received invoice {arrival.invoice.number}."
@@ -232,15 +232,6 @@ def _records_create_in_bulk(
         _nudge_if_ready(record)
     result.accepted.extend(records)
     return True
-
-
-def _rows_insert(rows: list[Any], *, key: str) -> None:
-    """New rows in one statement: one JSON parameter on PostgreSQL (`bulk.rows_insert`), Django's
-    bulk insert on SQLite."""
-    if transaction.get_connection().vendor == "postgresql":
-        rows_insert(rows, key=key)
-    elif rows:
-        type(rows[0]).objects.bulk_create(rows, batch_size=500)
 
 
 def _element_label(element: Any, index: int, count: int) -> str:

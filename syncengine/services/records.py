@@ -205,29 +205,9 @@ def _transition_fields(
 
 
 def records_save(*, records: list[SyncRecord], fields: list[str]) -> None:
-    """Write `fields` of every record in one statement: the rows a batch settles the same way,
-    instead of one UPDATE and its reply each.
-
-    On PostgreSQL one UPDATE joins the rows given as one JSON parameter (`bulk.rows_update`;
-    psycopg's `executemany` would pipeline the statements, sending and polling several times
-    for each); SQLite runs the statements one by one in-process."""
-    if not records:
-        return
-    connection = transaction.get_connection()
-    if connection.vendor == "postgresql":
-        rows_update(records, fields=fields)
-        return
-    meta = SyncRecord._meta
-    by_name = {field.name: field for field in meta.concrete_fields}
-    columns = [by_name[name] for name in fields]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
-            [[column.get_db_prep_save(getattr(record, column.attname), connection)
-              for column in columns] + [record.pk] for record in records],
-        )  # fmt: skip
+    """Write `fields` of every record in one statement (`bulk.rows_update`): the rows a batch
+    settles the same way, instead of one UPDATE and its reply each."""
+    rows_update(records, fields=fields)
 
 
 def _nudge_if_ready(record: SyncRecord) -> None:
