@@ -43,7 +43,7 @@ def rows_insert(objects: Sequence[models.Model], *, key: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {columns} "
-            f"FROM jsonb_to_recordset(%s::jsonb) AS given({_typed(fields, connection)}) "
+            f"FROM {_given(fields, connection)} "
             f"RETURNING {quote(meta.pk.column)}, {quote(key_field.column)}",
             [json.dumps(rows, default=json_value)],
         )
@@ -76,8 +76,7 @@ def rows_update(objects: Sequence[models.Model], *, fields: Sequence[str]) -> No
                             for field in columns)  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {assignments} "
-            f"FROM jsonb_to_recordset(%s::jsonb) AS given({_typed(given, connection)}) "
+            f"UPDATE {table} SET {assignments} FROM {_given(given, connection)} "
             f"WHERE {table}.{pk} = given.{pk}",
             [json.dumps(rows, default=json_value)],
         )
@@ -88,9 +87,11 @@ def _concrete(meta: Any, name: str) -> Any:
     return next(field for field in meta.concrete_fields if field.name == name)
 
 
-def _typed(fields: Sequence[Any], connection: Any) -> str:
+def _given(fields: Sequence[Any], connection: Any) -> str:
+    """The rows of the statement's one JSON parameter, as a table `given` of these columns."""
     quote = connection.ops.quote_name
-    return ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
+    typed = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
+    return f"jsonb_to_recordset(%s::jsonb) AS given({typed})"
 
 
 def json_value(value: Any) -> Any:

@@ -173,12 +173,12 @@ class SandboxLedger:
                 category=FailureCategory.VALUE,
                 transient=False,
             )
-        write = self._invoice_in_one_message if db.vendor == "postgresql" else self._invoice_saved
+        write = self._invoice_in_one_call if db.vendor == "postgresql" else self._invoice_saved
         try:
             accounts = self._account_ids({leg.account for leg in legs})
             customer_id = self._customer_id(plan)
             try:
-                return self._document_of(*write(plan, key, legs, credit, customer_id, accounts))
+                written = write(plan, key, legs, credit, customer_id, accounts)
             except _NoNumberSeries as missing:
                 # The connection's first document of a series (nothing was written): the series
                 # is created and the invoice goes once more.
@@ -187,12 +187,13 @@ class SandboxLedger:
                      for prefix in missing.prefixes],
                     ignore_conflicts=True,
                 )  # fmt: skip
-                return self._document_of(*write(plan, key, legs, credit, customer_id, accounts))
+                written = write(plan, key, legs, credit, customer_id, accounts)
         except DatabaseError as error:
             # Should a remembered id be stale (an account deleted and created again in the
             # admin), the next attempt reads them afresh.
             _forget(self.connection.pk)
             raise self._refusal(key, error) from error
+        return self._document_of(*written)
 
     @reported("POST", "credit-memos")
     def post_credit_memo(self, *, original_id: str, key: str, posting_date: date) -> ErpDocument:
@@ -453,7 +454,7 @@ class SandboxLedger:
             )
             return invoice.pk, invoice.number
 
-    def _invoice_in_one_message(
+    def _invoice_in_one_call(
         self, plan: InvoicePlan, key: str, legs: list[Leg], credit: bool, customer_id: int,
         accounts: dict[str, int],
     ) -> tuple[int, str]:  # fmt: skip

@@ -129,9 +129,9 @@ def invoice_write(
     """The new invoice's id and number, or None, with nothing written, when a number series does
     not exist yet (the caller creates it and calls again).
 
-    Outside a transaction the call is a transaction of its own. Inside one (an
-    outer atomic block) they run in a savepoint, so a refusal leaves the caller's transaction
-    usable; the number series then stay locked until that transaction ends."""
+    Outside a transaction the call is a transaction of its own. Inside one (an outer atomic
+    block) it runs in a savepoint, so a refusal leaves the caller's transaction usable; the
+    number series then stay locked until that transaction ends."""
     rows = [
         {"account_id": line.account_id, "debit": str(line.debit), "credit": str(line.credit),
          "description": line.description, "tax_code": line.tax_code,
